@@ -1,0 +1,1 @@
+"""Language-model runtime: where models come from, how they are loaded and sampled."""

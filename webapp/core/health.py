@@ -1,0 +1,109 @@
+"""Health of every part the site needs, each check timed and named so a 503 says what is down."""
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.db import connection
+
+from webapp.celery_app import app as celery_app
+from webapp.core import model_worker
+
+# Every queue needs a consumer, or tasks routed there wait forever.
+REQUIRED_QUEUES = ("default", "verify", model_worker.GPU_QUEUE)
+WORKER_REPLY_TIMEOUT_S = 1.0
+
+
+@dataclass
+class Check:
+    name: str
+    label: str
+    ok: bool
+    detail: str
+    ms: float
+    info: dict | None = None
+
+
+def check_database() -> tuple[bool, str, dict | None]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        cursor.fetchone()
+    return True, f"{connection.vendor} answers", None
+
+
+def check_channel_layer() -> tuple[bool, str, dict | None]:
+    layer = get_channel_layer()
+    nonce = secrets.token_hex(8)
+
+    async def round_trip() -> dict:
+        channel = await layer.new_channel("health.")
+        await layer.send(channel, {"type": "health.ping", "nonce": nonce})
+        return await asyncio.wait_for(layer.receive(channel), timeout=2.0)
+
+    message = async_to_sync(round_trip)()
+    if message.get("nonce") != nonce:
+        return False, "round trip returned a different message", None
+    return True, f"round trip through {type(layer).__name__}", None
+
+
+def check_broker() -> tuple[bool, str, dict | None]:
+    with celery_app.connection_for_write() as conn:
+        conn.ensure_connection(max_retries=1, interval_start=0, timeout=2)
+        return True, f"{conn.transport_cls} broker answers", None
+
+
+def check_workers() -> tuple[bool, str, dict | None]:
+    replies = celery_app.control.inspect(timeout=WORKER_REPLY_TIMEOUT_S).active_queues() or {}
+    if not replies:
+        return False, "no Celery worker answered", {"workers": {}}
+    workers = {name: sorted(q["name"] for q in queues) for name, queues in replies.items()}
+    served = {q for queues in workers.values() for q in queues}
+    missing = [q for q in REQUIRED_QUEUES if q not in served]
+    info = {"workers": workers}
+    if missing:
+        return False, f"no worker consumes queue(s): {', '.join(missing)}", info
+    return True, f"{len(workers)} worker(s) serve {', '.join(REQUIRED_QUEUES)}", info
+
+
+def check_model_worker() -> tuple[bool, str, dict | None]:
+    state = model_worker.read_state()
+    if not state["alive"]:
+        if state["state"] == "absent":
+            return False, state["detail"], state
+        return False, f"last heartbeat {state.get('age_s')} s ago (state {state['state']})", state
+    task = f" running {state['task']}" if state.get("task") else ""
+    return True, f"{state['state']}{task}, model {state.get('model', '?')}", state
+
+
+CHECKS: dict[str, tuple[str, Callable[[], tuple[bool, str, dict | None]]]] = {
+    "database": ("Database", check_database),
+    "channel_layer": ("Channel layer", check_channel_layer),
+    "broker": ("Task broker", check_broker),
+    "workers": ("Celery workers", check_workers),
+    "model_worker": ("Model worker", check_model_worker),
+}
+
+
+def run_checks() -> dict:
+    """Run every check; one failing never stops the others."""
+    results = []
+    for name, (label, check) in CHECKS.items():
+        started = time.perf_counter()
+        try:
+            ok, detail, info = check()
+        except Exception as exc:  # a down service shows up as an exception of its client
+            ok, detail, info = False, f"{type(exc).__name__}: {exc}"[:300], None
+        results.append(Check(name, label, ok, detail, round((time.perf_counter() - started) * 1000, 1), info))
+    failing = [c.name for c in results if not c.ok]
+    return {
+        "status": "ok" if not failing else "down",
+        "failing": failing,
+        "mode": "embedded" if settings.EMBEDDED else "server",
+        "checks": {c.name: asdict(c) for c in results},
+    }

@@ -1,0 +1,8 @@
+"""Websocket routes (each app appends its consumers here)."""
+from django.urls import path
+
+from webapp.core.consumers import EventsConsumer
+
+websocket_urlpatterns = [
+    path("ws/events/", EventsConsumer.as_asgi()),
+]

@@ -1,0 +1,9 @@
+"""Top-level URLs."""
+from django.contrib import admin
+from django.urls import include, path
+
+urlpatterns = [
+    path("", include("webapp.core.urls")),
+    path("accounts/", include("webapp.accounts.urls")),
+    path("admin/", admin.site.urls),
+]
