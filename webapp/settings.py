@@ -147,8 +147,13 @@ CELERY_TASK_ROUTES = {
 if EMBEDDED:
     CELERY_BROKER_TRANSPORT_OPTIONS = {"polling_interval": 0.05}
 else:
+    # A task whose worker died unacknowledged goes back to the queue after the visibility
+    # timeout; sweep for such tasks a few times per timeout (a cheap sorted-set scan).
+    _visibility_timeout = env_int("CELERY_VISIBILITY_TIMEOUT", 3600)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600),
+        "visibility_timeout": _visibility_timeout,
+        "unacked_restore_interval": min(10, max(1, _visibility_timeout // 3)),
+        "unacked_restore_throttle": 1,
     }
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"

@@ -12,6 +12,7 @@ import socket
 import threading
 from dataclasses import dataclass
 
+from celery._state import _set_task_join_will_block
 from celery.beat import EmbeddedService
 from celery.worker import state as worker_state
 
@@ -44,13 +45,22 @@ class EmbeddedWorkers:
         self._workers = []
         self._beat = None
 
-    def start(self) -> None:
+    def start(self, ready_timeout: float = 60.0) -> None:
         host = socket.gethostname()
         worker_state.should_terminate = None
+        ready_events = []
         for spec in self.specs:
             app = make_celery_app(f"autodidact-{spec.name}")
             app.finalize()
-            worker = app.WorkController(
+            ready = threading.Event()
+            ready_events.append(ready)
+
+            class ReadyWorkController(app.WorkController):
+                def on_consumer_ready(self, consumer, _ready=ready):
+                    super().on_consumer_ready(consumer)
+                    _ready.set()
+
+            worker = ReadyWorkController(
                 hostname=f"{spec.name}@{host}",
                 queues=list(spec.queues),
                 pool=spec.pool,
@@ -64,6 +74,12 @@ class EmbeddedWorkers:
             thread.start()
             self._workers.append(worker)
             self._threads.append(thread)
+        for spec, ready in zip(self.specs, ready_events):
+            if not ready.wait(ready_timeout):
+                raise RuntimeError(f"embedded worker {spec.name!r} did not start in {ready_timeout:.0f} s")
+        # A starting worker marks the whole process as "inside a worker", where waiting on a
+        # result is forbidden. Here the same process also serves web requests, which may wait.
+        _set_task_join_will_block(False)
         if self.with_beat:
             beat_app = make_celery_app("autodidact-beat")
             self._beat = EmbeddedService(

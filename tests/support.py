@@ -1,0 +1,115 @@
+"""Helpers for tests that run the product's real processes."""
+from __future__ import annotations
+
+import os
+import queue
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+OUTPUT_DIR = Path(os.environ.get("TEST_OUTPUT_DIR", ROOT / "test-output"))
+SERVER_ENV_VARS = ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def embedded_env(data_dir: Path, **extra: str) -> dict[str, str]:
+    """The environment of a fresh machine: no Redis, no database URL, its own data dir."""
+    env = {k: v for k, v in os.environ.items() if k not in SERVER_ENV_VARS and not k.startswith("DJANGO_")}
+    env.update({"AUTODIDACT_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1"}, **extra)
+    return env
+
+
+class LineReader:
+    """Collect a process's output lines on a thread so tests can wait for one."""
+
+    def __init__(self, stream):
+        self.lines: list[str] = []
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._read, args=(stream,), daemon=True).start()
+
+    def _read(self, stream):
+        for line in iter(stream.readline, ""):
+            self.lines.append(line)
+            self._queue.put(line)
+        self._queue.put(None)
+
+    def wait_for(self, pattern: str, timeout: float) -> re.Match:
+        regex = re.compile(pattern)
+        for line in self.lines:
+            if match := regex.search(line):
+                return match
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                line = self._queue.get(timeout=left)
+            except queue.Empty:
+                break
+            if line is None:
+                break
+            if match := regex.search(line):
+                return match
+        raise AssertionError(f"no line matching {pattern!r} within {timeout} s; output:\n{self.text()}")
+
+    def text(self) -> str:
+        return "".join(self.lines)
+
+
+class SiteProcess:
+    """`python manage.py up` as a subprocess, stopped with Ctrl-C (SIGINT) like a person would."""
+
+    def __init__(self, env: dict[str, str], port: int | None = None):
+        self.port = port or free_port()
+        self.started_at = time.monotonic()
+        self.proc = subprocess.Popen(
+            [sys.executable, "manage.py", "up", "--port", str(self.port)],
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
+        )
+        self.output = LineReader(self.proc.stdout)
+        self.url = f"http://localhost:{self.port}"
+
+    def wait_until_up(self, timeout: float = 90) -> float:
+        self.output.wait_for(r"Autodidact is up at", timeout)
+        return time.monotonic() - self.started_at
+
+    def admin_password(self) -> str:
+        return self.output.wait_for(r"with password: (\S+)", 5).group(1)
+
+    def descendants(self) -> list[psutil.Process]:
+        try:
+            return psutil.Process(self.proc.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            return []
+
+    def interrupt(self, timeout: float = 40) -> int:
+        self.proc.send_signal(signal.SIGINT)
+        return self.proc.wait(timeout=timeout)
+
+    def kill(self) -> None:
+        for child in self.descendants():
+            child.kill()
+        self.proc.kill()
+        self.proc.wait()
+
+
+def still_running(processes: list[psutil.Process]) -> list[str]:
+    alive = []
+    for proc in processes:
+        try:
+            if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
+                alive.append(f"{proc.pid} {' '.join(proc.cmdline())[:120]}")
+        except psutil.NoSuchProcess:
+            pass
+    return alive

@@ -1,0 +1,100 @@
+"""Tasks through the real broker (Redis under `make test`) and real worker processes."""
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+import redis
+from celery.exceptions import TimeoutError as CeleryTimeout
+from kombu.exceptions import EncodeError
+
+from tests.support import ROOT, LineReader
+from webapp.core.tasks import echo, gpu_echo, verify_echo
+
+
+def start_worker(name: str, queues: str, pool: str, extra_env: dict | None = None) -> tuple[subprocess.Popen, LineReader]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "webapp", "worker", "-Q", queues, "-n", f"{name}@%h",
+         "--pool", pool, "--concurrency", "1", "--without-mingle", "--without-gossip", "-l", "INFO"],
+        cwd=ROOT, env={**os.environ, **(extra_env or {})}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True, bufsize=1, start_new_session=True,
+    )
+    reader = LineReader(proc.stdout)
+    reader.wait_for(r"ready\.", timeout=60)
+    return proc, reader
+
+
+def stop_worker(proc: subprocess.Popen, sig=signal.SIGTERM) -> None:
+    try:
+        os.killpg(proc.pid, sig)
+    except ProcessLookupError:
+        return
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+@pytest.fixture(scope="module")
+def workers(redis_url):
+    redis.Redis.from_url(redis_url).flushdb()
+    started = [start_worker("verify", "verify,default", "prefork"), start_worker("gpu", "gpu", "solo")]
+    yield
+    for proc, _ in started:
+        stop_worker(proc)
+
+
+def test_json_task_round_trip_on_each_queue_reaches_the_right_worker(workers):
+    payload = {"text": "héllo", "numbers": [1, 2.5, None], "nested": {"ok": True}}
+    for task, queue, worker_prefix in ((echo, "default", "verify@"), (verify_echo, "verify", "verify@"),
+                                       (gpu_echo, "gpu", "gpu@")):
+        result = task.delay(payload).get(timeout=30)
+        assert result["payload"] == payload and result["queue"] == queue
+        assert result["worker"].startswith(worker_prefix), (task.name, result["worker"])
+        assert result["pid"] != os.getpid()
+
+
+def test_non_json_arguments_are_refused_before_sending(workers):
+    with pytest.raises(EncodeError):
+        echo.delay({"a set": {1, 2}})
+
+
+@pytest.mark.django_db
+def test_health_is_ok_when_workers_and_model_worker_run(workers, client):
+    body = None
+    for _ in range(20):  # the model worker's first heartbeat may take a moment
+        response = client.get("/healthz")
+        body = response.json()
+        if response.status_code == 200:
+            break
+        time.sleep(0.5)
+    assert body["status"] == "ok", body
+    assert body["checks"]["model_worker"]["info"]["state"] in ("idle", "busy")
+    served = {q for qs in body["checks"]["workers"]["info"]["workers"].values() for q in qs}
+    assert {"default", "verify", "gpu"} <= served
+
+
+def test_a_killed_workers_task_is_redelivered_not_lost(redis_url):
+    queue = f"redelivery-{uuid.uuid4().hex[:8]}"
+    env = {"CELERY_VISIBILITY_TIMEOUT": "3"}
+    first, _ = start_worker("doomed", queue, "prefork", env)
+    result = echo.apply_async(({"n": 1},), {"hold_s": 8}, queue=queue)
+    try:
+        deadline = time.monotonic() + 20
+        while result.state != "STARTED":
+            assert time.monotonic() < deadline, "the task never started"
+            time.sleep(0.1)
+    finally:
+        stop_worker(first, signal.SIGKILL)  # the whole worker dies mid-task, no goodbye
+    with pytest.raises(CeleryTimeout):
+        result.get(timeout=1)  # nobody is running it now
+    second, _ = start_worker("rescuer", queue, "prefork", env)
+    try:
+        done = result.get(timeout=60)
+    finally:
+        stop_worker(second)
+    assert done["payload"] == {"n": 1} and done["worker"].startswith("rescuer@")
