@@ -1,0 +1,62 @@
+"""Verified execution of untrusted puzzles, solutions and tests (see isolation.py for how).
+
+    from engine.sandbox import verify, verify_many
+    verify({"id": "p1", "kind": "puzzle", "sat": "def sat(x: int): return x > 3", "sol": "def sol(): return 4"})
+
+The module-level functions share one process-wide `Sandbox`, configured from the environment:
+AUTODIDACT_SANDBOX_WORKERS (default: the number of cores), AUTODIDACT_SANDBOX_LEVEL (auto |
+namespaces+uid | namespaces | rlimits) and AUTODIDACT_SANDBOX_HIDE (paths to hide, separated
+by ':'; AUTODIDACT_DATA_DIR is always hidden).
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+
+from engine.sandbox.limits import Limits
+from engine.sandbox.verdict import STATUSES, Verdict
+
+__all__ = ["Limits", "STATUSES", "Sandbox", "Verdict", "default_sandbox", "verify", "verify_many"]
+
+_default = None
+
+
+def __getattr__(name: str):
+    # The pool (subprocess, threading, logging) loads on first use: sandbox workers import this
+    # package too, and every module they hold makes each of their forks slower.
+    if name == "Sandbox":
+        from engine.sandbox.pool import Sandbox
+
+        return Sandbox
+    raise AttributeError(name)
+
+
+def default_sandbox():
+    """The process-wide Sandbox, created on first use and closed at exit."""
+    global _default
+    import atexit
+    import threading
+
+    from engine.sandbox.pool import Sandbox
+
+    lock = globals().setdefault("_default_lock", threading.Lock())
+    with lock:
+        if _default is None:
+            hide = [p for p in os.environ.get("AUTODIDACT_SANDBOX_HIDE", "").split(":") if p]
+            if os.environ.get("AUTODIDACT_DATA_DIR"):
+                hide.append(os.environ["AUTODIDACT_DATA_DIR"])
+            _default = Sandbox(
+                workers=int(os.environ.get("AUTODIDACT_SANDBOX_WORKERS", "0")) or None,
+                level=os.environ.get("AUTODIDACT_SANDBOX_LEVEL", "auto"),
+                hide=hide,
+            )
+            atexit.register(_default.close)
+        return _default
+
+
+def verify(job: dict) -> Verdict:
+    return default_sandbox().verify(job)
+
+
+def verify_many(jobs: Iterable[dict], workers: int | None = None) -> Iterator[Verdict]:
+    return default_sandbox().verify_many(jobs, workers=workers)
