@@ -12,7 +12,7 @@ from celery.exceptions import TimeoutError as CeleryTimeout
 from kombu.exceptions import EncodeError
 
 from tests.support import ROOT, LineReader
-from webapp.core.tasks import echo, gpu_echo, verify_echo
+from webapp.core.tasks import echo, gpu_echo, verify_batch, verify_echo
 
 
 def start_worker(name: str, queues: str, pool: str, extra_env: dict | None = None) -> tuple[subprocess.Popen, LineReader]:
@@ -98,3 +98,16 @@ def test_a_killed_workers_task_is_redelivered_not_lost(redis_url):
     finally:
         stop_worker(second)
     assert done["payload"] == {"n": 1} and done["worker"].startswith("rescuer@")
+
+
+def test_verify_batch_runs_the_sandbox_in_a_worker(workers):
+    jobs = [
+        {"id": "good", "kind": "tests", "code": "def add(a, b):\n    return a + b", "tests": ["assert add(2, 2) == 4"]},
+        {"id": "bad", "kind": "puzzle", "sat": "def sat(x: int):\n    return x == 3",
+         "sol": "def sol():\n    import os\n    os.kill(os.getppid(), 9)\n    return 2"},
+        {"id": "broken", "kind": "mystery"},
+    ]
+    verdicts = {v["id"]: v for v in verify_batch.delay(jobs).get(timeout=60)}
+    assert verdicts["good"]["status"] == "passed" and verdicts["good"]["isolation"] == "namespaces+uid"
+    assert verdicts["bad"]["status"] == "error" and "PermissionError" in verdicts["bad"]["detail"]
+    assert verdicts["broken"]["status"] == "error"

@@ -33,7 +33,8 @@ def test_login_page_and_health_are_public(client):
     assert client.get(reverse("login")).status_code == 200
     response = client.get("/healthz")
     assert response["Content-Type"] == "application/json"
-    assert set(response.json()["checks"]) == {"database", "channel_layer", "broker", "workers", "model_worker"}
+    assert set(response.json()["checks"]) == {"database", "channel_layer", "broker", "workers", "model_worker",
+                                              "sandbox"}
 
 
 def test_health_names_the_failing_part_with_503(client):
@@ -88,7 +89,7 @@ def test_unknown_url_gives_styled_404(signed_in, client):
 
 def test_status_panel_renders_every_check(signed_in):
     html = signed_in.get("/status/panel/").content.decode()
-    for label in ("Database", "Channel layer", "Task broker", "Celery workers", "Model worker"):
+    for label in ("Database", "Channel layer", "Task broker", "Celery workers", "Model worker", "Sandbox"):
         assert label in html
 
 

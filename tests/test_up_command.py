@@ -66,6 +66,7 @@ def test_embedded_main_job_serves_pages_and_health_then_stops_cleanly(embedded_s
     assert status == 200, report
     assert report["mode"] == "embedded" and report["status"] == "ok"
     assert report["checks"]["model_worker"]["ok"]
+    assert report["checks"]["sandbox"]["info"]["level"] == "namespaces+uid" and report["warnings"] == []
 
     assert web.sign_in("admin", password) == 302
     status, _, html = web.request("/")
@@ -127,3 +128,15 @@ def test_server_mode_runs_the_procfile_and_leaves_no_process_behind(redis_url, t
     finally:
         if site.proc.poll() is None:
             site.kill()
+
+
+def test_health_says_so_when_the_sandbox_falls_back(tmp_path):
+    site = SiteProcess(embedded_env(tmp_path / "data", AUTODIDACT_SANDBOX_LEVEL="rlimits"))
+    try:
+        site.wait_until_up()
+        status, _, body = Browserless(site.url).request("/healthz")
+        report = json.loads(body)
+        assert report["checks"]["sandbox"]["detail"].startswith("FALLBACK isolation: rlimits")
+        assert any("sandbox fallback" in warning for warning in report["warnings"])
+    finally:
+        site.interrupt()

@@ -20,7 +20,13 @@ from engine.sandbox.verdict import short
 P3_NAMES = {name: getattr(typing, name) for name in ("List", "Dict", "Set", "Tuple", "Optional")}
 
 
+# Taken in the worker, before any untrusted code: what our own reporting code relies on.
+_PRISTINE_BUILTINS = dict(builtins.__dict__)
+
+
 def emit(message: dict) -> None:
+    # Code that patched `builtins.len` must not break the report of its own result.
+    builtins.__dict__.update(_PRISTINE_BUILTINS)
     framing.write_message(RESULT_FD, message)
 
 
@@ -93,6 +99,10 @@ def check(sat: str, sat_name: str, answer_data: str) -> None:
 
 def run_tests(setup: str, code: str, plans: list[dict]) -> None:
     """Tests job: one record per test, in order; the worker compares and may stop us early."""
+    # Test expressions see the builtins as they were before the code ran: code that patches
+    # `builtins.sorted` cannot change what `assert sorted(f(x)) == [...]` computes. Names the
+    # code itself defines still shadow builtins, as in plain Python.
+    pristine = dict(_PRISTINE_BUILTINS)
     namespace = fresh_globals()
     try:
         if setup:
@@ -106,10 +116,11 @@ def run_tests(setup: str, code: str, plans: list[dict]) -> None:
         record = {"kind": "test", "i": index}
         try:
             if plan["call"] is not None:
-                value = eval(compile(plan["call"], f"<test {index + 1}>", "eval"), namespace)  # noqa: S307
+                scope = {**namespace, "__builtins__": pristine}
+                value = eval(compile(plan["call"], f"<test {index + 1}>", "eval"), scope)  # noqa: S307
                 record["value"] = data_codec.dumps(value)
                 if plan["expected"] is not None:
-                    expected = eval(compile(plan["expected"], f"<test {index + 1}>", "eval"), namespace)  # noqa: S307
+                    expected = eval(compile(plan["expected"], f"<test {index + 1}>", "eval"), scope)  # noqa: S307
                     record["expected"] = data_codec.dumps(expected)
             else:
                 _run(plan["source"], f"test {index + 1}", namespace)

@@ -321,18 +321,18 @@ _PROBE = """
 import json, os, sys
 sys.path.insert(0, {root!r})
 from engine.sandbox import isolation
-level = isolation.enter_namespaces("auto")
+level = isolation.enter_namespaces({level!r})
 print(json.dumps(level))
 """
 
 
-def probe(python: str = sys.executable) -> IsolationReport:
-    """What a worker would reach here, found by trying it in a throwaway process (~50 ms)."""
+def probe(level: str = "auto", python: str = sys.executable) -> IsolationReport:
+    """What a worker asked for `level` would reach here, tried in a throwaway process (~50 ms)."""
     import subprocess
 
     root = str(Path(__file__).resolve().parents[2])
     try:
-        out = subprocess.run([python, "-I", "-c", _PROBE.format(root=root)], capture_output=True, text=True,
+        out = subprocess.run([python, "-I", "-c", _PROBE.format(root=root, level=level)], capture_output=True, text=True,
                              timeout=30, env={"PATH": RUN_ENV["PATH"]})
         level = out.stdout.strip().strip('"') if out.returncode == 0 else "rlimits"
     except (OSError, subprocess.TimeoutExpired):

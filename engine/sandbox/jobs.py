@@ -91,5 +91,9 @@ def parse_job(job: object, fallback_id: str = "") -> Job:
     return Job(str(job_id), kind, fields, float(timeout) if timeout else None)
 
 
-def refusal(job_id: str, error: JobError, isolation: str) -> Verdict:
-    return Verdict(id=job_id, status=error.status, detail=error.detail, isolation=isolation)
+NOT_RUN = "not run"
+
+
+def refusal(job_id: str, error: JobError) -> Verdict:
+    """The verdict of a job refused before anything ran (so no isolation applied)."""
+    return Verdict(id=job_id, status=error.status, detail=error.detail, isolation=NOT_RUN)

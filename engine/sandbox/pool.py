@@ -201,7 +201,7 @@ class Sandbox:
                 job = parse_job(raw, fallback)
             except JobError as exc:
                 job_id = raw.get("id", fallback) if isinstance(raw, dict) else fallback
-                yield refusal(str(job_id), exc, self._report["level"] if self._report else "")
+                yield refusal(str(job_id), exc)
                 continue
             limits = job.limits(self.limits)
             key = f"{job.key}:{json.dumps(limits.as_dict(), sort_keys=True)}"
@@ -273,8 +273,8 @@ class Sandbox:
             if worker.reader.messages:
                 answer = worker.reader.messages.popleft()
                 verdict = answer["verdict"]
-                verdict.update(duration_ms=round((time.monotonic() - worker.started) * 1000, 2),
-                               isolation=worker.level)
+                verdict["duration_ms"] = round((time.monotonic() - worker.started) * 1000, 2)
+                verdict.setdefault("isolation", worker.level)
                 return verdict
         except (WorkerDied, framing.FrameError, KeyError, TypeError, OSError) as exc:
             log.warning("sandbox worker lost: %s", exc)

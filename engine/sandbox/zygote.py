@@ -24,6 +24,7 @@ from engine.sandbox import child, data_codec, framing, isolation, linux
 from engine.sandbox.analysis import PuzzleFormError, analyse_puzzle
 from engine.sandbox.answer_types import describe, describe_value_type, matches
 from engine.sandbox.assertions import plan_test
+from engine.sandbox.jobs import NOT_RUN
 from engine.sandbox.limits import Limits
 from engine.sandbox.verdict import (
     ERROR,
@@ -204,9 +205,9 @@ class Worker:
         try:
             spec = analyse_puzzle(job["sat"], job["sol"])
         except SyntaxError as exc:
-            return _verdict(ERROR, f"syntax error in {(exc.filename or '').strip('<>')} line {exc.lineno}: {exc.msg}")
+            return _static(ERROR, f"syntax error in {(exc.filename or '').strip('<>')} line {exc.lineno}: {exc.msg}")
         except (PuzzleFormError, RecursionError, MemoryError, ValueError) as exc:
-            return _verdict(REJECTED, str(exc) or type(exc).__name__)
+            return _static(REJECTED, str(exc) or type(exc).__name__)
 
         solved = self.run({"kind": "solve", "sat": job["sat"], "sol": job["sol"], "sol_name": spec.sol_name},
                           limits)
@@ -237,15 +238,15 @@ class Worker:
             try:
                 ast.parse(job[name], f"<{name}>")
             except SyntaxError as exc:
-                return _verdict(ERROR, f"syntax error in {name} line {exc.lineno}: {exc.msg}")
+                return _static(ERROR, f"syntax error in {name} line {exc.lineno}: {exc.msg}")
             except (RecursionError, MemoryError, ValueError) as exc:
-                return _verdict(REJECTED, f"{name} cannot be parsed: {type(exc).__name__}")
+                return _static(REJECTED, f"{name} cannot be parsed: {type(exc).__name__}")
         plans = []
         for index, source in enumerate(job["tests"]):
             try:
                 plans.append(plan_test(source))
             except (SyntaxError, RecursionError, MemoryError, ValueError):
-                return _verdict(ERROR, f"test {index + 1} is not valid Python: {short(source, 120)}")
+                return _static(ERROR, f"test {index + 1} is not valid Python: {short(source, 120)}")
         results = [{"test": short(p.source, 300), "status": "not run", "detail": ""} for p in plans]
         stop_early = not job.get("all_tests", False)
 
@@ -281,6 +282,11 @@ class Worker:
 
 def _verdict(status: str, detail: str, tests: list | None = None) -> dict:
     return {"status": status, "detail": short(detail), "tests": tests or []}
+
+
+def _static(status: str, detail: str) -> dict:
+    """A verdict reached by reading the sources, before anything ran."""
+    return {**_verdict(status, detail), "isolation": NOT_RUN}
 
 
 def _describe_exception(record: dict) -> str:

@@ -71,6 +71,15 @@ def check_workers() -> tuple[bool, str, dict | None]:
     return True, f"{len(workers)} worker(s) serve {', '.join(REQUIRED_QUEUES)}", info
 
 
+def check_sandbox() -> tuple[bool, str, dict | None]:
+    from webapp.core.verification import isolation_report
+
+    report = isolation_report()
+    if report["warnings"]:
+        return True, f"FALLBACK isolation: {report['level']} ({'; '.join(report['missing'])})", report
+    return True, f"isolation {report['level']}", report
+
+
 def check_model_worker() -> tuple[bool, str, dict | None]:
     state = model_worker.read_state()
     if not state["alive"]:
@@ -87,6 +96,7 @@ CHECKS: dict[str, tuple[str, Callable[[], tuple[bool, str, dict | None]]]] = {
     "broker": ("Task broker", check_broker),
     "workers": ("Celery workers", check_workers),
     "model_worker": ("Model worker", check_model_worker),
+    "sandbox": ("Sandbox", check_sandbox),
 }
 
 
@@ -101,9 +111,11 @@ def run_checks() -> dict:
             ok, detail, info = False, f"{type(exc).__name__}: {exc}"[:300], None
         results.append(Check(name, label, ok, detail, round((time.perf_counter() - started) * 1000, 1), info))
     failing = [c.name for c in results if not c.ok]
+    sandbox_info = next((c.info for c in results if c.name == "sandbox"), None) or {}
     return {
         "status": "ok" if not failing else "down",
         "failing": failing,
+        "warnings": list(sandbox_info.get("warnings", [])),
         "mode": "embedded" if settings.EMBEDDED else "server",
         "checks": {c.name: asdict(c) for c in results},
     }

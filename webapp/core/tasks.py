@@ -36,3 +36,11 @@ def verify_echo(self, payload: dict, hold_s: float = 0.0) -> dict:
 @shared_task(bind=True, name="gpu.echo")
 def gpu_echo(self, payload: dict, hold_s: float = 0.0) -> dict:
     return _echo(self, payload, hold_s)
+
+
+@shared_task(name="verify.batch")
+def verify_batch(jobs: list[dict]) -> list[dict]:
+    """Verify a batch of sandbox jobs (many per task, never one task per job)."""
+    from webapp.core.verification import sandbox
+
+    return [verdict.as_dict() for verdict in sandbox().verify_many(jobs)]
