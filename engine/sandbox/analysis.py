@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass
+from types import CodeType
 
 from engine.sandbox.answer_types import TypeSpec, UnsupportedAnnotation, parse_annotation
 
@@ -16,6 +17,8 @@ class PuzzleSpec:
     sat_name: str
     sol_name: str
     answer_type: TypeSpec
+    sat_code: CodeType  # compiled once here, from the tree already parsed; runs only exec them
+    sol_code: CodeType
 
 
 def _functions(tree: ast.Module) -> list[ast.FunctionDef]:
@@ -51,4 +54,10 @@ def analyse_puzzle(sat_source: str, sol_source: str) -> PuzzleSpec:
     except UnsupportedAnnotation as exc:
         raise PuzzleFormError(str(exc)) from None
     sol = _pick(_functions(sol_tree), "sol", "sol")
-    return PuzzleSpec(sat.name, sol.name, answer_type)
+    return PuzzleSpec(sat.name, sol.name, answer_type, compile(sat_tree, "<sat>", "exec"),
+                      compile(sol_tree, "<sol>", "exec"))
+
+
+def compile_source(source: str, name: str) -> CodeType:
+    """Raises SyntaxError (compiling never runs the code)."""
+    return compile(ast.parse(source, f"<{name}>"), f"<{name}>", "exec")

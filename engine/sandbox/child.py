@@ -11,6 +11,7 @@ import os
 import sys
 import traceback
 import typing
+from types import CodeType
 
 from engine.sandbox import data_codec, framing
 from engine.sandbox.isolation import RESULT_FD
@@ -55,8 +56,10 @@ def fresh_globals(names: dict | None = None) -> dict:
     return {"__name__": "__main__", "__builtins__": builtins, **(names or {})}
 
 
-def _run(source: str, name: str, namespace: dict) -> None:
-    exec(compile(source, f"<{name}>", "exec"), namespace)  # noqa: S102 - the sandboxed code
+def _run(code: CodeType | str, name: str, namespace: dict) -> None:
+    if not isinstance(code, CodeType):
+        code = compile(code, f"<{name}>", "exec")
+    exec(code, namespace)  # noqa: S102 - the sandboxed code
 
 
 def _finish() -> None:
@@ -68,7 +71,7 @@ def _finish() -> None:
     emit({"kind": "done"})
 
 
-def solve(sat: str, sol: str, sol_name: str) -> None:
+def solve(sat: CodeType, sol: CodeType, sol_name: str) -> None:
     """Puzzle, first run: define `sat` (brute force may call it) and `sol`; send `sol()` as data."""
     try:
         namespace = fresh_globals(P3_NAMES)
@@ -84,7 +87,7 @@ def solve(sat: str, sol: str, sol_name: str) -> None:
     _finish()
 
 
-def check(sat: str, sat_name: str, answer_data: str) -> None:
+def check(sat: CodeType, sat_name: str, answer_data: str) -> None:
     """Puzzle, second run, in a process the solution never touched: is `sat(answer)` True?"""
     try:
         namespace = fresh_globals(P3_NAMES)
@@ -97,7 +100,7 @@ def check(sat: str, sat_name: str, answer_data: str) -> None:
     _finish()
 
 
-def run_tests(setup: str, code: str, plans: list[dict]) -> None:
+def run_tests(setup: CodeType | None, code: CodeType, plans: list[dict]) -> None:
     """Tests job: one record per test, in order; the worker compares and may stop us early."""
     # Test expressions see the builtins as they were before the code ran: code that patches
     # `builtins.sorted` cannot change what `assert sorted(f(x)) == [...]` computes. Names the
@@ -105,7 +108,7 @@ def run_tests(setup: str, code: str, plans: list[dict]) -> None:
     pristine = dict(_PRISTINE_BUILTINS)
     namespace = fresh_globals()
     try:
-        if setup:
+        if setup is not None:
             _run(setup, "setup", namespace)
         _run(code, "code", namespace)
     except BaseException as exc:

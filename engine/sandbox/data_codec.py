@@ -15,6 +15,7 @@ from decimal import Decimal
 from fractions import Fraction
 
 MAX_DEPTH = 200
+BIG_INT_BITS = 4000  # about 1,200 decimal digits
 
 
 class UnencodableValue(TypeError):
@@ -51,7 +52,9 @@ def to_data(value, depth: int = 0):
     if kind is type(None) or kind is bool or kind is str:
         return kind(value) if value is not None else None
     if kind is int:
-        return int(value)
+        value = int(value)
+        # Decimal conversion of a huge int is quadratic in CPython; hex is linear.
+        return {"int": hex(value)} if value.bit_length() > BIG_INT_BITS else value
     if kind is float:
         value = float(value)
         return value if math.isfinite(value) else {"float": repr(value)}
@@ -90,6 +93,9 @@ def _is_plain_json(value) -> bool:
         elif kind is float:
             if not math.isfinite(item):
                 return False
+        elif kind is int:
+            if item.bit_length() > BIG_INT_BITS:
+                return False
         elif kind not in _JSON_SCALARS:
             return False
     return True
@@ -112,6 +118,7 @@ _DECODERS = {
     "frozenset": lambda v: frozenset(from_data(x) for x in v),
     "dict": lambda v: {from_data(k): from_data(x) for k, x in v},
     "float": lambda v: float(v),
+    "int": lambda v: int(v, 16),
     "bytes": lambda v: base64.b64decode(v, validate=True),
     "complex": lambda v: complex(from_data(v[0]), from_data(v[1])),
     "decimal": lambda v: Decimal(v),
@@ -159,6 +166,8 @@ def _shape(data):
             return payload
         if tag == "float":
             return 0.0
+        if tag == "int":
+            return 0
         return _Tagged(tag)
     raise ValueError("malformed encoded value")
 

@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass, field
 
 from engine.sandbox import child, data_codec, framing, isolation, linux
-from engine.sandbox.analysis import PuzzleFormError, analyse_puzzle
+from engine.sandbox.analysis import PuzzleFormError, analyse_puzzle, compile_source
 from engine.sandbox.answer_types import describe, describe_value_type, matches
 from engine.sandbox.assertions import plan_test
 from engine.sandbox.jobs import NOT_RUN
@@ -94,7 +94,6 @@ class Worker:
             try:
                 os.close(result_r)
                 os.close(output_r)
-                signal.signal(signal.SIGINT, signal.default_int_handler)
                 isolation.confine_run(result_w, output_w, limits, self.run_dir, self.uid, self.own_pid_namespace)
                 child.main_for(task)
             finally:
@@ -209,7 +208,7 @@ class Worker:
         except (PuzzleFormError, RecursionError, MemoryError, ValueError) as exc:
             return _static(REJECTED, str(exc) or type(exc).__name__)
 
-        solved = self.run({"kind": "solve", "sat": job["sat"], "sol": job["sol"], "sol_name": spec.sol_name},
+        solved = self.run({"kind": "solve", "sat": spec.sat_code, "sol": spec.sol_code, "sol_name": spec.sol_name},
                           limits)
         record = solved.first("answer", "unencodable", "error")
         if record is None or record["kind"] == "error":
@@ -224,7 +223,7 @@ class Worker:
             return _verdict(FAILED, f"the answer has type {describe_value_type(answer)}, "
                                     f"expected exactly {describe(spec.answer_type)}")
 
-        checked = self.run({"kind": "check", "sat": job["sat"], "sat_name": spec.sat_name,
+        checked = self.run({"kind": "check", "sat": spec.sat_code, "sat_name": spec.sat_name,
                             "answer": record["data"]}, limits)
         result = checked.first("sat", "error")
         if result is None or result["kind"] == "error":
@@ -234,9 +233,10 @@ class Worker:
         return _verdict(FAILED, f"{spec.sat_name}(answer) returned {result.get('shown', '?')}, not True")
 
     def verify_tests(self, job: dict, limits: Limits) -> dict:
+        compiled = {}
         for name in ("setup", "code"):
             try:
-                ast.parse(job[name], f"<{name}>")
+                compiled[name] = compile_source(job[name], name) if job[name] or name == "code" else None
             except SyntaxError as exc:
                 return _static(ERROR, f"syntax error in {name} line {exc.lineno}: {exc.msg}")
             except (RecursionError, MemoryError, ValueError) as exc:
@@ -258,7 +258,7 @@ class Worker:
             results[record["i"]].update(status=status, detail=short(detail, 300))
             return False if (stop_early and status != PASSED) else None
 
-        outcome = self.run({"kind": "tests", "setup": job["setup"], "code": job["code"],
+        outcome = self.run({"kind": "tests", "setup": compiled["setup"], "code": compiled["code"],
                             "plans": [p.for_run() for p in plans]}, limits, on_record=judge)
         code_error = outcome.first("error")
         if code_error is not None:
@@ -384,6 +384,8 @@ def main(argv: list[str] | None = None) -> None:
     control_in, control_out = 0, os.dup(1)
     os.dup2(2, 1)  # anything printed by accident goes to the log, never into the protocol
     linux.set_parent_death_signal(signal.SIGKILL)
+    # As a PID namespace's init, with the uid it shares with runs in the `namespaces` level,
+    # a run could interrupt us; runs inherit this and do not need SIGINT either.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     level = isolation.enter_namespaces(plan.level)
     problems: list[str] = []
