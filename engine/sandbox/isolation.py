@@ -113,10 +113,43 @@ def _blocked_ancestor(path: str) -> str | None:
     """The outermost directory above `path` that other users cannot enter (e.g. /root, mode 700)."""
     current = "/"
     for part in [p for p in path.split("/") if p]:
-        if not os.stat(current).st_mode & 0o001:
-            return current
+        try:
+            if not os.stat(current).st_mode & 0o001:
+                return current
+        except OSError:
+            return None
         current = os.path.join(current, part)
     return None
+
+
+def _under(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
+def _hold_runtime_under(roots) -> list[tuple[str, int]]:
+    """Runtime paths that a private tmpfs is about to cover (a checkout under /tmp, say),
+    held open so they can be bound back on top of it."""
+    paths = [p for p in _runtime_paths() if any(_under(p, root) for root in roots)]
+    outermost = [p for p in paths if not any(q != p and _under(p, q) for q in paths)]
+    return [(path, os.open(path, os.O_PATH | os.O_DIRECTORY)) for path in outermost]
+
+
+def _bind_back(held: list[tuple[str, int]]) -> list[str]:
+    problems = []
+    for path, fd in held:
+        try:
+            os.makedirs(path, mode=0o755, exist_ok=True)
+            linux.mount(f"/proc/self/fd/{fd}", path, None, linux.MS_BIND | linux.MS_REC)
+        except OSError as exc:
+            problems.append(f"runtime at {path} not reachable ({exc.strerror})")
+        finally:
+            os.close(fd)
+    return problems
+
+
+def preserved_runtime_paths() -> list[str]:
+    """Runtime paths under private tmpfs roots (bound back in; never wiped)."""
+    return [p for p in _runtime_paths() if any(_under(p, root) for root in PRIVATE_TMPFS)]
 
 
 def expose_runtime(stage: str) -> list[str]:
@@ -160,7 +193,15 @@ def setup_filesystem(plan: WorkerPlan) -> list[str]:
     """Inside the new mount and PID namespaces, as their root. Returns what could not be done."""
     problems = []
     linux.mount("none", "/", None, linux.MS_REC | linux.MS_PRIVATE)
+    held = _hold_runtime_under(PRIVATE_TMPFS)
     linux.mount("tmpfs", "/tmp", "tmpfs", linux.MS_NOSUID | linux.MS_NODEV, f"size={plan.tmpfs_mb}m,mode=1777")
+    for path in PRIVATE_TMPFS[1:]:
+        if os.path.isdir(path):
+            try:
+                linux.mount("tmpfs", path, "tmpfs", linux.MS_NOSUID | linux.MS_NODEV, "size=8m,mode=1777")
+            except OSError:
+                problems.append(f"private {path}")
+    problems += _bind_back(held)
     stage = "/tmp/.stage"
     os.mkdir(stage, 0o700)
     problems += expose_runtime(stage)
@@ -168,14 +209,8 @@ def setup_filesystem(plan: WorkerPlan) -> list[str]:
     with open("/proc/self/mountinfo") as fh:
         mount_points = sorted({line.split()[4].replace("\\040", " ") for line in fh}, key=len)
     for mount_point in mount_points:
-        if mount_point != "/tmp" and not _remount_read_only(mount_point) and mount_point == "/":
+        if mount_point not in PRIVATE_TMPFS and not _remount_read_only(mount_point) and mount_point == "/":
             problems.append("read-only root")
-    for path in PRIVATE_TMPFS:
-        if path != "/tmp" and os.path.isdir(path):
-            try:
-                linux.mount("tmpfs", path, "tmpfs", linux.MS_NOSUID | linux.MS_NODEV, "size=8m,mode=1777")
-            except OSError:
-                problems.append(f"private {path}")
     for path in plan.hide:
         if os.path.isdir(path):
             try:
@@ -280,17 +315,20 @@ def prepare_run_dir(run_dir: str, uid: int | None) -> None:
     os.chmod(run_dir, 0o700)
 
 
-def wipe(folder: str, keep: str) -> None:
+def wipe(folder: str, keep: str, spare: tuple[str, ...] = ()) -> None:
     """Leave nothing of one run for the next (its files, sockets, planted modules).
 
     `folder` is the private /tmp in the namespaced levels, the worker's own temporary
     directory at the `rlimits` level (never the host's /tmp); `keep` (the run directory)
-    stays, emptied. Usually there is nothing to do, and this costs one directory read.
+    stays, emptied; `spare` (runtime bound back under /tmp) and the directories leading to
+    it are left alone. Usually there is nothing to do, and this costs one directory read.
     """
     with os.scandir(folder) as entries:
         for entry in entries:
             if entry.path == keep:
                 _remove_tree(entry.path, remove_self=False)
+            elif any(_under(path, entry.path) for path in spare):
+                continue
             else:
                 _remove_entry(entry)
 

@@ -80,6 +80,7 @@ class Worker:
 
             self.tmp_root = tempfile.mkdtemp(prefix="autodidact-sandbox-")
         self.run_dir = os.path.join(self.tmp_root, "run")
+        self.spare = tuple(isolation.preserved_runtime_paths()) if own_pid_namespace else ()
         isolation.prepare_run_dir(self.run_dir, uid)
         isolation.set_run_environment(self.run_dir)
 
@@ -192,7 +193,7 @@ class Worker:
         else:
             outcome.exit_code = os.WEXITSTATUS(status)
         isolation.kill_leftovers(pid, self.own_pid_namespace)
-        isolation.wipe(self.tmp_root, keep=self.run_dir)
+        isolation.wipe(self.tmp_root, keep=self.run_dir, spare=self.spare)
 
     # -- verdicts --------------------------------------------------------------------------
     def verify(self, job: dict, limits: Limits) -> dict:
