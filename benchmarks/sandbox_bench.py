@@ -22,7 +22,8 @@ sys.path.insert(0, str(ROOT))
 
 from engine.sandbox import Limits, Sandbox  # noqa: E402
 
-DEFAULT_PUZZLES = ROOT.parent / "shared" / "data" / "p3" / "puzzles.json"
+DATA = Path(os.environ.get("AUTODIDACT_BENCHMARK_DATA") or ROOT.parent / "shared" / "data")
+DEFAULT_PUZZLES = DATA / "p3" / "puzzles.json"
 
 
 def load_jobs(path: Path, limit: int | None) -> list[dict]:

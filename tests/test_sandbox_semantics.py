@@ -15,9 +15,9 @@ from engine.sandbox.analysis import PuzzleFormError, analyse_puzzle
 from engine.sandbox.answer_types import matches, parse_type_string
 from engine.sandbox.assertions import plan_test
 from engine.sandbox.jobs import JobError, parse_job
-from tests.support import ROOT
+from tests.support import BENCHMARK_DATA, ROOT
 
-P3 = ROOT.parent / "shared" / "data" / "p3" / "puzzles.json"
+P3 = BENCHMARK_DATA / "p3" / "puzzles.json"
 
 
 @pytest.mark.parametrize("value", [
