@@ -1,1 +1,7 @@
-"""Language-model runtime: where models come from, how they are loaded and sampled."""
+"""Language-model runtime, framework-free.
+
+- `model_source`: what a model spec names (HF id, local dir, GGUF, packaged default).
+- `generation`: sampling parameters, completions, cancellation, the LanguageModel interface.
+- `transformers_backend`: the Hugging Face implementation (CPU/CUDA, streaming, batched samples).
+- `code_extraction`: code out of replies; `tiny`: a random tiny model for tests.
+"""

@@ -1,0 +1,54 @@
+"""Getting code out of a model's reply: fenced blocks in chat answers, or a bare completion."""
+from __future__ import annotations
+
+import ast
+import re
+
+_FENCE = re.compile(r"^(?P<fence>`{3,}|~{3,})[ \t]*(?P<lang>[\w+.-]*)[^\n]*\n(?P<body>.*?)^(?P=fence)[ \t]*$",
+                    re.M | re.S)
+PYTHON_TAGS = {"", "python", "py", "python3", "pycon"}
+
+
+def fenced_blocks(text: str, languages=PYTHON_TAGS) -> list[str]:
+    """Complete fenced code blocks, in order, whose language tag is one of `languages`."""
+    return [m.group("body") for m in _FENCE.finditer(text) if m.group("lang").lower() in languages]
+
+
+def _parses(code: str) -> bool:
+    try:
+        ast.parse(code)
+        return True
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return False
+
+
+def extract_code(text: str, entry_point: str | None = None) -> str | None:
+    """The code a chat reply offers: the first Python block defining `entry_point` (if given),
+    else the first block that parses, else the last block; the whole reply if it parses as
+    code itself; None if there is no code."""
+    blocks = fenced_blocks(text)
+    if entry_point:
+        pattern = re.compile(rf"^\s*(async\s+)?def\s+{re.escape(entry_point)}\s*\(", re.M)
+        for block in blocks:
+            if pattern.search(block):
+                return block.rstrip() + "\n"
+    for block in blocks:
+        if _parses(block):
+            return block.rstrip() + "\n"
+    if blocks:
+        return blocks[-1].rstrip() + "\n"
+    stripped = text.strip()
+    if stripped and _parses(stripped) and ("def " in stripped or "return" in stripped or "=" in stripped):
+        return stripped + "\n"
+    return None
+
+
+def cut_at_dedent(completion: str) -> str:
+    """A completion of an open `def ...(`: keep the body, up to the first non-indented line."""
+    lines = completion.split("\n")
+    kept = [lines[0]]
+    for line in lines[1:]:
+        if line.strip() and not line[0].isspace():
+            break
+        kept.append(line)
+    return "\n".join(kept).rstrip() + "\n"

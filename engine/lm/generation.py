@@ -1,0 +1,62 @@
+"""What callers ask a language model for, and what they get back (backend-independent)."""
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Protocol
+
+Prompt = str | list[dict]  # raw text (completion prompts) or chat messages {"role", "content"}
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    max_new_tokens: int = 256
+    temperature: float = 0.0  # 0 = greedy
+    top_p: float = 1.0
+    stop: tuple[str, ...] = ()  # generation ends before the first of these strings
+    seed: int | None = None  # same seed, same prompt, same settings: same samples
+
+    def __post_init__(self):
+        if self.max_new_tokens < 1:
+            raise ValueError("max_new_tokens must be at least 1")
+        if self.temperature < 0 or not 0 < self.top_p <= 1:
+            raise ValueError("temperature must be >= 0 and top_p in (0, 1]")
+        object.__setattr__(self, "stop", tuple(s for s in self.stop if s))
+
+
+@dataclass
+class Completion:
+    text: str
+    tokens: int
+    finish_reason: str  # "stop" (a stop string), "eos", "length" or "cancelled"
+
+
+class CancelToken:
+    """Set from any thread; generation notices it before the next decode step."""
+
+    def __init__(self):
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+
+class LanguageModel(Protocol):
+    name: str
+    device: str
+
+    def stream(self, prompt: Prompt, params: SamplingParams, cancel: CancelToken | None = None) -> Iterator[str]:
+        """Text deltas as tokens are produced; the generator's return value is the Completion."""
+
+    def sample(self, prompt: Prompt, n: int, params: SamplingParams,
+               cancel: CancelToken | None = None) -> list[Completion]:
+        """n completions of one prompt (sharing one prefill)."""
+
+    def sample_many(self, prompts: list[Prompt], n: int, params: SamplingParams,
+                    cancel: CancelToken | None = None) -> list[list[Completion]]:
+        """n completions for each of several prompts, batched."""

@@ -1,0 +1,221 @@
+"""A Hugging Face `transformers` model behind the LanguageModel interface.
+
+Loads any HF id or local checkpoint, or a GGUF file (the packaged default SmolLM2-135M-Instruct);
+CUDA with bf16 when present, else CPU. Generation is one decode loop written for this product
+rather than `generate`, because it needs four things `generate` does not give together:
+- n samples of a prompt share one prefill;
+- finished rows leave the batch;
+- stop strings are honoured;
+- cancellation is checked at every step.
+"""
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import torch
+
+from engine.lm.generation import CancelToken, Completion, Prompt, SamplingParams
+from engine.lm.model_source import ModelSource, resolve_model_source
+
+END_TOKENS = ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "</s>")
+
+
+def pick_device(device: str = "auto") -> str:
+    if device != "auto":
+        return device
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+@dataclass
+class _Row:
+    ids: list[int] = field(default_factory=list)
+    text: str = ""
+    finish: str | None = None
+    emitted: int = 0  # characters already streamed
+
+
+class TransformersModel:
+    def __init__(self, model, tokenizer, name: str, device: str, source: ModelSource | None = None):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.name = name
+        self.device = device
+        self.source = source
+        self.load_seconds = 0.0
+        ends = {tokenizer.eos_token_id, *_as_list(getattr(model.generation_config, "eos_token_id", None))}
+        for token in END_TOKENS:
+            token_id = tokenizer.convert_tokens_to_ids(token)
+            if isinstance(token_id, int) and token_id != tokenizer.unk_token_id:
+                ends.add(token_id)
+        self.end_ids = {i for i in ends if i is not None}
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(self.end_ids)
+
+    @classmethod
+    def load(cls, spec: str = "", device: str = "auto", dtype: torch.dtype | None = None) -> TransformersModel:
+        """`spec`: an HF id, a local checkpoint dir, a .gguf file, or "" for the packaged default."""
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        started = time.perf_counter()
+        source = resolve_model_source(spec)
+        device = pick_device(device)
+        dtype = dtype or (torch.bfloat16 if device.startswith("cuda") else torch.float32)
+        extra = {"gguf_file": source.gguf_file} if source.gguf_file else {}
+        tokenizer = AutoTokenizer.from_pretrained(source.path, **extra)
+        model = AutoModelForCausalLM.from_pretrained(source.path, dtype=dtype, **extra).to(device)
+        model.eval()
+        loaded = cls(model, tokenizer, source.display_name, device, source)
+        loaded.load_seconds = time.perf_counter() - started
+        return loaded
+
+    # -- prompts -------------------------------------------------------------------------------
+    def encode(self, prompt: Prompt) -> list[int]:
+        if isinstance(prompt, str):
+            return self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        encoded = self.tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True)
+        return list(encoded["input_ids"] if hasattr(encoded, "keys") else encoded)
+
+    # -- public API ----------------------------------------------------------------------------
+    def stream(self, prompt: Prompt, params: SamplingParams, cancel: CancelToken | None = None) -> Iterator[str]:
+        rows = yield from self._generate([self.encode(prompt)], 1, params, cancel, stream=True)
+        return rows[0]
+
+    def complete(self, prompt: Prompt, params: SamplingParams, cancel: CancelToken | None = None) -> Completion:
+        return self.sample(prompt, 1, params, cancel)[0]
+
+    def sample(self, prompt: Prompt, n: int, params: SamplingParams,
+               cancel: CancelToken | None = None) -> list[Completion]:
+        return self.sample_many([prompt], n, params, cancel)[0]
+
+    def sample_many(self, prompts: list[Prompt], n: int, params: SamplingParams,
+                    cancel: CancelToken | None = None) -> list[list[Completion]]:
+        generator = self._generate([self.encode(p) for p in prompts], n, params, cancel, stream=False)
+        try:
+            while True:
+                next(generator)
+        except StopIteration as done:
+            flat = done.value
+        return [flat[i * n:(i + 1) * n] for i in range(len(prompts))]
+
+    # -- the decode loop -----------------------------------------------------------------------
+    def _generate(self, prompts: list[list[int]], n: int, params: SamplingParams,
+                  cancel: CancelToken | None, stream: bool):
+        from transformers import DynamicCache
+
+        if not prompts or n < 1:
+            return []
+        device = self.device
+        width = max(len(p) for p in prompts)
+        ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(prompts), width), dtype=torch.long)
+        for i, prompt in enumerate(prompts):  # left padding: every prompt ends at the last column
+            ids[i, width - len(prompt):] = torch.tensor(prompt, dtype=torch.long)
+            mask[i, width - len(prompt):] = 1
+        ids, mask = ids.to(device), mask.to(device)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        generator = torch.Generator(device=device)
+        generator.manual_seed(params.seed if params.seed is not None else int.from_bytes(os.urandom(4), "little"))
+        cache = DynamicCache()
+        rows = [_Row() for _ in range(len(prompts) * n)]
+        active = list(range(len(rows)))
+        with torch.inference_mode():
+            logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions,
+                                past_key_values=cache, use_cache=True).logits[:, -1, :]
+            if n > 1:  # one prefill per prompt, shared by its n samples
+                cache.batch_repeat_interleave(n)
+                logits = logits.repeat_interleave(n, dim=0)
+                mask = mask.repeat_interleave(n, dim=0)
+                positions = positions.repeat_interleave(n, dim=0)
+            last_position = positions[:, -1]
+            for step in range(params.max_new_tokens):
+                if cancel is not None and cancel.cancelled:
+                    for index in active:
+                        rows[index].finish = "cancelled"
+                    break
+                chosen = self._choose(logits, params, generator).tolist()
+                keep = []
+                for slot, index in enumerate(active):
+                    row = rows[index]
+                    token = chosen[slot]
+                    if token in self.end_ids:
+                        row.finish = "eos"
+                        continue
+                    row.ids.append(token)
+                    row.text = self.tokenizer.decode(row.ids, skip_special_tokens=True)
+                    cut = _first_stop(row.text, params.stop)
+                    if cut is not None:
+                        row.text, row.finish = row.text[:cut], "stop"
+                    elif step + 1 == params.max_new_tokens:
+                        row.finish = "length"
+                    else:
+                        keep.append(slot)
+                if stream:
+                    delta = _releasable(rows[0], params.stop)
+                    if delta:
+                        yield delta
+                if not keep:
+                    active = []
+                    break
+                if len(keep) < len(active):  # finished rows leave the batch and the cache
+                    index_tensor = torch.tensor(keep, device=device)
+                    cache.batch_select_indices(index_tensor)
+                    mask, last_position = mask[index_tensor], last_position[index_tensor]
+                    chosen = [chosen[slot] for slot in keep]
+                    active = [active[slot] for slot in keep]
+                mask = torch.cat([mask, mask.new_ones((len(active), 1))], dim=1)
+                last_position = last_position + 1
+                logits = self.model(
+                    input_ids=torch.tensor(chosen, device=device)[:, None], attention_mask=mask,
+                    position_ids=last_position[:, None], past_key_values=cache, use_cache=True,
+                ).logits[:, -1, :]
+        for index in active:
+            rows[index].finish = rows[index].finish or "length"
+        if stream:
+            rows[0].emitted = min(rows[0].emitted, len(rows[0].text))
+            tail = rows[0].text[rows[0].emitted:]
+            if tail:
+                yield tail
+        return [Completion(row.text, len(row.ids), row.finish or "length") for row in rows]
+
+    @staticmethod
+    def _choose(logits: torch.Tensor, params: SamplingParams, generator: torch.Generator) -> torch.Tensor:
+        if params.temperature == 0:
+            return logits.argmax(dim=-1)
+        probs = torch.softmax(logits.float() / params.temperature, dim=-1)
+        if params.top_p < 1.0:
+            sorted_probs, order = probs.sort(dim=-1, descending=True)
+            outside = sorted_probs.cumsum(dim=-1) - sorted_probs > params.top_p
+            sorted_probs = sorted_probs.masked_fill(outside, 0.0)
+            probs = torch.zeros_like(probs).scatter(-1, order, sorted_probs)
+        return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+def _as_list(value) -> list:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple, set)) else [value]
+
+
+def _first_stop(text: str, stops: tuple[str, ...]) -> int | None:
+    positions = [text.find(s) for s in stops]
+    found = [p for p in positions if p >= 0]
+    return min(found) if found else None
+
+
+def _releasable(row: _Row, stops: tuple[str, ...]) -> str:
+    """Text safe to stream now: not a half-decoded character, not the start of a stop string."""
+    text = row.text
+    end = len(text)
+    if row.finish is None:
+        while end > row.emitted and text[end - 1] == "\ufffd":
+            end -= 1
+        for stop in stops:
+            for size in range(min(len(stop) - 1, end - row.emitted), 0, -1):
+                if text[end - size:end] == stop[:size]:
+                    end -= size
+                    break
+    delta = text[row.emitted:end] if end > row.emitted else ""
+    row.emitted = max(row.emitted, end)
+    return delta
