@@ -87,6 +87,15 @@ def test_batches_of_several_prompts_keep_their_own_samples(tiny):
     assert all(c.tokens <= 6 for r in results for c in r)
 
 
+def test_int8_quantized_model_generates_and_bad_options_are_refused(tmp_path_factory):
+    folder = str(build_tiny_model(tmp_path_factory.mktemp("tiny-int8")))
+    quantized = TransformersModel.load(folder, quantize="int8")
+    assert quantized.quantization == "int8"
+    assert quantized.complete("def f(x):", SamplingParams(max_new_tokens=5)).tokens == 5
+    with pytest.raises(ValueError, match="unknown quantization"):
+        TransformersModel.load(folder, quantize="int3")
+
+
 def test_bad_sampling_params_are_refused():
     for bad in ({"max_new_tokens": 0}, {"temperature": -1}, {"top_p": 0}):
         with pytest.raises(ValueError):

@@ -45,6 +45,7 @@ class TransformersModel:
         self.device = device
         self.source = source
         self.load_seconds = 0.0
+        self.quantization = "none"
         ends = {tokenizer.eos_token_id, *_as_list(getattr(model.generation_config, "eos_token_id", None))}
         for token in END_TOKENS:
             token_id = tokenizer.convert_tokens_to_ids(token)
@@ -52,10 +53,23 @@ class TransformersModel:
                 ends.add(token_id)
         self.end_ids = {i for i in ends if i is not None}
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(self.end_ids)
+        # Only the last position's logits are ever used: skip the vocabulary projection for the
+        # rest of the prompt (about 15 ms of a 55 ms prefill for the default model on CPU).
+        import inspect
+
+        accepted = inspect.signature(model.forward).parameters
+        self._last_only = {"logits_to_keep": 1} if "logits_to_keep" in accepted else {}
 
     @classmethod
-    def load(cls, spec: str = "", device: str = "auto", dtype: torch.dtype | None = None) -> TransformersModel:
-        """`spec`: an HF id, a local checkpoint dir, a .gguf file, or "" for the packaged default."""
+    def load(cls, spec: str = "", device: str = "auto", dtype: torch.dtype | None = None,
+             quantize: str = "none") -> TransformersModel:
+        """`spec`: an HF id, a local checkpoint dir, a .gguf file, or "" for the packaged default.
+
+        `quantize="int8"` (CPU only) stores Linear weights as per-channel int8 and quantizes
+        activations on the fly. Measured on the default model on 2 cores: 38-45 tok/s
+        single-stream instead of 14-16, and 265-380 tok/s batched. Greedy answers change
+        somewhat, so it is off by default until evaluation shows its cost.
+        """
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         started = time.perf_counter()
@@ -66,7 +80,14 @@ class TransformersModel:
         tokenizer = AutoTokenizer.from_pretrained(source.path, **extra)
         model = AutoModelForCausalLM.from_pretrained(source.path, dtype=dtype, **extra).to(device)
         model.eval()
+        if quantize == "int8":
+            if device != "cpu":
+                raise ValueError("int8 quantization is for CPU inference; on CUDA use bf16")
+            model = _quantize_int8(model)
+        elif quantize != "none":
+            raise ValueError(f"unknown quantization {quantize!r} (use 'none' or 'int8')")
         loaded = cls(model, tokenizer, source.display_name, device, source)
+        loaded.quantization = quantize
         loaded.load_seconds = time.perf_counter() - started
         return loaded
 
@@ -122,7 +143,7 @@ class TransformersModel:
         active = list(range(len(rows)))
         with torch.inference_mode():
             logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions,
-                                past_key_values=cache, use_cache=True).logits[:, -1, :]
+                                past_key_values=cache, use_cache=True, **self._last_only).logits[:, -1, :]
             if n > 1:  # one prefill per prompt, shared by its n samples
                 cache.batch_repeat_interleave(n)
                 logits = logits.repeat_interleave(n, dim=0)
@@ -168,7 +189,7 @@ class TransformersModel:
                 last_position = last_position + 1
                 logits = self.model(
                     input_ids=torch.tensor(chosen, device=device)[:, None], attention_mask=mask,
-                    position_ids=last_position[:, None], past_key_values=cache, use_cache=True,
+                    position_ids=last_position[:, None], past_key_values=cache, use_cache=True, **self._last_only,
                 ).logits[:, -1, :]
         for index in active:
             rows[index].finish = rows[index].finish or "length"
@@ -190,6 +211,16 @@ class TransformersModel:
             sorted_probs = sorted_probs.masked_fill(outside, 0.0)
             probs = torch.zeros_like(probs).scatter(-1, order, sorted_probs)
         return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+def _quantize_int8(model):
+    import warnings
+
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.ao.quantization is deprecated in favour of torchao
+        return quantize_dynamic(model, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8)
 
 
 def _as_list(value) -> list:
