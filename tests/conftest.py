@@ -6,6 +6,10 @@ import os
 
 import pytest
 
+# Model workers started by tests (embedded `up`, Celery subprocesses) load the model only when a
+# test asks for it: the default model costs ~20 s of CPU to load.
+os.environ.setdefault("AUTODIDACT_PRELOAD_MODEL", "0")
+
 from tests.support import OUTPUT_DIR
 
 

@@ -86,8 +86,13 @@ def check_model_worker() -> tuple[bool, str, dict | None]:
         if state["state"] == "absent":
             return False, state["detail"], state
         return False, f"last heartbeat {state.get('age_s')} s ago (state {state['state']})", state
+    runtime = state.get("runtime") or {}
+    if runtime.get("status") == "failed" or state.get("model_error"):
+        return False, f"model not available: {runtime.get('error') or state.get('model_error')}", state
     task = f" running {state['task']}" if state.get("task") else ""
-    return True, f"{state['state']}{task}, model {state.get('model', '?')}", state
+    loaded = {"ready": f"ready on {runtime.get('device')}", "loading": "loading"}.get(runtime.get("status"),
+                                                                                    "loads on first use")
+    return True, f"{state['state']}{task}, model {state.get('model', '?')} ({loaded})", state
 
 
 CHECKS: dict[str, tuple[str, Callable[[], tuple[bool, str, dict | None]]]] = {

@@ -77,14 +77,19 @@ class ModelWorkerHeartbeat(bootsteps.StartStopStep):
     def start(self, worker):
         if GPU_QUEUE not in worker.app.amqp.queues.consume_from:
             return
+        from webapp.core.model_runtime import runtime
+
         model = describe_model()
+        if settings.AUTODIDACT_PRELOAD_MODEL and "model_error" not in model:
+            runtime.preload_in_background()
 
         def beat():
             while not self._stop.is_set():
                 busy = list(_busy_with.values())
                 state = "busy" if busy else "idle"
                 try:
-                    publish_state(worker.hostname, state, task=busy[0] if busy else None, **model)
+                    publish_state(worker.hostname, state, task=busy[0] if busy else None, runtime=runtime.state,
+                                  **model)
                 except Exception:  # the cache being down must not kill the worker
                     log.warning("model worker heartbeat failed", exc_info=True)
                 self._stop.wait(HEARTBEAT_INTERVAL_S)

@@ -44,3 +44,15 @@ def verify_batch(jobs: list[dict]) -> list[dict]:
     from webapp.core.verification import sandbox
 
     return [verdict.as_dict() for verdict in sandbox().verify_many(jobs)]
+
+
+@shared_task(name="gpu.sample")
+def gpu_sample(prompts: list, n: int = 1, params: dict | None = None) -> list[list[dict]]:
+    """n completions for each prompt (text, or chat messages), batched on the model worker."""
+    from dataclasses import asdict
+
+    from engine.lm.generation import SamplingParams
+    from webapp.core.model_runtime import runtime
+
+    rows = runtime.get().sample_many(prompts, n, SamplingParams(**(params or {})))
+    return [[asdict(completion) for completion in row] for row in rows]
