@@ -11,7 +11,7 @@ from webapp.accounts.roles import roles_of
 from webapp.core.health import run_checks
 
 EXAMPLE_PUZZLE = '''def sat(s: str, n: int = 7):
-    """A palindrome of length n, using only the letters a and b."""
+    """A palindrome of length n made of a and b."""
     return len(s) == n and s == s[::-1] and set(s) <= {"a", "b"}
 
 
