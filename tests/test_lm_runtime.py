@@ -133,3 +133,14 @@ def test_left_padding_does_not_change_greedy_answers(smol):
     together = [r[0].text for r in smol.sample_many(prompts, 1, params)]
     assert alone == together
     assert "Paris" in alone[1]
+
+
+def test_coalesced_chunks_of_a_real_stream_rebuild_the_completion(tiny):
+    from engine.lm.stream_chunks import coalesce
+
+    params = SamplingParams(max_new_tokens=30, temperature=1.0, seed=4)
+    expected = tiny.complete("def f(x):", params)
+    chunks = list(coalesce(tiny.stream("def f(x):", params), interval_s=0.1))
+    assert "".join(c.text for c in chunks) == expected.text
+    assert chunks[-1].done and chunks[-1].tokens == expected.tokens and chunks[-1].finish_reason == "length"
+    assert [c.seq for c in chunks] == list(range(len(chunks)))
