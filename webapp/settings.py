@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "webapp.core",
     "webapp.accounts",
+    "webapp.chat",
 ]
 
 MIDDLEWARE = [
@@ -160,6 +161,10 @@ else:
         "unacked_restore_throttle": 1,
     }
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Defaults, copied into the database on first start (then editable in the admin).
+CELERY_BEAT_SCHEDULE = {
+    "chat-reap-stale-replies": {"task": "chat.reap_stale_replies", "schedule": 10.0},
+}
 CELERY_TIMEZONE = "UTC"
 
 # --- Auth -----------------------------------------------------------------------------------

@@ -1,0 +1,252 @@
+"""Replies stream through the real channel layer (Redis under `make test`), are persisted as they
+stream, can be stopped and resumed, and are marked interrupted when the model worker dies."""
+import os
+import threading
+import time
+from datetime import timedelta
+
+import pytest
+from asgiref.sync import async_to_sync
+from channels.testing import WebsocketCommunicator
+from django.contrib.auth.models import User
+from django.test import Client
+from django.utils import timezone
+
+from engine.lm.generation import SamplingParams
+from engine.lm.tiny import build_tiny_model
+from engine.lm.transformers_backend import TransformersModel
+from webapp.asgi import application
+from webapp.chat import services
+from webapp.chat.models import Conversation, Message
+
+pytestmark = pytest.mark.django_db(transaction=True)
+ORIGIN = (b"origin", b"http://localhost")
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory):
+    return str(build_tiny_model(tmp_path_factory.mktemp("chat-tiny")))
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_dir):
+    return TransformersModel.load(tiny_dir)
+
+
+@pytest.fixture
+def conversation():
+    user = User.objects.create_user("ada", password="x")
+    return Conversation.objects.create(owner=user)
+
+
+def session_cookie(user) -> bytes:
+    """Made in sync code, before any async scenario (the test client's login is sync)."""
+    client = Client()
+    client.force_login(user)
+    return f"sessionid={client.cookies['sessionid'].value}".encode()
+
+
+def socket_for(conversation, cookie: bytes):
+    return WebsocketCommunicator(application, f"/ws/chat/{conversation.pk}/", headers=[ORIGIN, (b"cookie", cookie)])
+
+
+def streaming_thread(*args) -> threading.Thread:
+    """stream_reply on its own thread, as on a worker; the thread closes its connection after."""
+    from django.db import connection
+
+    def run():
+        try:
+            services.stream_reply(*args)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+async def collect_until_done(comm, message_id, timeout=30.0):
+    events, deadline = [], time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        event = await comm.receive_json_from(timeout=timeout)
+        if event.get("message") == message_id or (isinstance(event.get("message"), dict)
+                                                  and event["message"].get("id") == message_id):
+            events.append(event)
+            if event.get("done") or event.get("status") in ("failed", "interrupted"):
+                return events
+    raise AssertionError(f"no end of stream; got {events}")
+
+
+def test_one_reply_at_a_time_per_user(conversation):
+    _, reply = services.start_turn(conversation, "first question")
+    assert reply.status == "streaming"
+    with pytest.raises(services.Busy):
+        services.start_turn(conversation, "second question")
+    other = Conversation.objects.create(owner=conversation.owner)
+    with pytest.raises(services.Busy):  # per user, across conversations (a database constraint)
+        services.start_turn(other, "third")
+    with pytest.raises(ValueError):
+        services.start_turn(other, "   ")
+    assert Conversation.objects.get(pk=conversation.pk).title == "first question"
+
+
+def test_reply_streams_in_order_and_is_persisted(conversation, tiny):
+    _, reply = services.start_turn(conversation, "Write a function.")
+    params = SamplingParams(max_new_tokens=40, temperature=1.0, seed=3)
+
+    cookie = session_cookie(conversation.owner)
+
+    async def scenario():
+        comm = socket_for(conversation, cookie)
+        assert (await comm.connect())[0]
+        history = await comm.receive_json_from(timeout=10)
+        assert history["type"] == "history" and [m["role"] for m in history["messages"]] == ["user", "assistant"]
+        worker = streaming_thread(reply.pk, lambda: tiny, params, 0.02)
+        events = await collect_until_done(comm, reply.pk)
+        worker.join()
+        await comm.disconnect()
+        return events
+
+    events = async_to_sync(scenario)()
+    chunks = [e for e in events if e["type"] == "chunk"]
+    assert [c["seq"] for c in chunks] == list(range(len(chunks))) and len(chunks) >= 2
+    saved = Message.objects.get(pk=reply.pk)
+    assert saved.status == "complete" and saved.content == "".join(c["text"] for c in chunks)
+    assert saved.chunks == len(chunks) and saved.model_name and saved.finish_reason == "length"
+    assert saved.content == tiny.complete([{"role": "user", "content": "Write a function."}], params).text
+
+
+def test_stop_keeps_what_was_generated(conversation, tiny):
+    _, reply = services.start_turn(conversation, "Talk for a long time.")
+
+    cookie = session_cookie(conversation.owner)
+
+    async def scenario():
+        comm = socket_for(conversation, cookie)
+        assert (await comm.connect())[0]
+        await comm.receive_json_from(timeout=10)
+        worker = streaming_thread(reply.pk, lambda: tiny, SamplingParams(max_new_tokens=5000), 0.02)
+        first = await comm.receive_json_from(timeout=30)
+        assert first["type"] == "chunk"
+        stopped_at = time.monotonic()
+        await comm.send_json_to({"type": "stop", "message": reply.pk})
+        events = await collect_until_done(comm, reply.pk)
+        took = time.monotonic() - stopped_at
+        worker.join()
+        await comm.disconnect()
+        return events, took
+
+    events, took = async_to_sync(scenario)()
+    assert took < 1.0
+    assert events[-1]["status"] == "cancelled" and events[-1]["finish_reason"] == "cancelled"
+    saved = Message.objects.get(pk=reply.pk)
+    assert saved.status == "cancelled" and 0 < len(saved.content) and saved.chunks >= 1
+
+
+def test_reconnect_mid_stream_resumes_the_whole_message(conversation, tiny):
+    _, reply = services.start_turn(conversation, "Go on.")
+    params = SamplingParams(max_new_tokens=300, temperature=1.0, seed=1)
+
+    cookie = session_cookie(conversation.owner)
+
+    async def scenario():
+        first = socket_for(conversation, cookie)
+        assert (await first.connect())[0]
+        await first.receive_json_from(timeout=10)
+        worker = streaming_thread(reply.pk, lambda: tiny, params, 0.02)
+        seen = [await first.receive_json_from(timeout=30) for _ in range(2)]
+        await first.disconnect()  # the browser goes away mid-stream
+        second = socket_for(conversation, cookie)
+        assert (await second.connect())[0]
+        history = await second.receive_json_from(timeout=10)
+        partial = next(m for m in history["messages"] if m["id"] == reply.pk)
+        await second.send_json_to({"type": "resume", "message": reply.pk})
+        events = await collect_until_done(second, reply.pk)
+        worker.join()
+        await second.disconnect()
+        return seen, partial, events
+
+    seen, partial, events = async_to_sync(scenario)()
+    saved = Message.objects.get(pk=reply.pk)
+    assert saved.status == "complete"
+    assert saved.content.startswith("".join(e["text"] for e in seen))
+    assert saved.content.startswith(partial["content"])  # what the reconnect got was a prefix, never a gap
+    resumed = next(e for e in events if e["type"] == "message")["message"]
+    later = "".join(e["text"] for e in events if e["type"] == "chunk" and e["seq"] >= resumed["chunks"])
+    assert saved.content == resumed["content"] + later
+
+
+def test_a_dead_worker_gives_interrupted_not_an_endless_spinner(conversation):
+    _, reply = services.start_turn(conversation, "Hello?")
+    Message.objects.filter(pk=reply.pk).update(content="partial", chunks=1,
+                                               heartbeat_at=timezone.now() - timedelta(seconds=60))
+
+    cookie = session_cookie(conversation.owner)
+
+    async def scenario():
+        comm = socket_for(conversation, cookie)
+        assert (await comm.connect())[0]  # connecting reaps stale replies first
+        event = await comm.receive_json_from(timeout=10)
+        if event["type"] == "status":
+            status_event, event = event, await comm.receive_json_from(timeout=10)
+        else:
+            status_event = None
+        await comm.disconnect()
+        return status_event, event
+
+    status_event, history = async_to_sync(scenario)()
+    saved = Message.objects.get(pk=reply.pk)
+    assert saved.status == "interrupted" and saved.content == "partial"
+    assert next(m for m in history["messages"] if m["id"] == reply.pk)["status"] == "interrupted"
+    assert status_event is None or "stopped answering" in status_event["detail"]
+
+
+def test_other_users_cannot_open_or_stop_a_conversation(conversation):
+    stranger = Conversation.objects.create(owner=User.objects.create_user("mallory", password="x"))
+
+    cookie = session_cookie(stranger.owner)
+
+    async def scenario():
+        comm = socket_for(conversation, cookie)
+        connected, code = await comm.connect()
+        assert not connected and code == 4404
+
+    async_to_sync(scenario)()
+
+
+def test_send_through_a_real_model_worker_streams_a_reply(conversation, tiny_dir, redis_url):
+    """The whole path: websocket -> database -> Celery (Redis) -> gpu worker -> channel layer."""
+    from tests.test_celery import start_worker, stop_worker
+
+    from django.db import connection
+
+    db = connection.settings_dict  # the worker must use pytest's test database, not the configured one
+    database_url = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+    if connection.vendor != "postgresql":
+        pytest.fail("this test needs PostgreSQL (run it with `make test`)")
+    worker, _ = start_worker("gpu-chat", "gpu", "solo", {"AUTODIDACT_MODEL": tiny_dir, "DATABASE_URL": database_url,
+                                                          "AUTODIDACT_PRELOAD_MODEL": "1"})
+    try:
+        cookie = session_cookie(conversation.owner)
+
+        async def scenario():
+            comm = socket_for(conversation, cookie)
+            assert (await comm.connect())[0]
+            await comm.receive_json_from(timeout=10)
+            await comm.send_json_to({"type": "send", "content": "Write hello world in Python."})
+            user_event = await comm.receive_json_from(timeout=10)
+            reply_event = await comm.receive_json_from(timeout=10)
+            assert user_event["message"]["role"] == "user" and reply_event["message"]["status"] == "streaming"
+            await comm.send_json_to({"type": "send", "content": "and again"})
+            busy = await comm.receive_json_from(timeout=10)
+            events = await collect_until_done(comm, reply_event["message"]["id"], timeout=90)
+            await comm.disconnect()
+            return busy, reply_event["message"]["id"], events
+
+        busy, reply_id, events = async_to_sync(scenario)()
+    finally:
+        stop_worker(worker)
+    assert busy["type"] == "error" and "still being written" in busy["detail"]
+    saved = Message.objects.get(pk=reply_id)
+    assert saved.status == "complete" and saved.content == "".join(e["text"] for e in events if e["type"] == "chunk")
+    assert saved.model_name == os.path.basename(tiny_dir)  # a local checkpoint is named after its folder

@@ -1,0 +1,85 @@
+"""The chat websocket: send a message, watch the reply stream, stop it, resume after a reconnect."""
+from __future__ import annotations
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.db import transaction
+
+from webapp.chat import services
+from webapp.chat.models import Conversation, Message
+
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_NOT_FOUND = 4404
+
+
+class ChatConsumer(AsyncJsonWebsocketConsumer):
+    async def connect(self):
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        conversation_id = self.scope["url_route"]["kwargs"]["conversation_id"]
+        self.conversation = await database_sync_to_async(
+            lambda: Conversation.objects.filter(pk=conversation_id, owner=user).first())()
+        if self.conversation is None:
+            await self.close(code=CLOSE_NOT_FOUND)
+            return
+        self.group = services.group_name(self.conversation.pk)
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept()
+        await database_sync_to_async(services.reap_stale_replies)()
+        await self.send_json({"type": "history", "messages": await self._messages()})
+
+    async def disconnect(self, code):
+        if getattr(self, "group", None):
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def receive_json(self, content, **kwargs):
+        kind = content.get("type") if isinstance(content, dict) else None
+        if kind == "send":
+            await self._send_message(content.get("content"))
+        elif kind == "stop":
+            await database_sync_to_async(self._stop)(content.get("message"))
+        elif kind == "resume":  # after a reconnect: the whole message as persisted, then live chunks
+            message = await database_sync_to_async(self._own_message)(content.get("message"))
+            if message is not None:
+                await self.send_json({"type": "message", "message": message.as_event()})
+        else:
+            await self.send_json({"type": "error", "detail": "unknown message type"})
+
+    async def _send_message(self, text):
+        if not isinstance(text, str):
+            await self.send_json({"type": "error", "detail": "send {\"type\": \"send\", \"content\": text}"})
+            return
+        try:
+            asked, reply = await database_sync_to_async(self._start)(text)
+        except (services.Busy, ValueError) as exc:
+            await self.send_json({"type": "error", "detail": str(exc)})
+            return
+        for message in (asked, reply):
+            await self.channel_layer.group_send(self.group, {"type": "chat.event", "kind": "message",
+                                                             "message": message.as_event()})
+
+    def _start(self, text):
+        from webapp.chat.tasks import chat_reply
+
+        asked, reply = services.start_turn(self.conversation, text)
+        transaction.on_commit(lambda: chat_reply.delay(reply.pk))
+        return asked, reply
+
+    def _own_message(self, message_id):
+        if not isinstance(message_id, int):
+            return None
+        return Message.objects.filter(pk=message_id, conversation=self.conversation).first()
+
+    def _stop(self, message_id):
+        if self._own_message(message_id) is not None:
+            services.request_stop(message_id)
+
+    @database_sync_to_async
+    def _messages(self):
+        return [m.as_event() for m in self.conversation.messages.all()]
+
+    async def chat_event(self, event):
+        payload = {k: v for k, v in event.items() if k != "type"}
+        await self.send_json({"type": payload.pop("kind"), **payload})

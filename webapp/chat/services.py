@@ -1,0 +1,146 @@
+"""Chat turns: start a reply, stream it from the model into the database and the channel layer,
+stop it, and notice when the model worker died mid-reply."""
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import timedelta
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.core.cache import cache
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from engine.lm.generation import CancelToken, LanguageModel, SamplingParams
+from engine.lm.stream_chunks import coalesce
+from engine.sandbox.verdict import short
+from webapp.chat.models import Conversation, Message
+
+log = logging.getLogger(__name__)
+MAX_MESSAGE_CHARS = 20_000
+HEARTBEAT_EVERY_S = 5.0
+STALE_AFTER_S = 20.0  # a started reply with no heartbeat for this long: its worker is gone
+QUEUED_TOO_LONG_S = 600.0
+REPLY_PARAMS = SamplingParams(max_new_tokens=512, temperature=0.0)
+
+
+class Busy(Exception):
+    """The user already has a reply being generated."""
+
+
+def group_name(conversation_id: int) -> str:
+    return f"chat.{int(conversation_id)}"
+
+
+def _stop_key(message_id: int) -> str:
+    return f"chat:stop:{int(message_id)}"
+
+
+def _broadcast(conversation_id: int, event: dict) -> None:
+    async_to_sync(get_channel_layer().group_send)(group_name(conversation_id), {"type": "chat.event", **event})
+
+
+def start_turn(conversation: Conversation, text: str) -> tuple[Message, Message]:
+    """Save the user's message and a placeholder for the reply. Raises Busy or ValueError."""
+    text = text.strip()
+    if not text:
+        raise ValueError("the message is empty")
+    if len(text) > MAX_MESSAGE_CHARS:
+        raise ValueError(f"the message is longer than {MAX_MESSAGE_CHARS:,} characters")
+    try:
+        with transaction.atomic():
+            asked = Message.objects.create(conversation=conversation, owner=conversation.owner,
+                                           role=Message.Role.USER, content=text)
+            reply = Message.objects.create(conversation=conversation, owner=conversation.owner,
+                                           role=Message.Role.ASSISTANT, status=Message.Status.STREAMING)
+    except IntegrityError:
+        raise Busy("a reply is still being written; stop it or wait for it") from None
+    if not conversation.title:
+        Conversation.objects.filter(pk=conversation.pk).update(title=short(text.splitlines()[0], 80))
+    return asked, reply
+
+
+def request_stop(message_id: int) -> None:
+    cache.set(_stop_key(message_id), True, timeout=3600)
+
+
+class _Heartbeat:
+    """Refresh the reply's heartbeat from a thread, also while the model is still loading."""
+
+    def __init__(self, message_id: int):
+        self.message_id = message_id
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="chat-heartbeat", daemon=True)
+
+    def _beat(self):
+        try:
+            while not self._done.wait(HEARTBEAT_EVERY_S):
+                Message.objects.filter(pk=self.message_id).update(heartbeat_at=timezone.now())
+        finally:
+            connection.close()  # this thread's own connection
+
+    def __enter__(self):
+        Message.objects.filter(pk=self.message_id).update(heartbeat_at=timezone.now())
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._done.set()
+        self._thread.join(timeout=HEARTBEAT_EVERY_S + 1)
+
+
+def stream_reply(message_id: int, get_model: Callable[[], LanguageModel],
+                 params: SamplingParams = REPLY_PARAMS, interval_s: float = 0.1) -> Message:
+    """Generate the reply into the placeholder: one database write and one broadcast per chunk."""
+    reply = Message.objects.select_related("conversation").get(pk=message_id)
+    if reply.status != Message.Status.STREAMING:
+        return reply  # stopped or reaped before we started
+    conversation_id = reply.conversation_id
+    history = [{"role": m.role, "content": m.content}
+               for m in reply.conversation.messages.filter(id__lt=reply.id).exclude(content="")]
+    content = ""
+    with _Heartbeat(message_id):
+        try:
+            model = get_model()
+            Message.objects.filter(pk=message_id).update(model_name=model.name)
+            cancel = CancelToken()
+            for chunk in coalesce(model.stream(history, params, cancel), interval_s):
+                content += chunk.text
+                fields = {"content": content, "chunks": chunk.seq + 1, "heartbeat_at": timezone.now()}
+                if chunk.done:
+                    fields["status"] = (Message.Status.CANCELLED if chunk.finish_reason == "cancelled"
+                                        else Message.Status.COMPLETE)
+                    fields["finish_reason"] = chunk.finish_reason or ""
+                Message.objects.filter(pk=message_id, status=Message.Status.STREAMING).update(**fields)
+                _broadcast(conversation_id, {"kind": "chunk", "message": message_id, "seq": chunk.seq,
+                                             "text": chunk.text, "done": chunk.done,
+                                             "status": fields.get("status", Message.Status.STREAMING),
+                                             "finish_reason": chunk.finish_reason})
+                if not chunk.done and cache.get(_stop_key(message_id)):
+                    cancel.cancel()
+        except Exception as exc:
+            log.exception("reply %s failed", message_id)
+            Message.objects.filter(pk=message_id, status=Message.Status.STREAMING).update(
+                status=Message.Status.FAILED, finish_reason="error")
+            _broadcast(conversation_id, {"kind": "status", "message": message_id, "status": "failed",
+                                         "detail": short(f"the model failed: {type(exc).__name__}: {exc}", 300)})
+    cache.delete(_stop_key(message_id))
+    return Message.objects.get(pk=message_id)
+
+
+def reap_stale_replies() -> int:
+    """Mark replies whose worker went silent as interrupted, and tell their conversations."""
+    now = timezone.now()
+    stale = Message.objects.filter(status=Message.Status.STREAMING).filter(
+        heartbeat_at__lt=now - timedelta(seconds=STALE_AFTER_S)
+    ) | Message.objects.filter(status=Message.Status.STREAMING, heartbeat_at__isnull=True,
+                               created_at__lt=now - timedelta(seconds=QUEUED_TOO_LONG_S))
+    reaped = list(stale.values_list("pk", "conversation_id"))
+    for message_id, conversation_id in reaped:
+        if Message.objects.filter(pk=message_id, status=Message.Status.STREAMING).update(
+                status=Message.Status.INTERRUPTED, finish_reason="worker lost"):
+            _broadcast(conversation_id, {"kind": "status", "message": message_id, "status": "interrupted",
+                                         "detail": "the model worker stopped answering; the reply is incomplete"})
+    return len(reaped)
