@@ -38,7 +38,7 @@ def test_embedded_defaults(tmp_path):
     seen = settings_under(embedded_env(tmp_path))
     assert seen["embedded"] is True
     assert seen["db"] == "django.db.backends.sqlite3" and seen["db_name"].startswith(str(tmp_path))
-    assert seen["layer"] == "channels.layers.InMemoryChannelLayer"
+    assert seen["layer"] == "webapp.core.layers.ThreadSafeInMemoryChannelLayer"
     assert seen["broker"].startswith("memory://")
     assert seen["debug"] is False and "localhost" in seen["hosts"]
     assert seen["serializer"] == ["json", ["json"]] and seen["acks_late"] is True and seen["prefetch"] == 1

@@ -103,3 +103,28 @@ def test_other_users_do_not_receive_my_events(user):
         await b.disconnect()
 
     async_to_sync(scenario)()
+
+
+def test_embedded_layer_delivers_what_worker_threads_send():
+    """In embedded mode Celery workers are threads: their sends must wake a waiting consumer.
+    (Channels' own InMemoryChannelLayer fails this: the message sits until something else
+    wakes the receiving loop.)"""
+    import asyncio
+    import threading
+    import time
+
+    from webapp.core.layers import ThreadSafeInMemoryChannelLayer
+
+    layer = ThreadSafeInMemoryChannelLayer()
+
+    async def scenario():
+        channel = await layer.new_channel()
+        receiving = asyncio.ensure_future(layer.receive(channel))
+        await asyncio.sleep(0.05)  # the consumer is now waiting
+        started = time.monotonic()
+        threading.Thread(target=lambda: async_to_sync(layer.send)(channel, {"type": "x", "n": 1})).start()
+        message = await asyncio.wait_for(receiving, 2)
+        return message, time.monotonic() - started
+
+    message, took = async_to_sync(scenario)()
+    assert message == {"type": "x", "n": 1} and took < 0.5
