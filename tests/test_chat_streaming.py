@@ -250,3 +250,26 @@ def test_send_through_a_real_model_worker_streams_a_reply(conversation, tiny_dir
     saved = Message.objects.get(pk=reply_id)
     assert saved.status == "complete" and saved.content == "".join(e["text"] for e in events if e["type"] == "chunk")
     assert saved.model_name == os.path.basename(tiny_dir)  # a local checkpoint is named after its folder
+
+
+def test_bad_frames_get_an_error_and_the_socket_stays_usable(conversation):
+    cookie = session_cookie(conversation.owner)
+
+    async def scenario():
+        comm = socket_for(conversation, cookie)
+        assert (await comm.connect())[0]
+        await comm.receive_json_from(timeout=10)
+        replies = []
+        for frame in ("{not json", "x" * 200_000, '{"type": "launch"}', '{"type": "send", "content": 5}',
+                      '{"type": "send", "content": "   "}'):
+            await comm.send_to(text_data=frame)
+            replies.append(await comm.receive_json_from(timeout=5))
+        await comm.send_json_to({"type": "resume", "message": -1})  # not ours: ignored, no crash
+        assert await comm.receive_nothing(timeout=0.3)
+        await comm.disconnect()
+        return replies
+
+    replies = async_to_sync(scenario)()
+    assert [r["type"] for r in replies] == ["error"] * 5
+    assert "empty" in replies[-1]["detail"]
+    assert not Message.objects.filter(conversation=conversation).exists()

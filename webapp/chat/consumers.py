@@ -2,17 +2,19 @@
 from __future__ import annotations
 
 from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.db import transaction
 
 from webapp.chat import services
 from webapp.chat.models import Conversation, Message
+from webapp.core.consumers import JsonFramesConsumer
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_NOT_FOUND = 4404
 
 
-class ChatConsumer(AsyncJsonWebsocketConsumer):
+class ChatConsumer(JsonFramesConsumer):
+    max_frame_bytes = 128 * 1024  # a message may be 20,000 characters
+
     async def connect(self):
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:

@@ -11,7 +11,25 @@ CLOSE_UNAUTHENTICATED = 4401
 MAX_FRAME_BYTES = 16 * 1024
 
 
-class EventsConsumer(AsyncJsonWebsocketConsumer):
+class JsonFramesConsumer(AsyncJsonWebsocketConsumer):
+    """Base for the site's sockets: a bad frame gets an error reply, never a crashed consumer."""
+
+    max_frame_bytes = MAX_FRAME_BYTES
+
+    async def receive(self, text_data=None, bytes_data=None, **kwargs):
+        if bytes_data is not None or text_data is None or len(text_data) > self.max_frame_bytes:
+            await self.send_json({"type": "error",
+                                  "detail": f"send JSON text frames under {self.max_frame_bytes // 1024} KiB"})
+            return
+        try:
+            content = json.loads(text_data)
+        except ValueError:
+            await self.send_json({"type": "error", "detail": "frame is not valid JSON"})
+            return
+        await self.receive_json(content)
+
+
+class EventsConsumer(JsonFramesConsumer):
     """Joins the user's group; answers `ping` through the channel layer (a real round trip)."""
 
     async def connect(self):
@@ -26,17 +44,6 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
     async def disconnect(self, code):
         if getattr(self, "group", None):
             await self.channel_layer.group_discard(self.group, self.channel_name)
-
-    async def receive(self, text_data=None, bytes_data=None, **kwargs):
-        if bytes_data is not None or text_data is None or len(text_data) > MAX_FRAME_BYTES:
-            await self.send_json({"type": "error", "detail": "send JSON text frames under 16 KiB"})
-            return
-        try:
-            content = json.loads(text_data)
-        except ValueError:
-            await self.send_json({"type": "error", "detail": "frame is not valid JSON"})
-            return
-        await self.receive_json(content)
 
     async def receive_json(self, content, **kwargs):
         if not isinstance(content, dict) or content.get("type") != "ping":
