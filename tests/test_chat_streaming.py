@@ -50,6 +50,14 @@ def socket_for(conversation, cookie: bytes):
     return WebsocketCommunicator(application, f"/ws/chat/{conversation.pk}/", headers=[ORIGIN, (b"cookie", cookie)])
 
 
+async def opened(conversation, cookie):
+    """A connected chat socket and the history it sent first."""
+    comm = socket_for(conversation, cookie)
+    connected, _ = await comm.connect()
+    assert connected
+    return comm, await comm.receive_json_from(timeout=10)
+
+
 def streaming_thread(*args) -> threading.Thread:
     """stream_reply on its own thread, as on a worker; the thread closes its connection after."""
     from django.db import connection
@@ -97,9 +105,7 @@ def test_reply_streams_in_order_and_is_persisted(conversation, tiny):
     cookie = session_cookie(conversation.owner)
 
     async def scenario():
-        comm = socket_for(conversation, cookie)
-        assert (await comm.connect())[0]
-        history = await comm.receive_json_from(timeout=10)
+        comm, history = await opened(conversation, cookie)
         assert history["type"] == "history" and [m["role"] for m in history["messages"]] == ["user", "assistant"]
         worker = streaming_thread(reply.pk, lambda: tiny, params, 0.02)
         events = await collect_until_done(comm, reply.pk)
@@ -122,9 +128,7 @@ def test_stop_keeps_what_was_generated(conversation, tiny):
     cookie = session_cookie(conversation.owner)
 
     async def scenario():
-        comm = socket_for(conversation, cookie)
-        assert (await comm.connect())[0]
-        await comm.receive_json_from(timeout=10)
+        comm, _ = await opened(conversation, cookie)
         worker = streaming_thread(reply.pk, lambda: tiny, SamplingParams(max_new_tokens=5000), 0.02)
         first = await comm.receive_json_from(timeout=30)
         assert first["type"] == "chunk"
@@ -150,15 +154,11 @@ def test_reconnect_mid_stream_resumes_the_whole_message(conversation, tiny):
     cookie = session_cookie(conversation.owner)
 
     async def scenario():
-        first = socket_for(conversation, cookie)
-        assert (await first.connect())[0]
-        await first.receive_json_from(timeout=10)
+        first, _ = await opened(conversation, cookie)
         worker = streaming_thread(reply.pk, lambda: tiny, params, 0.02)
         seen = [await first.receive_json_from(timeout=30) for _ in range(2)]
         await first.disconnect()  # the browser goes away mid-stream
-        second = socket_for(conversation, cookie)
-        assert (await second.connect())[0]
-        history = await second.receive_json_from(timeout=10)
+        second, history = await opened(conversation, cookie)
         partial = next(m for m in history["messages"] if m["id"] == reply.pk)
         await second.send_json_to({"type": "resume", "message": reply.pk})
         events = await collect_until_done(second, reply.pk)
@@ -230,9 +230,7 @@ def test_send_through_a_real_model_worker_streams_a_reply(conversation, tiny_dir
         cookie = session_cookie(conversation.owner)
 
         async def scenario():
-            comm = socket_for(conversation, cookie)
-            assert (await comm.connect())[0]
-            await comm.receive_json_from(timeout=10)
+            comm, _ = await opened(conversation, cookie)
             await comm.send_json_to({"type": "send", "content": "Write hello world in Python."})
             user_event = await comm.receive_json_from(timeout=10)
             reply_event = await comm.receive_json_from(timeout=10)
@@ -256,9 +254,7 @@ def test_bad_frames_get_an_error_and_the_socket_stays_usable(conversation):
     cookie = session_cookie(conversation.owner)
 
     async def scenario():
-        comm = socket_for(conversation, cookie)
-        assert (await comm.connect())[0]
-        await comm.receive_json_from(timeout=10)
+        comm, _ = await opened(conversation, cookie)
         replies = []
         for frame in ("{not json", "x" * 200_000, '{"type": "launch"}', '{"type": "send", "content": 5}',
                       '{"type": "send", "content": "   "}'):
