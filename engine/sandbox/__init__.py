@@ -10,15 +10,18 @@ by ':'; AUTODIDACT_DATA_DIR is always hidden).
 """
 from __future__ import annotations
 
+import _thread
 import os
 from collections.abc import Iterable, Iterator
 
 from engine.sandbox.limits import Limits
 from engine.sandbox.verdict import STATUSES, Verdict
 
-__all__ = ["Limits", "STATUSES", "Sandbox", "Verdict", "default_sandbox", "verify", "verify_many"]
+__all__ = ["Limits", "STATUSES", "Sandbox", "Verdict", "configured_level", "default_sandbox", "verify",
+           "verify_many"]
 
 _default = None
+_default_lock = _thread.allocate_lock()  # not `threading`: workers import this package too
 
 
 def __getattr__(name: str):
@@ -31,24 +34,26 @@ def __getattr__(name: str):
     raise AttributeError(name)
 
 
-def default_sandbox():
-    """The process-wide Sandbox, created on first use and closed at exit."""
+def configured_level() -> str:
+    return os.environ.get("AUTODIDACT_SANDBOX_LEVEL", "auto")
+
+
+def default_sandbox(hide: Iterable[str] = ()):
+    """The process-wide Sandbox, created on first use (hiding `hide` too) and closed at exit."""
     global _default
-    import atexit
-    import threading
-
-    from engine.sandbox.pool import Sandbox
-
-    lock = globals().setdefault("_default_lock", threading.Lock())
-    with lock:
+    with _default_lock:
         if _default is None:
-            hide = [p for p in os.environ.get("AUTODIDACT_SANDBOX_HIDE", "").split(":") if p]
+            import atexit
+
+            from engine.sandbox.pool import Sandbox
+
+            hidden = [p for p in os.environ.get("AUTODIDACT_SANDBOX_HIDE", "").split(":") if p]
             if os.environ.get("AUTODIDACT_DATA_DIR"):
-                hide.append(os.environ["AUTODIDACT_DATA_DIR"])
+                hidden.append(os.environ["AUTODIDACT_DATA_DIR"])
             _default = Sandbox(
                 workers=int(os.environ.get("AUTODIDACT_SANDBOX_WORKERS", "0")) or None,
-                level=os.environ.get("AUTODIDACT_SANDBOX_LEVEL", "auto"),
-                hide=hide,
+                level=configured_level(),
+                hide=[*hidden, *map(str, hide)],
             )
             atexit.register(_default.close)
         return _default

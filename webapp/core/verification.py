@@ -1,37 +1,17 @@
-"""The site's sandbox: one pool per process, hiding the data dir from sandboxed code."""
+"""The site's sandbox: the engine's process-wide pool, also hiding the data dir."""
 from __future__ import annotations
 
 import functools
-import os
-import threading
 
 from django.conf import settings
 
-from engine.sandbox import Sandbox
+from engine.sandbox import configured_level, default_sandbox
 from engine.sandbox.isolation import probe
 
-_lock = threading.Lock()
-_sandbox: Sandbox | None = None
 
-
-def sandbox() -> Sandbox:
+def sandbox():
     """Started on first use (a verify worker's first task), closed when the process exits."""
-    global _sandbox
-    with _lock:
-        if _sandbox is None:
-            import atexit
-
-            _sandbox = Sandbox(
-                workers=int(os.environ.get("AUTODIDACT_SANDBOX_WORKERS", "0")) or None,
-                level=configured_level(),
-                hide=[settings.DATA_DIR],
-            )
-            atexit.register(_sandbox.close)
-        return _sandbox
-
-
-def configured_level() -> str:
-    return os.environ.get("AUTODIDACT_SANDBOX_LEVEL", "auto")
+    return default_sandbox(hide=[settings.DATA_DIR])
 
 
 @functools.cache
