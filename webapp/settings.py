@@ -29,6 +29,11 @@ AUTODIDACT_MODEL = os.environ.get("AUTODIDACT_MODEL", "").strip()
 AUTODIDACT_QUANTIZE = os.environ.get("AUTODIDACT_QUANTIZE", "none").strip()
 # Load the model when the model worker starts, so the first request does not wait ~20 s.
 AUTODIDACT_PRELOAD_MODEL = env_bool("AUTODIDACT_PRELOAD_MODEL", True)
+# Chat: the longest reply, and how many replies each user may ask for ("" = no limit).
+AUTODIDACT_CHAT_MAX_TOKENS = env_int("AUTODIDACT_CHAT_MAX_TOKENS", 512)
+AUTODIDACT_CHAT_RATE_LIMIT = os.environ.get("AUTODIDACT_CHAT_RATE_LIMIT", "20/minute,500/day")
+if "AUTODIDACT_CSP" in os.environ:  # otherwise webapp.core.content_security.DEFAULT_POLICY
+    AUTODIDACT_CSP = os.environ["AUTODIDACT_CSP"]
 # Where benchmark data (MBPP, P3, EvalPlus) is read from; never copied into the project.
 AUTODIDACT_BENCHMARK_DATA = Path(
     os.environ.get("AUTODIDACT_BENCHMARK_DATA") or BASE_DIR.parent / "shared" / "data"
@@ -48,6 +53,7 @@ INSTALLED_APPS = [
     "webapp.core",
     "webapp.accounts",
     "webapp.chat",
+    "webapp.datasets",
 ]
 
 MIDDLEWARE = [
@@ -61,6 +67,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "webapp.core.content_security.ContentSecurityPolicyMiddleware",
 ]
 
 ROOT_URLCONF = "webapp.urls"

@@ -5,5 +5,6 @@ from django.urls import include, path
 urlpatterns = [
     path("", include("webapp.core.urls")),
     path("accounts/", include("webapp.accounts.urls")),
+    path("chat/", include("webapp.chat.urls")),
     path("admin/", admin.site.urls),
 ]

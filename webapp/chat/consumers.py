@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 from channels.db import database_sync_to_async
-from django.db import transaction
-
-from webapp.chat import services
+from webapp.chat import services, turns
+from webapp.chat.rate_limits import RateLimited
 from webapp.chat.models import Conversation, Message
+from webapp.chat.threads import thread
 from webapp.core.consumers import JsonFramesConsumer
 
 CLOSE_UNAUTHENTICATED = 4401
@@ -54,20 +54,9 @@ class ChatConsumer(JsonFramesConsumer):
             await self.send_json({"type": "error", "detail": "send {\"type\": \"send\", \"content\": text}"})
             return
         try:
-            asked, reply = await database_sync_to_async(self._start)(text)
-        except (services.Busy, ValueError) as exc:
+            await database_sync_to_async(turns.send)(self.conversation, text)
+        except (services.Busy, ValueError, turns.Unavailable, RateLimited) as exc:
             await self.send_json({"type": "error", "detail": str(exc)})
-            return
-        for message in (asked, reply):
-            await self.channel_layer.group_send(self.group, {"type": "chat.event", "kind": "message",
-                                                             "message": message.as_event()})
-
-    def _start(self, text):
-        from webapp.chat.tasks import chat_reply
-
-        asked, reply = services.start_turn(self.conversation, text)
-        transaction.on_commit(lambda: chat_reply.delay(reply.pk))
-        return asked, reply
 
     def _own_message(self, message_id):
         if not isinstance(message_id, int):
@@ -80,7 +69,9 @@ class ChatConsumer(JsonFramesConsumer):
 
     @database_sync_to_async
     def _messages(self):
-        return [m.as_event() for m in self.conversation.messages.all()]
+        """The branch on screen (a fresh read: the leaf may have moved)."""
+        self.conversation.refresh_from_db()
+        return [m.as_event() for m in thread(self.conversation)]
 
     async def chat_event(self, event):
         payload = {k: v for k, v in event.items() if k != "type"}

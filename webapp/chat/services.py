@@ -17,6 +17,7 @@ from engine.lm.generation import CancelToken, LanguageModel, SamplingParams
 from engine.lm.stream_chunks import coalesce
 from engine.sandbox.verdict import short
 from webapp.chat.models import Conversation, Message
+from webapp.chat.threads import ancestors, model_history
 
 log = logging.getLogger(__name__)
 MAX_MESSAGE_CHARS = 20_000
@@ -24,6 +25,13 @@ HEARTBEAT_EVERY_S = 5.0
 STALE_AFTER_S = 20.0  # a started reply with no heartbeat for this long: its worker is gone
 QUEUED_TOO_LONG_S = 600.0
 REPLY_PARAMS = SamplingParams(max_new_tokens=512, temperature=0.0)
+
+
+def reply_params() -> SamplingParams:
+    """Greedy, so a reply can be reproduced; the length cap comes from AUTODIDACT_CHAT_MAX_TOKENS."""
+    from django.conf import settings
+
+    return SamplingParams(max_new_tokens=settings.AUTODIDACT_CHAT_MAX_TOKENS, temperature=0.0)
 
 
 class Busy(Exception):
@@ -38,27 +46,56 @@ def _stop_key(message_id: int) -> str:
     return f"chat:stop:{int(message_id)}"
 
 
-def _broadcast(conversation_id: int, event: dict) -> None:
+def broadcast(conversation_id: int, event: dict) -> None:
     async_to_sync(get_channel_layer().group_send)(group_name(conversation_id), {"type": "chat.event", **event})
 
 
-def start_turn(conversation: Conversation, text: str) -> tuple[Message, Message]:
-    """Save the user's message and a placeholder for the reply. Raises Busy or ValueError."""
-    text = text.strip()
+def _reply_turn(parent: Message) -> int:
+    """1 for the first answer on a branch, +1 for each answer before it."""
+    return 1 + sum(1 for m in ancestors(parent) if m.role == Message.Role.ASSISTANT)
+
+
+def _clean_text(text: str) -> str:
+    text = (text or "").strip()
     if not text:
         raise ValueError("the message is empty")
     if len(text) > MAX_MESSAGE_CHARS:
         raise ValueError(f"the message is longer than {MAX_MESSAGE_CHARS:,} characters")
+    return text
+
+
+def create_reply(conversation: Conversation, parent: Message, kind: str = Message.Kind.CHAT) -> Message:
+    """A placeholder for the model's answer to `parent`, shown as the branch's end. Raises Busy."""
     try:
         with transaction.atomic():
-            asked = Message.objects.create(conversation=conversation, owner=conversation.owner,
-                                           role=Message.Role.USER, content=text)
-            reply = Message.objects.create(conversation=conversation, owner=conversation.owner,
-                                           role=Message.Role.ASSISTANT, status=Message.Status.STREAMING)
+            reply = Message.objects.create(conversation=conversation, owner=conversation.owner, parent=parent,
+                                           role=Message.Role.ASSISTANT, kind=kind, turn=_reply_turn(parent),
+                                           status=Message.Status.STREAMING)
+            Conversation.objects.filter(pk=conversation.pk).update(leaf=reply, updated_at=timezone.now())
+    except IntegrityError:
+        raise Busy("a reply is still being written; stop it or wait for it") from None
+    return reply
+
+
+def start_turn(conversation: Conversation, text: str, *, kind: str = Message.Kind.CHAT, prompt: str = "",
+               parent: Message | None | bool = True, reply_kind: str = Message.Kind.CHAT) -> tuple[Message, Message]:
+    """Save the user's message and a placeholder for the reply. Raises Busy or ValueError.
+
+    `parent=True` continues the branch on screen; None starts at the root (an edited first message)."""
+    text = _clean_text(text)
+    if parent is True:
+        parent = Message.objects.filter(pk=conversation.leaf_id).first() if conversation.leaf_id else (
+            conversation.messages.order_by("-created_at", "-id").first())
+    try:
+        with transaction.atomic():
+            asked = Message.objects.create(conversation=conversation, owner=conversation.owner, parent=parent,
+                                           role=Message.Role.USER, kind=kind, content=text, prompt=prompt)
+            reply = create_reply(conversation, asked, reply_kind)
     except IntegrityError:
         raise Busy("a reply is still being written; stop it or wait for it") from None
     if not conversation.title:
         Conversation.objects.filter(pk=conversation.pk).update(title=short(text.splitlines()[0], 80))
+    conversation.leaf = reply
     return asked, reply
 
 
@@ -98,8 +135,7 @@ def stream_reply(message_id: int, get_model: Callable[[], LanguageModel],
     if reply.status != Message.Status.STREAMING:
         return reply  # stopped or reaped before we started
     conversation_id = reply.conversation_id
-    history = [{"role": m.role, "content": m.content}
-               for m in reply.conversation.messages.filter(id__lt=reply.id).exclude(content="")]
+    history = model_history(reply)
     content = ""
     with _Heartbeat(message_id):
         try:
@@ -114,7 +150,7 @@ def stream_reply(message_id: int, get_model: Callable[[], LanguageModel],
                                         else Message.Status.COMPLETE)
                     fields["finish_reason"] = chunk.finish_reason or ""
                 Message.objects.filter(pk=message_id, status=Message.Status.STREAMING).update(**fields)
-                _broadcast(conversation_id, {"kind": "chunk", "message": message_id, "seq": chunk.seq,
+                broadcast(conversation_id, {"kind": "chunk", "message": message_id, "seq": chunk.seq,
                                              "text": chunk.text, "done": chunk.done,
                                              "status": fields.get("status", Message.Status.STREAMING),
                                              "finish_reason": chunk.finish_reason})
@@ -124,7 +160,7 @@ def stream_reply(message_id: int, get_model: Callable[[], LanguageModel],
             log.exception("reply %s failed", message_id)
             Message.objects.filter(pk=message_id, status=Message.Status.STREAMING).update(
                 status=Message.Status.FAILED, finish_reason="error")
-            _broadcast(conversation_id, {"kind": "status", "message": message_id, "status": "failed",
+            broadcast(conversation_id, {"kind": "status", "message": message_id, "status": "failed",
                                          "detail": short(f"the model failed: {type(exc).__name__}: {exc}", 300)})
     cache.delete(_stop_key(message_id))
     return Message.objects.get(pk=message_id)
@@ -141,6 +177,6 @@ def reap_stale_replies() -> int:
     for message_id, conversation_id in reaped:
         if Message.objects.filter(pk=message_id, status=Message.Status.STREAMING).update(
                 status=Message.Status.INTERRUPTED, finish_reason="worker lost"):
-            _broadcast(conversation_id, {"kind": "status", "message": message_id, "status": "interrupted",
+            broadcast(conversation_id, {"kind": "status", "message": message_id, "status": "interrupted",
                                          "detail": "the model worker stopped answering; the reply is incomplete"})
     return len(reaped)

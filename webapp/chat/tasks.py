@@ -1,13 +1,23 @@
-"""Chat tasks: replies run on the model worker; the reaper runs on beat."""
+"""Chat tasks: replies run on the model worker, their tests on a verify worker, the reaper on beat."""
 from celery import shared_task
 
 
 @shared_task(name="gpu.chat_reply")
 def chat_reply(message_id: int) -> str:
-    from webapp.chat.services import stream_reply
+    from webapp.chat.services import reply_params, stream_reply
+    from webapp.chat.testing import after_reply
     from webapp.core.model_runtime import runtime
 
-    return stream_reply(message_id, runtime.get).status
+    status = stream_reply(message_id, runtime.get, reply_params()).status
+    after_reply(message_id)
+    return status
+
+
+@shared_task(name="verify.chat_tests")
+def chat_tests(message_id: int) -> str:
+    from webapp.chat.testing import run_tests
+
+    return run_tests(message_id).get("status", "error")
 
 
 @shared_task(name="chat.reap_stale_replies")

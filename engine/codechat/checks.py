@@ -1,0 +1,65 @@
+"""Turning a chat reply into a sandbox job against its conversation's task."""
+from __future__ import annotations
+
+import ast
+import builtins
+
+from engine.lm.code_extraction import extract_code
+
+TEST_TIMEOUT_S = 5.0
+_BUILTINS = set(dir(builtins))
+
+
+def entry_point_of(tests: list[str]) -> str:
+    """The function the asserts call most (`assert f(1) == 2` → "f"); "" if none."""
+    counts: dict[str, int] = {}
+    for test in tests:
+        try:
+            tree = ast.parse(test)
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id not in _BUILTINS:
+                counts[node.func.id] = counts.get(node.func.id, 0) + 1
+    return max(counts, key=counts.get) if counts else ""
+
+
+def split_tests(text: str) -> list[str]:
+    """Asserts typed into a form: one per line (continuation lines join the assert above)."""
+    tests: list[str] = []
+    for line in text.replace("\r\n", "\n").split("\n"):
+        if not line.strip():
+            continue
+        if line.lstrip().startswith("assert ") or not tests:
+            tests.append(line.strip())
+        else:
+            tests[-1] += "\n" + line
+    return tests
+
+
+def validate_tests(tests: list[str]) -> list[str]:
+    """Reasons the tests cannot be used (empty when they can)."""
+    problems = []
+    if not tests:
+        problems.append("give at least one test, e.g. `assert add(1, 2) == 3`")
+    for number, test in enumerate(tests, 1):
+        if not test.startswith("assert "):
+            problems.append(f"test {number} is not an assert statement")
+            continue
+        try:
+            ast.parse(test)
+        except SyntaxError as exc:
+            problems.append(f"test {number} is not valid Python: {exc.msg}")
+    return problems
+
+
+def reply_code(kind: str, reply: str, entry_point: str = "") -> str | None:
+    """The code to test from a reply: a task wants `entry_point`, a puzzle wants `sol`."""
+    return extract_code(reply, "sol" if kind == "puzzle" else entry_point or None)
+
+
+def job_for(kind: str, code: str, *, tests: list[str] = (), sat: str = "", job_id: str = "chat") -> dict:
+    if kind == "puzzle":
+        return {"id": job_id, "kind": "puzzle", "sat": sat, "sol": code, "timeout_s": TEST_TIMEOUT_S}
+    return {"id": job_id, "kind": "tests", "code": code, "tests": list(tests), "all_tests": True,
+            "timeout_s": TEST_TIMEOUT_S}

@@ -1,0 +1,180 @@
+"""What a person can do that makes the model answer: open a conversation (free text, a task with
+tests, a puzzle), send a message, edit one, regenerate a reply, or give feedback for a repair.
+
+Each checks the model worker and the user's rate limit first, so a refused request loses nothing
+(the page keeps the text), and each queues the reply on the model worker once saved.
+"""
+from __future__ import annotations
+
+from django.db import transaction
+
+from engine.codechat import prompts
+from engine.codechat.checks import entry_point_of, validate_tests
+from engine.sandbox.analysis import PuzzleFormError, analyse_puzzle
+from webapp.chat import rate_limits
+from webapp.chat.models import Conversation, Message
+from webapp.chat.services import Busy, broadcast, create_reply, start_turn
+from webapp.chat.threads import thread
+from webapp.core import model_worker
+
+MAX_TESTS = 50
+
+
+class Unavailable(Exception):
+    """The model worker is down: nothing was saved."""
+
+
+def check_can_reply(user) -> dict:
+    """Raise Unavailable or RateLimited before anything is saved; returns the worker's state."""
+    state = model_worker.read_state()
+    if not state["alive"]:
+        raise Unavailable("the model worker is not running, so nothing was sent; "
+                          "an admin can check it on the health page (/healthz)")
+    runtime = state.get("runtime") or {}
+    if runtime.get("status") == "failed":
+        raise Unavailable(f"the model could not be loaded: {runtime.get('error', 'unknown error')}")
+    rate_limits.consume(user.pk)
+    return state
+
+
+def _waiting_note(state: dict, reply: Message) -> str:
+    """Why the reply has not started yet, for the placeholder."""
+    ahead = Message.objects.filter(status=Message.Status.STREAMING, heartbeat_at__isnull=True,
+                                   pk__lt=reply.pk).count()
+    if state.get("state") == "busy":
+        ahead += 1
+    if (state.get("runtime") or {}).get("status") in ("loading", "not loaded", None):
+        return "The model is loading (about 20 s the first time)…"
+    return f"Waiting for the model ({ahead} request{'s' if ahead != 1 else ''} ahead)…" if ahead else ""
+
+
+def _queue(conversation: Conversation, state: dict, *messages: Message) -> None:
+    from webapp.chat.tasks import chat_reply
+
+    reply = messages[-1]
+    for message in messages:
+        event = message.as_event()
+        if message is reply:
+            event["note"] = _waiting_note(state, reply)
+        broadcast(conversation.pk, {"kind": "message", "message": event})
+    broadcast(conversation.pk, {"kind": "thread", "leaf": reply.pk})
+    transaction.on_commit(lambda: chat_reply.delay(reply.pk))
+
+
+def task_fields(kind: str, *, problem: str = "", tests: list[str] = (), sat: str = "") -> dict:
+    """Validated fields of a conversation's task; raises ValueError with every problem found."""
+    if kind == Conversation.Kind.TASK:
+        problems = [] if problem.strip() else ["describe the task in words"]
+        problems += validate_tests(list(tests))
+        if len(tests) > MAX_TESTS:
+            problems.append(f"at most {MAX_TESTS} tests")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return {"problem": problem.strip(), "tests": list(tests), "entry_point": entry_point_of(list(tests))}
+    if kind == Conversation.Kind.PUZZLE:
+        try:
+            analyse_puzzle(sat, "def sol():\n    return None\n")
+        except SyntaxError as exc:
+            raise ValueError(f"the puzzle is not valid Python: {exc.msg} (line {exc.lineno})") from None
+        except PuzzleFormError as exc:
+            raise ValueError(f"not a P3 puzzle: {exc}") from None
+        return {"sat": sat.strip() + "\n", "entry_point": "sol"}
+    return {}
+
+
+def open_conversation(user, kind: str, *, text: str = "", problem: str = "", tests: list[str] = (),
+                      sat: str = "", title: str = "", source: str = "user") -> tuple[Conversation, Message]:
+    """A new conversation and its first reply, queued. Raises ValueError, Busy, Unavailable, RateLimited."""
+    fields = task_fields(kind, problem=problem, tests=tests, sat=sat)
+    if kind == Conversation.Kind.FREE and not text.strip():
+        raise ValueError("the message is empty")
+    state = check_can_reply(user)
+    with transaction.atomic():
+        conversation = Conversation.objects.create(owner=user, kind=kind, title=title.strip()[:200],
+                                                   source=source, **fields)
+        if kind == Conversation.Kind.TASK:
+            shown = prompts.task_message(fields["problem"], fields["tests"])
+            asked, reply = start_turn(conversation, shown, kind=Message.Kind.TASK, parent=None,
+                                      prompt=prompts.task_prompt(fields["problem"], fields["tests"]))
+        elif kind == Conversation.Kind.PUZZLE:
+            asked, reply = start_turn(conversation, prompts.puzzle_message(fields["sat"]), kind=Message.Kind.TASK,
+                                      parent=None, prompt=prompts.puzzle_prompt(fields["sat"]))
+        else:
+            asked, reply = start_turn(conversation, text, parent=None)
+        _queue(conversation, state, asked, reply)
+    return conversation, reply
+
+
+def send(conversation: Conversation, text: str) -> tuple[Message, Message]:
+    """A chat message at the end of the branch on screen."""
+    if not (text or "").strip():
+        raise ValueError("the message is empty")
+    state = check_can_reply(conversation.owner)
+    with transaction.atomic():
+        asked, reply = start_turn(conversation, text)
+        _queue(conversation, state, asked, reply)
+    return asked, reply
+
+
+def latest_answer(conversation: Conversation) -> Message | None:
+    """The last finished assistant message on the branch on screen."""
+    for message in reversed(thread(conversation)):
+        if message.role == Message.Role.ASSISTANT and message.status != Message.Status.STREAMING:
+            return message
+    return None
+
+
+def give_feedback(conversation: Conversation, feedback: str) -> tuple[Message, Message]:
+    """A repair turn: the model gets the task and its previous code (the history), the sandbox's
+    results on that code and the feedback, and answers with new code (tested when it finishes)."""
+    if not conversation.has_tests:
+        raise ValueError("feedback turns need a task with tests or a puzzle")
+    previous = latest_answer(conversation)
+    if previous is None:
+        raise ValueError("there is no answer to give feedback on yet")
+    if previous.verdict and previous.verdict.get("status") == "running":
+        raise Busy("the tests of the last answer are still running")
+    if not (feedback or "").strip():
+        raise ValueError("the feedback is empty")
+    state = check_can_reply(conversation.owner)
+    with transaction.atomic():
+        asked, reply = start_turn(conversation, feedback, kind=Message.Kind.FEEDBACK, parent=previous,
+                                  reply_kind=Message.Kind.REPAIR,
+                                  prompt=prompts.repair_prompt(feedback, previous.verdict, conversation.entry_point))
+        _queue(conversation, state, asked, reply)
+    return asked, reply
+
+
+def edit(message: Message, text: str) -> tuple[Message, Message]:
+    """A new version of a user message, beside the old one (its branch is kept), and a new reply."""
+    if message.role != Message.Role.USER:
+        raise ValueError("only your own messages can be edited")
+    conversation = message.conversation
+    if not (text or "").strip():
+        raise ValueError("the message is empty")
+    prompt = ""
+    if message.kind == Message.Kind.FEEDBACK:
+        previous = Message.objects.get(pk=message.parent_id)
+        prompt = prompts.repair_prompt(text, previous.verdict, conversation.entry_point)
+    elif message.kind == Message.Kind.TASK:
+        raise ValueError("the task itself cannot be edited; start a new conversation with the changed task")
+    state = check_can_reply(conversation.owner)
+    reply_kind = Message.Kind.REPAIR if message.kind == Message.Kind.FEEDBACK else Message.Kind.CHAT
+    with transaction.atomic():
+        asked, reply = start_turn(conversation, text, kind=message.kind, prompt=prompt,
+                                  parent=message.parent, reply_kind=reply_kind)
+        _queue(conversation, state, asked, reply)
+    return asked, reply
+
+
+def regenerate(message: Message) -> Message:
+    """Another answer to the same message, beside the old one."""
+    if message.role != Message.Role.ASSISTANT or message.parent_id is None:
+        raise ValueError("only answers can be regenerated")
+    if message.status == Message.Status.STREAMING:
+        raise Busy("this answer is still being written")
+    state = check_can_reply(message.conversation.owner)
+    with transaction.atomic():
+        reply = create_reply(message.conversation, message.parent, message.kind)
+        _queue(message.conversation, state, reply)
+    return reply
