@@ -114,3 +114,44 @@ def still_running(processes: list[psutil.Process]) -> list[str]:
         except psutil.NoSuchProcess:
             pass
     return alive
+
+
+def start_worker(name: str, queues: str, pool: str, extra_env: dict | None = None) -> tuple[subprocess.Popen, LineReader]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "webapp", "worker", "-Q", queues, "-n", f"{name}@%h",
+         "--pool", pool, "--concurrency", "1", "--without-mingle", "--without-gossip", "-l", "INFO"],
+        cwd=ROOT, env={**os.environ, **(extra_env or {})}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True, bufsize=1, start_new_session=True,
+    )
+    reader = LineReader(proc.stdout)
+    reader.wait_for(r"ready\.", timeout=60)
+    return proc, reader
+
+
+def stop_worker(proc: subprocess.Popen, sig=signal.SIGTERM) -> None:
+    try:
+        os.killpg(proc.pid, sig)
+    except ProcessLookupError:
+        return
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def wait_for_http(url: str, timeout: float = 60) -> None:
+    """Until something answers HTTP at `url` (any status)."""
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=2).close()
+            return
+        except urllib.error.HTTPError:
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise AssertionError(f"nothing answered at {url} within {timeout} s")

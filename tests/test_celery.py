@@ -1,8 +1,6 @@
 """Tasks through the real broker (Redis under `make test`) and real worker processes."""
 import os
 import signal
-import subprocess
-import sys
 import time
 import uuid
 
@@ -11,32 +9,8 @@ import redis
 from celery.exceptions import TimeoutError as CeleryTimeout
 from kombu.exceptions import EncodeError
 
-from tests.support import ROOT, LineReader
+from tests.support import start_worker, stop_worker
 from webapp.core.tasks import echo, gpu_echo, verify_batch, verify_echo
-
-
-def start_worker(name: str, queues: str, pool: str, extra_env: dict | None = None) -> tuple[subprocess.Popen, LineReader]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "webapp", "worker", "-Q", queues, "-n", f"{name}@%h",
-         "--pool", pool, "--concurrency", "1", "--without-mingle", "--without-gossip", "-l", "INFO"],
-        cwd=ROOT, env={**os.environ, **(extra_env or {})}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        text=True, bufsize=1, start_new_session=True,
-    )
-    reader = LineReader(proc.stdout)
-    reader.wait_for(r"ready\.", timeout=60)
-    return proc, reader
-
-
-def stop_worker(proc: subprocess.Popen, sig=signal.SIGTERM) -> None:
-    try:
-        os.killpg(proc.pid, sig)
-    except ProcessLookupError:
-        return
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
 
 
 @pytest.fixture(scope="module")

@@ -216,7 +216,7 @@ def test_other_users_cannot_open_or_stop_a_conversation(conversation):
 
 def test_send_through_a_real_model_worker_streams_a_reply(conversation, tiny_dir, redis_url):
     """The whole path: websocket -> database -> Celery (Redis) -> gpu worker -> channel layer."""
-    from tests.test_celery import start_worker, stop_worker
+    from tests.support import start_worker, stop_worker
 
     from django.db import connection
 

@@ -80,6 +80,7 @@ def thread_items(conversation: Conversation) -> list[dict]:
             item["html"] = render_markdown(message.content)
             if message.kind == Message.Kind.REPAIR and previous_code is not None and message.code:
                 item["diff"] = code_diff(previous_code, message.code)
+                item["unchanged"] = not item["diff"]
             if message.code:
                 previous_code = message.code
         elif message.role == Message.Role.USER:
@@ -97,7 +98,7 @@ def _body_context(conversation: Conversation) -> dict:
         "tests_text": "\n".join(conversation.tests),
         "items": items,
         "streaming": bool(last and last.status == Message.Status.STREAMING),
-        "can_give_feedback": conversation.has_tests and answer is not None and last is answer,
+        "can_give_feedback": conversation.has_tests and answer is not None and last.pk == answer.pk,
     }
 
 

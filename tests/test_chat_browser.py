@@ -1,0 +1,240 @@
+"""The code chat in headless Chromium: the whole feedback dialog on the embedded default (the
+packaged SmolLM2 model, a real model worker and sandbox), and hostile text that must never run."""
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.support import ROOT, LineReader, SiteProcess, embedded_env
+
+PASSWORD = "chat-browser-password"
+TESTS = ["assert sum_squares([1, 2, 3]) == 14", "assert sum_squares([]) == 0", "assert sum_squares([-2, 5]) == 29"]
+
+
+@pytest.fixture(scope="module")
+def dialog_site(tmp_path_factory):
+    env = embedded_env(tmp_path_factory.mktemp("chat-dialog"), AUTODIDACT_ADMIN_PASSWORD=PASSWORD,
+                       AUTODIDACT_PRELOAD_MODEL="1", AUTODIDACT_CHAT_MAX_TOKENS="160")
+    process = SiteProcess(env)
+    process.wait_until_up()
+    yield process
+    process.interrupt()
+
+
+def sign_in(page, site):
+    page.goto(site.url + "/accounts/login/?next=/chat/")
+    page.get_by_label("Username").fill("admin")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="New conversation")).to_be_visible()
+
+
+def finished_results(answer):
+    """The answer's test results once the sandbox has reported (not the 'running' placeholder)."""
+    results = answer.get_by_test_id("test-results")
+    expect(results.get_by_test_id("verdict")).to_be_visible(timeout=120_000)
+    return results
+
+
+def test_whole_feedback_dialog_in_the_browser(dialog_site, page, output_dir):
+    sign_in(page, dialog_site)
+    page.get_by_label("Task with tests").check()
+    page.get_by_label("Task", exact=True).fill("Write a function sum_squares(numbers) that returns the sum of "
+                                               "the squares of the numbers in a list.")
+    page.get_by_label(re.compile("^Tests")).fill("\n".join(TESTS))
+    page.get_by_role("button", name="Start").click()
+    expect(page).to_have_url(re.compile(r"/chat/\d+/$"))
+    expect(page.locator("#connection")).to_have_text("live")
+
+    # The answer streams in (the model loads on first use), then its code is tested.
+    first = page.locator("li.msg-assistant").first
+    expect(first.get_by_test_id("stream")).not_to_be_empty(timeout=90_000)
+    results = finished_results(first)
+    expect(results.get_by_test_id("test-row")).to_have_count(len(TESTS))
+    expect(page.get_by_test_id("turns")).to_have_text("1")
+
+    # Run the tests again by hand: the same verdict comes back.
+    verdict = results.get_by_test_id("verdict").inner_text()
+    first.get_by_test_id("run-tests").click()
+    expect(finished_results(page.locator("li.msg-assistant").first).get_by_test_id("verdict")).to_have_text(verdict)
+
+    # Feedback drives a repair turn: streamed, re-tested, compared with the previous code.
+    page.get_by_label(re.compile("^Feedback for a repair turn")).fill(
+        "Return sum(x * x for x in numbers); an empty list gives 0.")
+    page.get_by_role("button", name="Send feedback").click()
+    expect(page.locator("li.msg-user").last).to_contain_text("an empty list gives 0")
+    repair = page.locator("li.msg-assistant").nth(1)
+    expect(repair).to_contain_text("repair · turn 2", timeout=30_000)
+    repair_results = finished_results(repair)
+    expect(repair_results.get_by_test_id("test-row")).to_have_count(len(TESTS))
+    expect(repair.get_by_test_id("diff").or_(repair.get_by_test_id("unchanged"))).to_be_visible()
+    expect(page.get_by_test_id("turns")).to_have_text("2")
+    expect(repair.locator(".md .highlight")).to_be_visible()  # the repaired code, highlighted
+    page.screenshot(path=str(output_dir / "chat-dialog.png"), full_page=True)
+
+
+# --- hostile text ---------------------------------------------------------------------------------
+HOSTILE = """Here you go <script>window.__xss = 1; fetch('/xss-trap/script')</script>
+<img src="/xss-trap/img" onerror="window.__xss = 2">
+<a href="javascript:window.__xss=3">html link</a> and [markdown link](javascript:window.__xss=4)
+<div hx-get="/xss-trap/hx-get" hx-trigger="load">htmx get</div>
+<button hx-on:click="window.__xss=5" hx-post="/xss-trap/hx-post" hx-trigger="load">press</button>
+<span hx-on="htmx:load: window.__xss=6" hx-get="/xss-trap/hx-on" hx-trigger="load">span</span>
+<svg onload="window.__xss=7"><circle r="4"/></svg>
+<iframe src="/xss-trap/iframe"></iframe>
+<style>body { background: url(/xss-trap/css) }</style>
+![image](/xss-trap/md-img)
+<details open ontoggle="window.__xss=8">toggle</details>
+<a href="/xss-trap/plain" onmouseover="window.__xss=9" style="position:fixed;inset:0">cover</a>
+
+```python
+print("</code></pre><script>window.__xss=10</script>")
+```
+"""
+# What a sanitiser must leave out of the conversation (checked in the live DOM).
+DANGEROUS_DOM = """() => {
+  const thread = document.getElementById('thread');
+  const found = [];
+  for (const el of thread.querySelectorAll('*')) {
+    if (['SCRIPT', 'IMG', 'IFRAME', 'SVG', 'STYLE', 'OBJECT', 'EMBED', 'FORM'].includes(el.tagName.toUpperCase())
+        && !el.closest('form.rating-form, .msg-actions')) found.push(el.tagName);
+    for (const attr of el.attributes) {
+      const name = attr.name.toLowerCase();
+      const mine = el.closest('.msg-actions, .msg-head, .stop-button');
+      if (name.startsWith('on') || name === 'style' || name === 'src'
+          || ((name.startsWith('hx-') || name.startsWith('data-hx')) && name !== 'hx-disable' && !mine)
+          || (name === 'href' && /^\\s*javascript:/i.test(attr.value))) found.push(el.tagName + '[' + name + ']');
+    }
+  }
+  return found;
+}"""
+
+
+@pytest.fixture(scope="module", autouse=True)
+def sync_orm_beside_playwright():
+    """Playwright's sync API keeps an event loop running in the test thread; the ORM calls made
+    here (and pytest-django's flush) are plain sync code, so Django's async guard is lifted."""
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "1"
+    yield
+    if previous is None:
+        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    else:
+        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+def group_send(group: str, event: dict) -> None:
+    """Through the real channel layer, from a thread of its own (this one runs Playwright's loop)."""
+    import threading
+
+    from asgiref.sync import async_to_sync
+    from channels.layers import get_channel_layer
+
+    errors = []
+
+    def send():
+        try:
+            async_to_sync(get_channel_layer().group_send)(group, event)
+        except Exception as exc:  # reported in the test thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=send)
+    thread.start()
+    thread.join(10)
+    assert not errors, errors
+
+
+@pytest.fixture(scope="module")
+def live_site(django_db_setup, django_db_blocker, redis_url, tmp_path_factory):
+    """The web process and a model worker (tiny random model) on pytest's database and Redis."""
+    from django.db import connection
+
+    from engine.lm.tiny import build_tiny_model
+    from tests.support import free_port, start_worker, stop_worker, wait_for_http
+
+    with django_db_blocker.unblock():
+        db = connection.settings_dict
+        database_url = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+    tiny = str(build_tiny_model(tmp_path_factory.mktemp("xss-tiny")))
+    env = {"DATABASE_URL": database_url, "AUTODIDACT_MODEL": tiny, "AUTODIDACT_PRELOAD_MODEL": "1",
+           "AUTODIDACT_CHAT_MAX_TOKENS": "16", "AUTODIDACT_DATA_DIR": str(tmp_path_factory.mktemp("xss-data"))}
+    worker, _ = start_worker("gpu-xss", "gpu", "solo", env)
+    port = free_port()
+    web = subprocess.Popen([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "webapp.asgi:application"],
+                           cwd=ROOT, env={**os.environ, **env, "PYTHONUNBUFFERED": "1"}, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    LineReader(web.stdout)  # drained, so the process never blocks on a full pipe
+    wait_for_http(f"http://127.0.0.1:{port}/accounts/login/")
+    yield f"http://localhost:{port}"
+    stop_worker(web)
+    stop_worker(worker)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_hostile_model_output_and_feedback_never_run(live_site, page):
+    from django.contrib.auth.models import User
+
+    from webapp.chat.models import Conversation, Message
+    from webapp.chat.services import group_name
+
+    user = User.objects.create_user("mallory", password=PASSWORD)
+    conversation = Conversation.objects.create(owner=user, kind="task", problem="Add.", title="<b>xss</b>",
+                                               tests=["assert add(1, 2) == 3"], entry_point="add")
+    task = Message.objects.create(conversation=conversation, owner=user, role="user", kind="task",
+                                  content="Add two numbers. " + HOSTILE)
+    answer = Message.objects.create(conversation=conversation, owner=user, role="assistant", parent=task, turn=1,
+                                    content=HOSTILE, code="def add(a, b):\n    return a - b\n",
+                                    verdict={"status": "failed", "detail": HOSTILE, "tests": [
+                                        {"test": "assert add(1, 2) == 3", "status": "failed", "detail": HOSTILE}]})
+    feedback = Message.objects.create(conversation=conversation, owner=user, role="user", kind="feedback",
+                                      parent=answer, content=HOSTILE)
+    streaming = Message.objects.create(conversation=conversation, owner=user, role="assistant", kind="repair",
+                                       parent=feedback, turn=2, status="streaming")
+    Conversation.objects.filter(pk=conversation.pk).update(leaf=streaming)
+
+    trapped, dialogs = [], []
+    page.on("request", lambda request: "xss-trap" in request.url and trapped.append(request.url))
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page.goto(live_site + "/accounts/login/?next=/chat/%d/" % conversation.pk)
+    page.get_by_label("Username").fill("mallory")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("#connection")).to_have_text("live")
+
+    # Streamed tokens: shown as text, never parsed as HTML.
+    for seq, text in enumerate([HOSTILE[:200], HOSTILE[200:]]):
+        Message.objects.filter(pk=streaming.pk).update(content=HOSTILE[: 200 * (seq + 1)] if seq == 0 else HOSTILE,
+                                                       chunks=seq + 1)
+        group_send(group_name(conversation.pk), {
+            "type": "chat.event", "kind": "chunk", "message": streaming.pk, "seq": seq, "text": text,
+            "done": False, "status": "streaming", "finish_reason": None})
+    stream = page.locator(f"#msg-{streaming.pk} [data-testid=stream]")
+    expect(stream).to_contain_text("<script>window.__xss = 1;")
+    assert page.evaluate(DANGEROUS_DOM) == []
+
+    # The finished message comes back rendered from markdown and sanitised.
+    Message.objects.filter(pk=streaming.pk).update(status="complete", chunks=3)
+    group_send(group_name(conversation.pk), {
+        "type": "chat.event", "kind": "chunk", "message": streaming.pk, "seq": 2, "text": "", "done": True,
+        "status": "complete", "finish_reason": "eos"})
+    expect(page.locator(f"#msg-{streaming.pk} .md")).to_contain_text("markdown link")
+
+    # A person's feedback with the same payloads, typed into the page and sent for real.
+    page.get_by_label(re.compile("^Feedback for a repair turn")).fill(HOSTILE)
+    page.get_by_role("button", name="Send feedback").click()
+    expect(page.locator("li.msg-feedback, li.msg-user").last).to_contain_text("markdown link")
+    expect(page.locator("li.msg-assistant").last).not_to_have_attribute("data-status", "streaming", timeout=30_000)
+
+    for link in page.locator("#thread .md a:not([href])").all():  # stripped javascript: links do nothing
+        link.click()
+    for element in page.locator("#thread .md a, #thread .md details, #thread .md p").all()[:60]:
+        if element.is_visible() and element.bounding_box()["height"] > 0:
+            element.hover()
+    page.wait_for_timeout(500)
+    assert page.evaluate(DANGEROUS_DOM) == []
+    assert page.evaluate("window.__xss") is None
+    assert dialogs == [] and trapped == [], (dialogs, trapped)
+    assert page.title().startswith("<b>xss</b>")  # the title is text, escaped
