@@ -235,11 +235,17 @@ def test_send_through_a_real_model_worker_streams_a_reply(conversation, tiny_dir
             user_event = await comm.receive_json_from(timeout=10)
             reply_event = await comm.receive_json_from(timeout=10)
             assert user_event["message"]["role"] == "user" and reply_event["message"]["status"] == "streaming"
+            assert (await comm.receive_json_from(timeout=10))["type"] == "thread"  # the branch's new end
             await comm.send_json_to({"type": "send", "content": "and again"})
-            busy = await comm.receive_json_from(timeout=10)
-            events = await collect_until_done(comm, reply_event["message"]["id"], timeout=90)
+            reply_id, busy, events = reply_event["message"]["id"], None, []
+            while not (events and events[-1].get("done")):
+                event = await comm.receive_json_from(timeout=90)
+                if event["type"] == "error":
+                    busy = event
+                elif event.get("message") == reply_id:
+                    events.append(event)
             await comm.disconnect()
-            return busy, reply_event["message"]["id"], events
+            return busy, reply_id, events
 
         busy, reply_id, events = async_to_sync(scenario)()
     finally:

@@ -265,6 +265,12 @@ class Worker:
             verdict = _from_failed_run(outcome, code_error, limits, "the code")
             verdict["tests"] = results
             return verdict
+        ended_early = None if outcome.done else _from_failed_run(outcome, None, limits, "the tests")
+        running = next((i for i, r in enumerate(results) if r["status"] == "not run"), None)
+        if ended_early is not None and running is not None and not (stop_early and _any_bad(results)):
+            # The run stopped inside this test (timeout, memory, crash): say so on its row.
+            detail = "did not finish in time" if ended_early["status"] == TIMEOUT else ended_early["detail"]
+            results[running].update(status=ended_early["status"], detail=short(detail, 300))
         first_bad = next((r for r in results if r["status"] not in (PASSED, "not run")), None)
         if first_bad is not None:
             number = results.index(first_bad) + 1
@@ -272,12 +278,13 @@ class Worker:
             return _verdict(status, f"test {number} {first_bad['status']}: {first_bad['detail']}", results)
         if outcome.done and all(r["status"] == PASSED for r in results):
             return _verdict(PASSED, f"{len(results)} of {len(results)} tests passed", results)
-        verdict = _from_failed_run(outcome, None, limits, "the tests")
-        running = next((i for i, r in enumerate(results) if r["status"] == "not run"), None)
-        if running is not None and verdict["status"] == TIMEOUT:
-            results[running].update(status=TIMEOUT, detail="did not finish in time")
+        verdict = ended_early or _from_failed_run(outcome, None, limits, "the tests")
         verdict["tests"] = results
         return verdict
+
+
+def _any_bad(results: list[dict]) -> bool:
+    return any(r["status"] not in (PASSED, "not run") for r in results)
 
 
 def _verdict(status: str, detail: str, tests: list | None = None) -> dict:

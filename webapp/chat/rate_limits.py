@@ -15,7 +15,7 @@ PERIODS = {"second": 1, "s": 1, "minute": 60, "min": 60, "m": 60, "hour": 3600, 
 
 class RateLimited(Exception):
     def __init__(self, limit: str, retry_after_s: int):
-        super().__init__(f"you have reached the limit of {limit} replies; try again in {retry_after_s} s")
+        super().__init__(f"you have reached your limit of model replies ({limit}); try again in {retry_after_s} s")
         self.retry_after_s = retry_after_s
 
 
@@ -46,3 +46,10 @@ def consume(user_id: int, now: float | None = None) -> None:
             cache.incr(key)
         except ValueError:  # expired between add and incr
             cache.set(key, 1, timeout=60)
+
+
+def reset(user_id: int, now: float | None = None) -> None:
+    """Forget the user's counts in the current windows (an admin lifting a limit early)."""
+    now = now or time.time()
+    cache.delete_many([f"chat:rate:{user_id}:{period}:{int(now // period)}"
+                       for _, period, _ in parse_limits(settings.AUTODIDACT_CHAT_RATE_LIMIT)])

@@ -1,0 +1,97 @@
+"""What reaches a chat page from model or user text, and what the model is told (no services)."""
+from html.parser import HTMLParser
+
+import pytest
+
+from engine.codechat import prompts
+from engine.codechat.checks import entry_point_of, job_for, reply_code, split_tests, validate_tests
+from webapp.chat import rate_limits
+from webapp.chat.rendering import code_diff, render_markdown
+
+
+@pytest.mark.parametrize("hostile, forbidden", [
+    ("<script>alert(1)</script>", "<script"),
+    ('<img src=x onerror="alert(1)">', "onerror"),
+    ("[click](javascript:alert(1))", "javascript:"),
+    ("[click](JaVaScRiPt:alert(1))", "javascript:"),
+    ('<a href="data:text/html,<script>x</script>">d</a>', "data:"),
+    ('<div hx-get="/admin/" hx-trigger="load">x</div>', "hx-get"),
+    ('<p hx-on:click="alert(1)">x</p>', "hx-on"),
+    ('<svg onload="alert(1)"></svg>', "onload"),
+    ('<iframe src="/x"></iframe>', "<iframe"),
+    ("<style>*{display:none}</style>", "<style"),
+    ('<p style="position:fixed">x</p>', "style="),
+    ("![pixel](https://tracker.example/p.png)", "<img"),
+    ('```python" onmouseover="alert(1)\nx\n```', "onmouseover=\""),
+    ("<form action=/chat/1/delete/ method=post><button>x</button></form>", "<form"),
+])
+def test_markdown_loses_everything_a_browser_or_htmx_would_act_on(hostile, forbidden):
+    html = render_markdown(f"before {hostile} after")
+    markup = " ".join(tags_and_attributes(html)).lower()  # text may mention anything; markup may not
+    assert forbidden.lower().strip('<="') not in markup
+    assert "before" in html and "after" in html
+
+
+def tags_and_attributes(html: str) -> list[str]:
+    found = []
+
+    class Collector(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            found.append(tag)
+            found.extend(f"{name}={value}" for name, value in attrs)
+
+    Collector().feed(html)
+    return found
+
+
+def test_markdown_keeps_what_people_need():
+    html = render_markdown("**Bold**, `x`, [docs](https://docs.python.org/3/)\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n"
+                           "```python\nif a < b and c > d:\n    print('<b>')\n```")
+    assert "<strong>Bold</strong>" in html and "<code>x</code>" in html and "<table>" in html
+    assert 'href="https://docs.python.org/3/"' in html and 'rel="nofollow noopener noreferrer"' in html
+    assert 'class="copy-button"' in html and '<span class="k">if</span>' in html  # highlighted by Pygments
+    assert "&lt;b&gt;" in html and "<b>" not in html  # code stays text
+
+
+def test_diff_between_turns():
+    diff = code_diff("def f(x):\n    return x - 1\n", "def f(x):\n    return x + 1\n")
+    assert "return x - 1" in diff and "return x + 1" in diff and 'class="gd"' in diff and 'class="gi"' in diff
+    assert code_diff("same\n", "same\n") == ""
+
+
+def test_tests_are_read_validated_and_name_the_entry_point():
+    tests = split_tests("assert f(1) == 2\r\n\nassert f([1,\n  2]) == 3\n")
+    assert tests == ["assert f(1) == 2", "assert f([1,\n  2]) == 3"]
+    assert entry_point_of(tests + ["assert len(f(0)) == 1"]) == "f"  # builtins are not the entry point
+    assert validate_tests(tests) == []
+    assert validate_tests(["f(1) == 2", "assert f(1 =="]) == ["test 1 is not an assert statement",
+                                                              "test 2 is not valid Python: '(' was never closed"]
+    assert validate_tests([]) and "at least one test" in validate_tests([])[0]
+
+
+def test_reply_code_and_jobs():
+    reply = "Sure:\n```python\ndef helper():\n    pass\n```\nand\n```python\ndef add(a, b):\n    return a + b\n```"
+    assert reply_code("task", reply, "add").startswith("def add")
+    assert reply_code("puzzle", "```python\ndef sol():\n    return 3\n```").startswith("def sol")
+    assert reply_code("task", "I cannot help with that.", "add") is None
+    assert job_for("task", "code", tests=["assert x"])["kind"] == "tests"
+    assert job_for("puzzle", "code", sat="def sat(x: int): return True")["kind"] == "puzzle"
+
+
+def test_repair_prompt_carries_results_and_feedback():
+    verdict = {"status": "failed", "tests": [
+        {"test": "assert f(1) == 2", "status": "passed", "detail": ""},
+        {"test": "assert f(2) == 3", "status": "failed", "detail": "assert f(2) == 3 (got 4)"}]}
+    prompt = prompts.repair_prompt("Off by one for even numbers.", verdict, "f")
+    assert "1 of 2 tests passed." in prompt and "- failed: assert f(2) == 3: assert f(2) == 3 (got 4)" in prompt
+    assert prompt.index("failed") < prompt.index("- passed")  # failures first
+    assert "Feedback: Off by one for even numbers." in prompt and "Fix `f`" in prompt
+    assert "no code block" in prompts.results_summary({"status": "error", "detail": "the reply has no code block"})
+    assert "You are an expert Python programmer" in prompts.task_prompt("Add.", ["assert add(1, 1) == 2"])
+
+
+def test_rate_limit_specs():
+    assert rate_limits.parse_limits("20/minute, 300/day") == [(20, 60, "20/minute"), (300, 86400, "300/day")]
+    assert rate_limits.parse_limits("") == []
+    with pytest.raises(ValueError, match="COUNT/PERIOD"):
+        rate_limits.parse_limits("lots")
