@@ -116,15 +116,26 @@ def still_running(processes: list[psutil.Process]) -> list[str]:
     return alive
 
 
+def die_with_parent() -> None:
+    """preexec_fn: the child gets SIGTERM when the test process dies, so no worker outlives a run."""
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 def start_worker(name: str, queues: str, pool: str, extra_env: dict | None = None) -> tuple[subprocess.Popen, LineReader]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "webapp", "worker", "-Q", queues, "-n", f"{name}@%h",
          "--pool", pool, "--concurrency", "1", "--without-mingle", "--without-gossip", "-l", "INFO"],
         cwd=ROOT, env={**os.environ, **(extra_env or {})}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        text=True, bufsize=1, start_new_session=True,
+        text=True, bufsize=1, start_new_session=True, preexec_fn=die_with_parent,
     )
     reader = LineReader(proc.stdout)
-    reader.wait_for(r"ready\.", timeout=60)
+    try:
+        reader.wait_for(r"ready\.", timeout=60)
+    except BaseException:
+        stop_worker(proc)
+        raise
     return proc, reader
 
 

@@ -58,8 +58,10 @@ def test_whole_feedback_dialog_in_the_browser(dialog_site, page, output_dir):
 
     # Run the tests again by hand: the same verdict comes back.
     verdict = results.get_by_test_id("verdict").inner_text()
-    first.get_by_test_id("run-tests").click()
+    with page.expect_response(lambda response: "/run-tests/" in response.url):
+        first.get_by_test_id("run-tests").click()
     expect(finished_results(page.locator("li.msg-assistant").first).get_by_test_id("verdict")).to_have_text(verdict)
+    expect(page.get_by_role("button", name="Send feedback")).to_be_enabled()
 
     # Feedback drives a repair turn: streamed, re-tested, compared with the previous code.
     page.get_by_label(re.compile("^Feedback for a repair turn")).fill(
@@ -153,7 +155,7 @@ def live_site(django_db_setup, django_db_blocker, redis_url, tmp_path_factory):
     from django.db import connection
 
     from engine.lm.tiny import build_tiny_model
-    from tests.support import free_port, start_worker, stop_worker, wait_for_http
+    from tests.support import die_with_parent, free_port, start_worker, stop_worker, wait_for_http
 
     with django_db_blocker.unblock():
         db = connection.settings_dict
@@ -162,15 +164,19 @@ def live_site(django_db_setup, django_db_blocker, redis_url, tmp_path_factory):
     env = {"DATABASE_URL": database_url, "AUTODIDACT_MODEL": tiny, "AUTODIDACT_PRELOAD_MODEL": "1",
            "AUTODIDACT_CHAT_MAX_TOKENS": "16", "AUTODIDACT_DATA_DIR": str(tmp_path_factory.mktemp("xss-data"))}
     worker, _ = start_worker("gpu-xss", "gpu", "solo", env)
-    port = free_port()
-    web = subprocess.Popen([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "webapp.asgi:application"],
-                           cwd=ROOT, env={**os.environ, **env, "PYTHONUNBUFFERED": "1"}, stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    LineReader(web.stdout)  # drained, so the process never blocks on a full pipe
-    wait_for_http(f"http://127.0.0.1:{port}/accounts/login/")
-    yield f"http://localhost:{port}"
-    stop_worker(web)
-    stop_worker(worker)
+    port, web = free_port(), None
+    try:
+        web = subprocess.Popen(
+            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "webapp.asgi:application"],
+            cwd=ROOT, env={**os.environ, **env, "PYTHONUNBUFFERED": "1"}, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True, start_new_session=True, preexec_fn=die_with_parent)
+        LineReader(web.stdout)  # drained, so the process never blocks on a full pipe
+        wait_for_http(f"http://127.0.0.1:{port}/accounts/login/")
+        yield f"http://localhost:{port}"
+    finally:
+        if web is not None:
+            stop_worker(web)
+        stop_worker(worker)
 
 
 @pytest.mark.django_db(transaction=True)

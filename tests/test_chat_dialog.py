@@ -32,11 +32,14 @@ def workers(django_db_setup, django_db_blocker, redis_url, tmp_path_factory):
         database_url = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
     env = {"DATABASE_URL": database_url, "AUTODIDACT_MODEL": str(build_tiny_model(tmp_path_factory.mktemp("tiny"))),
            "AUTODIDACT_PRELOAD_MODEL": "1", "AUTODIDACT_CHAT_MAX_TOKENS": "8"}
-    started = [start_worker("gpu-dialog", "gpu", "solo", env)[0],
-               start_worker("verify-dialog", "verify", "solo", env)[0]]
-    yield
-    for proc in started:
-        stop_worker(proc)
+    started = []
+    try:
+        started.append(start_worker("gpu-dialog", "gpu", "solo", env)[0])
+        started.append(start_worker("verify-dialog", "verify", "solo", env)[0])
+        yield
+    finally:
+        for proc in started:
+            stop_worker(proc)
 
 
 @pytest.fixture

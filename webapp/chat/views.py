@@ -99,6 +99,7 @@ def _body_context(conversation: Conversation) -> dict:
         "items": items,
         "streaming": bool(last and last.status == Message.Status.STREAMING),
         "can_give_feedback": conversation.has_tests and answer is not None and last.pk == answer.pk,
+        "tests_running": bool(answer and answer.verdict and answer.verdict.get("status") == "running"),
     }
 
 
