@@ -14,7 +14,7 @@ from django.test import Client
 
 from engine.lm.tiny import build_tiny_model
 from tests.support import start_worker, stop_worker
-from webapp.chat import rate_limits, testing, threads, turns
+from webapp.chat import rate_limits, services, testing, threads, turns
 from webapp.chat.models import Conversation, Message
 from webapp.core import model_worker
 from webapp.datasets.models import TrainingExample
@@ -150,8 +150,13 @@ def test_a_puzzle_conversation_checks_sol_against_sat(ada):
 def test_edits_and_regenerations_are_branches_that_are_all_kept(client, ada):
     conversation, first_reply = turns.open_conversation(ada, "free", text="Hello")
     finished(first_reply.pk)
+    stale = Conversation.objects.get(pk=conversation.pk)  # as a long-lived socket holds it
     asked, reply = turns.send(conversation, "Write a loop")
     finished(reply.pk)
+    assert asked.parent_id == first_reply.pk
+    assert services.start_turn(stale, "and then?")[0].parent_id == reply.pk  # the stored leaf, not the stale one
+    Message.objects.filter(conversation=conversation).exclude(pk__lte=reply.pk).delete()
+    Conversation.objects.filter(pk=conversation.pk).update(leaf=reply)
     response = client.post(f"/chat/messages/{asked.pk}/edit/", {"text": "Write a while loop"}, **HTMX)
     assert response.status_code == 200
     conversation.refresh_from_db()

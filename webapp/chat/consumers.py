@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 from channels.db import database_sync_to_async
+
 from webapp.chat import services, turns
-from webapp.chat.rate_limits import RateLimited
 from webapp.chat.models import Conversation, Message
+from webapp.chat.rate_limits import RateLimited
 from webapp.chat.threads import thread
 from webapp.core.consumers import JsonFramesConsumer
 

@@ -83,8 +83,9 @@ def start_turn(conversation: Conversation, text: str, *, kind: str = Message.Kin
 
     `parent=True` continues the branch on screen; None starts at the root (an edited first message)."""
     text = _clean_text(text)
-    if parent is True:
-        parent = Message.objects.filter(pk=conversation.leaf_id).first() if conversation.leaf_id else (
+    if parent is True:  # the leaf as stored now (a long-lived socket's copy of the conversation is stale)
+        leaf_id = Conversation.objects.filter(pk=conversation.pk).values_list("leaf_id", flat=True).first()
+        parent = Message.objects.filter(pk=leaf_id).first() if leaf_id else (
             conversation.messages.order_by("-created_at", "-id").first())
     try:
         with transaction.atomic():
