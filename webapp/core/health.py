@@ -90,8 +90,8 @@ def check_model_worker() -> tuple[bool, str, dict | None]:
     if runtime.get("status") == "failed" or state.get("model_error"):
         return False, f"model not available: {runtime.get('error') or state.get('model_error')}", state
     task = f" running {state['task']}" if state.get("task") else ""
-    loaded = {"ready": f"ready on {runtime.get('device')}", "loading": "loading"}.get(runtime.get("status"),
-                                                                                    "loads on first use")
+    ready = f"ready on {runtime.get('device')} via {runtime.get('backend', '?')}"
+    loaded = {"ready": ready, "loading": "loading"}.get(runtime.get("status"), "loads on first use")
     return True, f"{state['state']}{task}, model {state.get('model', '?')} ({loaded})", state
 
 

@@ -11,7 +11,7 @@ import time
 
 from django.conf import settings
 
-from engine.lm.transformers_backend import TransformersModel
+from engine.lm.loading import load_model
 from engine.sandbox.verdict import short
 
 log = logging.getLogger(__name__)
@@ -19,25 +19,28 @@ log = logging.getLogger(__name__)
 
 class ModelRuntime:
     def __init__(self):
-        self._model: TransformersModel | None = None
+        self._model = None
         self._lock = threading.Lock()
         self.state: dict = {"status": "not loaded"}
 
-    def get(self) -> TransformersModel:
+    def get(self):
         """The loaded model (loading it first if needed; concurrent callers wait for one load)."""
         with self._lock:
             if self._model is None:
                 self.state = {"status": "loading", "since": time.time()}
                 try:
-                    model = TransformersModel.load(settings.AUTODIDACT_MODEL, quantize=settings.AUTODIDACT_QUANTIZE)
+                    model = load_model(settings.AUTODIDACT_MODEL, settings.AUTODIDACT_BACKEND,
+                                       settings.AUTODIDACT_QUANTIZE)
                 except Exception as exc:
                     self.state = {"status": "failed", "error": short(f"{type(exc).__name__}: {exc}", 300)}
                     log.exception("the model could not be loaded")
                     raise
                 self._model = model
                 self.state = {"status": "ready", "model": model.name, "device": model.device,
-                              "quantization": model.quantization, "load_s": round(model.load_seconds, 1)}
-                log.info("model %s ready on %s in %.1f s", model.name, model.device, model.load_seconds)
+                              "backend": model.backend, "quantization": model.quantization,
+                              "load_s": round(model.load_seconds, 1)}
+                log.info("model %s ready on %s (%s) in %.1f s", model.name, model.device, model.backend,
+                         model.load_seconds)
             return self._model
 
     def preload_in_background(self) -> None:
