@@ -42,7 +42,7 @@ def finished_results(answer):
 def test_whole_feedback_dialog_in_the_browser(dialog_site, page, output_dir):
     sign_in(page, dialog_site)
     page.get_by_label("Task with tests").check()
-    page.get_by_label("Task", exact=True).fill("Write a function sum_squares(numbers) that returns the sum of "
+    page.get_by_role("textbox", name=re.compile("^Task")).fill("Write a function sum_squares(numbers) that returns the sum of "
                                                "the squares of the numbers in a list.")
     page.get_by_label(re.compile("^Tests")).fill("\n".join(TESTS))
     page.get_by_role("button", name="Start").click()

@@ -266,3 +266,14 @@ def test_export_as_jsonl_download_and_command(client, ada, tmp_path):
     call_command("export_chats", "--output", str(out), "--feedback-only", stderr=err)
     assert "exported 1 conversation" in err.getvalue()
     assert [json.loads(line)["id"] for line in out.read_text().splitlines()] == [conversation.pk]
+
+
+def test_mbpp_tasks_come_from_the_data_folder_but_never_from_the_test_split(client, ada):
+    response = client.post("/chat/new/", {"kind": "task", "mbpp_id": "11"})
+    assert response.status_code == 400 and "test split" in response.content.decode()
+    conversation, reply = turns.open_conversation(ada, "task", mbpp_id="601")
+    assert conversation.source == "mbpp:601" and len(conversation.tests) == 3
+    assert conversation.entry_point and conversation.entry_point in conversation.tests[0]
+    finished(reply.pk)
+    with pytest.raises(ValueError, match="no MBPP task 9999"):
+        turns.open_conversation(ada, "task", mbpp_id="9999")

@@ -95,3 +95,14 @@ def test_rate_limit_specs():
     assert rate_limits.parse_limits("") == []
     with pytest.raises(ValueError, match="COUNT/PERIOD"):
         rate_limits.parse_limits("lots")
+
+
+def test_mbpp_splits_follow_the_official_task_ids():
+    from engine.datasets.mbpp import load_mbpp, split_of
+    from tests.support import BENCHMARK_DATA
+
+    assert [split_of(i) for i in (1, 10, 11, 510, 511, 600, 601, 974)] == [
+        "prompt", "prompt", "test", "test", "validation", "validation", "train", "train"]
+    tasks = load_mbpp(BENCHMARK_DATA)
+    assert len(tasks) == 974 and sum(t.split == "test" for t in tasks.values()) == 500
+    assert not tasks[11].usable_for_training and tasks[601].usable_for_training

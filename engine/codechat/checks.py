@@ -58,8 +58,9 @@ def reply_code(kind: str, reply: str, entry_point: str = "") -> str | None:
     return extract_code(reply, "sol" if kind == "puzzle" else entry_point or None)
 
 
-def job_for(kind: str, code: str, *, tests: list[str] = (), sat: str = "", job_id: str = "chat") -> dict:
+def job_for(kind: str, code: str, *, tests: list[str] = (), sat: str = "", setup: str = "",
+            job_id: str = "chat") -> dict:
     if kind == "puzzle":
         return {"id": job_id, "kind": "puzzle", "sat": sat, "sol": code, "timeout_s": TEST_TIMEOUT_S}
-    return {"id": job_id, "kind": "tests", "code": code, "tests": list(tests), "all_tests": True,
+    return {"id": job_id, "kind": "tests", "code": code, "setup": setup, "tests": list(tests), "all_tests": True,
             "timeout_s": TEST_TIMEOUT_S}

@@ -24,6 +24,7 @@ class Conversation(models.Model):
     problem = models.TextField(blank=True)  # task: the problem statement in words
     tests = models.JSONField(default=list, blank=True)  # task: assert statements
     entry_point = models.CharField(max_length=100, blank=True)  # task: the function the tests call
+    setup = models.TextField(blank=True)  # task: code the tests need first (MBPP's test_setup_code)
     sat = models.TextField(blank=True)  # puzzle: `def sat(x: T, ...)`
     source = models.CharField(max_length=200, blank=True)  # where the task came from ("user", "mbpp:11", ...)
     leaf = models.ForeignKey("Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")

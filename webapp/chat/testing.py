@@ -49,7 +49,7 @@ def run_tests(message_id: int) -> dict:
     if not reply.code:
         return record_verdict(reply, dict(NO_CODE))
     job = job_for(conversation.kind, reply.code, tests=conversation.tests, sat=conversation.sat,
-                  job_id=f"message-{message_id}")
+                  setup=conversation.setup, job_id=f"message-{message_id}")
     verdict = sandbox().verify(job).as_dict()
     return record_verdict(reply, verdict)
 

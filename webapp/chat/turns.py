@@ -61,6 +61,27 @@ def _queue(conversation: Conversation, state: dict, *messages: Message) -> None:
     transaction.on_commit(lambda: chat_reply.delay(reply.pk))
 
 
+def mbpp_task(task_id: str) -> dict:
+    """An MBPP task as conversation fields. Test-split tasks are refused: a solved repair becomes
+    training data, and the test split is kept for evaluation."""
+    from django.conf import settings
+
+    from engine.datasets.mbpp import load_mbpp
+
+    if not str(task_id).strip().isdigit():
+        raise ValueError("an MBPP task id is a number, e.g. 601")
+    try:
+        task = load_mbpp(settings.AUTODIDACT_BENCHMARK_DATA).get(int(task_id))
+    except FileNotFoundError as exc:
+        raise ValueError(str(exc)) from None
+    if task is None:
+        raise ValueError(f"there is no MBPP task {task_id}")
+    if not task.usable_for_training:
+        raise ValueError(f"MBPP task {task_id} is in the test split (11-510), which is kept for evaluation; "
+                         "choose a train (601-974), validation (511-600) or prompt (1-10) task")
+    return {"problem": task.text, "tests": task.tests, "setup": task.setup, "source": f"mbpp:{task.task_id}"}
+
+
 def task_fields(kind: str, *, problem: str = "", tests: list[str] = (), sat: str = "") -> dict:
     """Validated fields of a conversation's task; raises ValueError with every problem found."""
     if kind == Conversation.Kind.TASK:
@@ -83,9 +104,16 @@ def task_fields(kind: str, *, problem: str = "", tests: list[str] = (), sat: str
 
 
 def open_conversation(user, kind: str, *, text: str = "", problem: str = "", tests: list[str] = (),
-                      sat: str = "", title: str = "", source: str = "user") -> tuple[Conversation, Message]:
+                      sat: str = "", title: str = "", source: str = "user",
+                      mbpp_id: str = "") -> tuple[Conversation, Message]:
     """A new conversation and its first reply, queued. Raises ValueError, Busy, Unavailable, RateLimited."""
+    setup = ""
+    if kind == Conversation.Kind.TASK and str(mbpp_id).strip():
+        loaded = mbpp_task(mbpp_id)
+        problem, tests, setup, source = loaded["problem"], loaded["tests"], loaded["setup"], loaded["source"]
     fields = task_fields(kind, problem=problem, tests=tests, sat=sat)
+    if setup:
+        fields["setup"] = setup
     if kind == Conversation.Kind.FREE and not text.strip():
         raise ValueError("the message is empty")
     state = check_can_reply(user)

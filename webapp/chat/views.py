@@ -122,11 +122,11 @@ def new(request):
     kind = request.POST.get("kind", Conversation.Kind.FREE)
     if kind not in Conversation.Kind.values:
         kind = Conversation.Kind.FREE
-    form = {key: request.POST.get(key, "") for key in ("kind", "text", "problem", "tests", "sat", "title")}
+    form = {key: request.POST.get(key, "") for key in ("kind", "text", "problem", "tests", "sat", "title", "mbpp_id")}
     try:
         conversation, _ = turns.open_conversation(
             request.user, kind, text=form["text"], problem=form["problem"], tests=split_tests(form["tests"]),
-            sat=form["sat"], title=form["title"])
+            sat=form["sat"], title=form["title"], mbpp_id=form["mbpp_id"])
     except REFUSALS as exc:
         text = str(exc)
         context = {**_sidebar(request), "kinds": Conversation.Kind, "form": form, "error": text[:1].upper() + text[1:]}

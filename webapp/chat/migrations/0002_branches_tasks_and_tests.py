@@ -17,6 +17,11 @@ class Migration(migrations.Migration):
         ),
         migrations.AddField(
             model_name='conversation',
+            name='setup',
+            field=models.TextField(blank=True),
+        ),
+        migrations.AddField(
+            model_name='conversation',
             name='entry_point',
             field=models.CharField(blank=True, max_length=100),
         ),
