@@ -1,5 +1,6 @@
 """Replies stream through the real channel layer (Redis under `make test`), are persisted as they
 stream, can be stopped and resumed, and are marked interrupted when the model worker dies."""
+import asyncio
 import os
 import threading
 import time
@@ -7,6 +8,7 @@ from datetime import timedelta
 
 import pytest
 from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import User
 from django.test import Client
@@ -224,8 +226,9 @@ def test_send_through_a_real_model_worker_streams_a_reply(conversation, tiny_dir
     database_url = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
     if connection.vendor != "postgresql":
         pytest.fail("this test needs PostgreSQL (run it with `make test`)")
-    worker, _ = start_worker("gpu-chat", "gpu", "solo", {"AUTODIDACT_MODEL": tiny_dir, "DATABASE_URL": database_url,
-                                                          "AUTODIDACT_PRELOAD_MODEL": "1"})
+    worker, output = start_worker("gpu-chat", "gpu", "solo", {"AUTODIDACT_MODEL": tiny_dir,
+                                                               "DATABASE_URL": database_url,
+                                                               "AUTODIDACT_PRELOAD_MODEL": "1"})
     try:
         cookie = session_cookie(conversation.owner)
 
@@ -239,7 +242,7 @@ def test_send_through_a_real_model_worker_streams_a_reply(conversation, tiny_dir
             await comm.send_json_to({"type": "send", "content": "and again"})
             reply_id, busy, events = reply_event["message"]["id"], None, []
             while not (events and events[-1].get("done")):
-                event = await comm.receive_json_from(timeout=90)
+                event = await comm.receive_json_from(timeout=60)
                 if event["type"] == "error":
                     busy = event
                 elif event.get("message") == reply_id:
@@ -248,6 +251,9 @@ def test_send_through_a_real_model_worker_streams_a_reply(conversation, tiny_dir
             return busy, reply_id, events
 
         busy, reply_id, events = async_to_sync(scenario)()
+    except BaseException:
+        print(output.text()[-6000:])  # the worker's side, for the failure report
+        raise
     finally:
         stop_worker(worker)
     assert busy["type"] == "error" and "still being written" in busy["detail"]
@@ -275,3 +281,20 @@ def test_bad_frames_get_an_error_and_the_socket_stays_usable(conversation):
     assert [r["type"] for r in replies] == ["error"] * 5
     assert "empty" in replies[-1]["detail"]
     assert not Message.objects.filter(conversation=conversation).exists()
+
+
+def test_an_idle_socket_still_hears_its_conversation(conversation):
+    """A consumer waiting longer than the layer's 5 s blocking read (a model still loading) keeps
+    receiving: the Redis client's read timeout must not cut the blocking read short."""
+    cookie = session_cookie(conversation.owner)
+
+    async def scenario():
+        comm, _ = await opened(conversation, cookie)
+        await asyncio.sleep(7)
+        await get_channel_layer().group_send(services.group_name(conversation.pk), {
+            "type": "chat.event", "kind": "status", "message": 0, "status": "failed", "detail": "still here?"})
+        event = await comm.receive_json_from(timeout=5)
+        await comm.disconnect()
+        return event
+
+    assert async_to_sync(scenario)()["detail"] == "still here?"

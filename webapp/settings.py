@@ -119,7 +119,9 @@ else:
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [REDIS_URL],
+                # channels_redis blocks 5 s per BZPOPMIN; redis-py 8 times socket reads out after 5 s by
+                # default, so an idle consumer's receive could fail and the socket go deaf.
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 30, "socket_connect_timeout": 5}],
                 "prefix": "autodidact:asgi",
                 "capacity": env_int("CHANNEL_CAPACITY", 1000),
                 "expiry": 60,

@@ -8,7 +8,7 @@
   var bodyUrl = root.dataset.bodyUrl;
   var alertBox = document.getElementById("chat-alert");
   var connection = document.getElementById("connection");
-  var socket = null, retry = 0, refreshing = null, refreshAgain = false;
+  var socket = null, retry = 0, refreshing = null, refreshAgain = false, lastEvent = Date.now();
 
   function showAlert(text) {
     alertBox.textContent = text;
@@ -136,6 +136,7 @@
     socket.onmessage = function (event) {
       var data;
       try { data = JSON.parse(event.data); } catch (e) { return; }
+      lastEvent = Date.now();
       var handler = handlers[data.type];
       if (handler) handler(data);
     };
@@ -169,6 +170,16 @@
     event.preventDefault();
     if (area.value.trim()) area.form.requestSubmit();
   });
+
+  // A reply that has gone quiet: ask for it as saved (it may have ended while an event was lost;
+  // if its worker died, the server marks it interrupted and says so).
+  setInterval(function () {
+    if (Date.now() - lastEvent < 10000) return;
+    document.querySelectorAll("li.msg[data-status=streaming]").forEach(function (el) {
+      send({type: "resume", message: Number(el.dataset.message)});
+    });
+    lastEvent = Date.now();
+  }, 5000);
 
   connect();
   scrollToEnd();
