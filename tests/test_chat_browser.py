@@ -75,7 +75,9 @@ def test_whole_feedback_dialog_in_the_browser(dialog_site, page, output_dir):
     expect(repair.get_by_test_id("diff").or_(repair.get_by_test_id("unchanged"))).to_be_visible()
     expect(page.get_by_test_id("turns")).to_have_text("2")
     expect(repair.locator(".md .highlight")).to_be_visible()  # the repaired code, highlighted
-    page.screenshot(path=str(output_dir / "chat-dialog.png"), full_page=True)
+    page.set_viewport_size({"width": 1280, "height": 1000})
+    repair.scroll_into_view_if_needed()
+    page.screenshot(path=str(output_dir / "chat-dialog.png"))
 
 
 # --- hostile text ---------------------------------------------------------------------------------

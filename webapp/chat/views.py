@@ -92,7 +92,8 @@ def thread_items(conversation: Conversation) -> list[dict]:
 def _body_context(conversation: Conversation) -> dict:
     items = thread_items(conversation)
     last = items[-1]["message"] if items else None
-    answer = turns.latest_answer(conversation)
+    answer = next((i["message"] for i in reversed(items) if i["message"].role == Message.Role.ASSISTANT
+                   and i["message"].status != Message.Status.STREAMING), None)
     return {
         "conversation": conversation,
         "tests_text": "\n".join(conversation.tests),
