@@ -54,6 +54,31 @@ def measure_backend(model: TransformersModel, tokens: int) -> dict:
             "batched_tok_s": batched}
 
 
+def measure_shared_prefix(model: TransformersModel) -> dict:
+    """16 solving prompts behind one few-shot prefix, 4 samples each: the prefix prefilled once
+    (shared) against once per prompt (the baseline), same seed; greedy answers must not change."""
+    from engine.lm import transformers_backend
+
+    prefix = "".join(f"def f{i}(x: int, a={i}):\n    return x * a == {i * i}\n\ndef g{i}(a={i}):\n    return a\n\n"
+                     f"assert f{i}(g{i}())\n\n" for i in range(1, 9))
+    prompts = [f"{prefix}def f{i}(s: str, n={i}):\n    return len(s) == n\n\ndef g{i}(n={i}):" for i in range(9, 25)]
+    params = SamplingParams(max_new_tokens=32, temperature=0.8, seed=1, stop=("\ndef",))
+    greedy = SamplingParams(max_new_tokens=32, stop=("\ndef",))
+    figures, answers = {}, {}
+    default_minimum = transformers_backend.MIN_SHARED_PREFIX
+    try:
+        for label, minimum in (("shared", default_minimum), ("per prompt", 10**9)):
+            transformers_backend.MIN_SHARED_PREFIX = minimum
+            started = time.perf_counter()
+            model.sample_many(prompts, 4, params)
+            figures[label] = time.perf_counter() - started
+            answers[label] = [group[0].text for group in model.sample_many(prompts, 1, greedy)]
+    finally:
+        transformers_backend.MIN_SHARED_PREFIX = default_minimum
+    return {"prefix_tokens": len(model.encode(prefix)), "seconds": figures,
+            "speedup": figures["per prompt"] / figures["shared"], "same_greedy": answers["shared"] == answers["per prompt"]}
+
+
 def measure_llama_cpp(tokens: int) -> dict | None:
     try:
         from llama_cpp import Llama
@@ -99,7 +124,9 @@ def main() -> int:
     args = parser.parse_args()
 
     results = {}
-    results["transformers fp32"] = measure_backend(TransformersModel.load(""), args.tokens)
+    fp32 = TransformersModel.load("")
+    results["transformers fp32"] = measure_backend(fp32, args.tokens)
+    prefix = measure_shared_prefix(fp32)
     if args.int8:
         results["transformers int8"] = measure_backend(TransformersModel.load("", quantize="int8"), args.tokens)
     llama = measure_llama_cpp(args.tokens)
@@ -122,8 +149,11 @@ def main() -> int:
             print(f"{name}: single-stream {figures['single_tok_s'] / reference:.2f}x llama.cpp (target >= 0.5), "
                   f"best batched {best / reference:.2f}x llama.cpp single-stream (target >= 2), "
                   f"TTFT {figures['ttft_ms']:.0f} ms (target <= 300)")
+    print(f"few-shot prefix of {prefix['prefix_tokens']} tokens, 16 prompts x 4 samples: "
+          f"{prefix['seconds']['shared']:.1f} s shared, {prefix['seconds']['per prompt']:.1f} s per prompt "
+          f"({prefix['speedup']:.2f}x); greedy answers unchanged: {prefix['same_greedy']}")
     if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
+        args.json.write_text(json.dumps({**results, "shared_prefix": prefix}, indent=2))
     return 0
 
 

@@ -144,3 +144,18 @@ def test_coalesced_chunks_of_a_real_stream_rebuild_the_completion(tiny):
     assert "".join(c.text for c in chunks) == expected.text
     assert chunks[-1].done and chunks[-1].tokens == expected.tokens and chunks[-1].finish_reason == "length"
     assert [c.seq for c in chunks] == list(range(len(chunks)))
+
+
+def test_a_shared_few_shot_prefix_is_computed_once_without_changing_answers(smol):
+    """Prompts that start alike (a few-shot prefix) share one prefill of it; each prompt's greedy
+    answer is the same as when it is generated alone."""
+    from engine.lm.transformers_backend import MIN_SHARED_PREFIX, shared_prefix_length
+
+    prefix = "".join(f"def f{i}(x: int):\n    return x + {i} == {2 * i}\n\n" for i in range(1, 6))
+    prompts = [prefix + f"def f{i}(s: str):\n    return len(s) == {i}\n\ndef g{i}():" for i in (6, 7, 8)]
+    encoded = [smol.encode(p) for p in prompts]
+    assert shared_prefix_length(encoded) >= MIN_SHARED_PREFIX
+    params = SamplingParams(max_new_tokens=24)
+    together = [group[0].text for group in smol.sample_many(prompts, 1, params)]
+    assert together == [smol.complete(p, params).text for p in prompts]
+    assert shared_prefix_length([[1, 2, 3], [1, 2]]) == 1  # every prompt keeps a token of its own

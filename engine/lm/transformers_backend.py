@@ -129,12 +129,19 @@ class TransformersModel:
         if not prompts or n < 1:
             return []
         device = self.device
-        width = max(len(p) for p in prompts)
+        # A prefix every prompt shares (a few-shot prompt) is computed once and its cache copied
+        # to each row; the rows then hold [prefix][padding][rest of the prompt].
+        shared = shared_prefix_length(prompts) if len(prompts) > 1 else 0
+        if shared < MIN_SHARED_PREFIX:
+            shared = 0
+        rests = [p[shared:] for p in prompts]
+        width = max(len(r) for r in rests)
         ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(prompts), width), dtype=torch.long)
-        for i, prompt in enumerate(prompts):  # left padding: every prompt ends at the last column
-            ids[i, width - len(prompt):] = torch.tensor(prompt, dtype=torch.long)
-            mask[i, width - len(prompt):] = 1
+        mask = torch.zeros((len(prompts), shared + width), dtype=torch.long)
+        mask[:, :shared] = 1
+        for i, rest in enumerate(rests):  # left padding: every prompt ends at the last column
+            ids[i, width - len(rest):] = torch.tensor(rest, dtype=torch.long)
+            mask[i, shared + width - len(rest):] = 1
         ids, mask = ids.to(device), mask.to(device)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         generator = torch.Generator(device=device)
@@ -143,7 +150,11 @@ class TransformersModel:
         rows = [_Row() for _ in range(len(prompts) * n)]
         active = list(range(len(rows)))
         with torch.inference_mode():
-            logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions,
+            if shared:
+                prefix = torch.tensor([prompts[0][:shared]], dtype=torch.long, device=device)
+                self.model(input_ids=prefix, past_key_values=cache, use_cache=True, **self._last_only)
+                cache.batch_repeat_interleave(len(prompts))
+            logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions[:, shared:],
                                 past_key_values=cache, use_cache=True, **self._last_only).logits[:, -1, :]
             if n > 1:  # one prefill per prompt, shared by its n samples
                 cache.batch_repeat_interleave(n)
@@ -222,6 +233,19 @@ def _quantize_int8(model):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.ao.quantization is deprecated in favour of torchao
         return quantize_dynamic(model, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8)
+
+
+MIN_SHARED_PREFIX = 16  # tokens; below this, sharing saves less than it costs
+
+
+def shared_prefix_length(prompts: list[list[int]]) -> int:
+    """Tokens every prompt starts with, leaving each at least one token of its own (whose logits
+    start its generation)."""
+    shortest = min(len(p) for p in prompts)
+    length = 0
+    while length < shortest - 1 and all(p[length] == prompts[0][length] for p in prompts):
+        length += 1
+    return length
 
 
 def _as_list(value) -> list:
