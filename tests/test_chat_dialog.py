@@ -179,11 +179,13 @@ def test_edits_and_regenerations_are_branches_that_are_all_kept(client, ada):
 
 def test_refusals_save_nothing_and_say_why(client, ada, settings):
     conversation, reply = turns.open_conversation(ada, "free", text="Hi")
-    # Busy: one reply at a time per user.
-    response = client.post(f"/chat/{conversation.pk}/send/", {"text": "again"}, **HTMX)
-    if Message.objects.get(pk=reply.pk).status == "streaming":
-        assert response.status_code == 409 and "still being written" in response.content.decode()
     finished(reply.pk)
+    # Busy: one reply at a time per user (a placeholder nobody has picked up stays streaming).
+    _, pending = services.start_turn(conversation, "still thinking")
+    response = client.post(f"/chat/{conversation.pk}/send/", {"text": "again"}, **HTMX)
+    assert response.status_code == 409 and "still being written" in response.content.decode()
+    Message.objects.filter(pk__in=[pending.pk, pending.parent_id]).delete()
+    Conversation.objects.filter(pk=conversation.pk).update(leaf=reply)
     count = conversation.messages.count()
 
     # Rate limited: 429 with Retry-After, nothing saved.

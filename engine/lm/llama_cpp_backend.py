@@ -18,6 +18,7 @@ from collections.abc import Iterator
 
 from engine.lm.generation import CancelToken, Completion, Prompt, SamplingParams
 from engine.lm.model_source import ModelSource, resolve_model_source
+from engine.lm.prompt_tokens import encode_prompt
 
 DEFAULT_CONTEXT = 8192
 
@@ -60,10 +61,7 @@ class LlamaCppModel:
         return model
 
     def encode(self, prompt: Prompt) -> list[int]:
-        if isinstance(prompt, str):
-            return self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
-        encoded = self.tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True)
-        return list(encoded["input_ids"] if hasattr(encoded, "keys") else encoded)
+        return encode_prompt(self.tokenizer, prompt)
 
     def stream(self, prompt: Prompt, params: SamplingParams, cancel: CancelToken | None = None) -> Iterator[str]:
         """Text deltas; returns the Completion. Cancellation is noticed before the next token."""

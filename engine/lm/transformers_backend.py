@@ -19,6 +19,7 @@ import torch
 
 from engine.lm.generation import CancelToken, Completion, Prompt, SamplingParams
 from engine.lm.model_source import ModelSource, resolve_model_source
+from engine.lm.prompt_tokens import encode_prompt
 
 END_TOKENS = ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "</s>")
 
@@ -94,10 +95,7 @@ class TransformersModel:
 
     # -- prompts -------------------------------------------------------------------------------
     def encode(self, prompt: Prompt) -> list[int]:
-        if isinstance(prompt, str):
-            return self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
-        encoded = self.tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True)
-        return list(encoded["input_ids"] if hasattr(encoded, "keys") else encoded)
+        return encode_prompt(self.tokenizer, prompt)
 
     # -- public API ----------------------------------------------------------------------------
     def stream(self, prompt: Prompt, params: SamplingParams, cancel: CancelToken | None = None) -> Iterator[str]:

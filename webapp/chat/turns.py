@@ -144,9 +144,9 @@ def send(conversation: Conversation, text: str) -> tuple[Message, Message]:
     return asked, reply
 
 
-def latest_answer(conversation: Conversation) -> Message | None:
-    """The last finished assistant message on the branch on screen."""
-    for message in reversed(thread(conversation)):
+def latest_answer(messages: list[Message]) -> Message | None:
+    """The last finished assistant message of a branch (root first)."""
+    for message in reversed(messages):
         if message.role == Message.Role.ASSISTANT and message.status != Message.Status.STREAMING:
             return message
     return None
@@ -157,7 +157,7 @@ def give_feedback(conversation: Conversation, feedback: str) -> tuple[Message, M
     results on that code and the feedback, and answers with new code (tested when it finishes)."""
     if not conversation.has_tests:
         raise ValueError("feedback turns need a task with tests or a puzzle")
-    previous = latest_answer(conversation)
+    previous = latest_answer(thread(conversation))
     if previous is None:
         raise ValueError("there is no answer to give feedback on yet")
     if previous.verdict and previous.verdict.get("status") == "running":

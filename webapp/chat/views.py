@@ -92,8 +92,7 @@ def thread_items(conversation: Conversation) -> list[dict]:
 def _body_context(conversation: Conversation) -> dict:
     items = thread_items(conversation)
     last = items[-1]["message"] if items else None
-    answer = next((i["message"] for i in reversed(items) if i["message"].role == Message.Role.ASSISTANT
-                   and i["message"].status != Message.Status.STREAMING), None)
+    answer = turns.latest_answer([item["message"] for item in items])
     return {
         "conversation": conversation,
         "tests_text": "\n".join(conversation.tests),
@@ -110,6 +109,15 @@ def _body(request, conversation: Conversation) -> HttpResponse:
         return redirect("chat:conversation", conversation.pk)
     conversation.refresh_from_db()
     return render(request, "chat/_body.html", _body_context(conversation))
+
+
+def _start_turn(request, conversation: Conversation, start) -> HttpResponse:
+    """Run a turn-starting action: the fresh body, or the reason it was refused (nothing saved)."""
+    try:
+        start()
+    except REFUSALS as exc:
+        return _refusal(request, exc)
+    return _body(request, conversation)
 
 
 @require_GET
@@ -150,21 +158,14 @@ def body(request, conversation_id: int):
 @require_POST
 def send(request, conversation_id: int):
     conversation = _own_conversation(request, conversation_id)
-    try:
-        turns.send(conversation, request.POST.get("text", ""))
-    except REFUSALS as exc:
-        return _refusal(request, exc)
-    return _body(request, conversation)
+    return _start_turn(request, conversation, lambda: turns.send(conversation, request.POST.get("text", "")))
 
 
 @require_POST
 def feedback(request, conversation_id: int):
     conversation = _own_conversation(request, conversation_id)
-    try:
-        turns.give_feedback(conversation, request.POST.get("feedback", ""))
-    except REFUSALS as exc:
-        return _refusal(request, exc)
-    return _body(request, conversation)
+    text = request.POST.get("feedback", "")
+    return _start_turn(request, conversation, lambda: turns.give_feedback(conversation, text))
 
 
 @require_POST
@@ -200,21 +201,13 @@ def stop(request, message_id: int):
 @require_POST
 def regenerate(request, message_id: int):
     message = _own_message(request, message_id)
-    try:
-        turns.regenerate(message)
-    except REFUSALS as exc:
-        return _refusal(request, exc)
-    return _body(request, message.conversation)
+    return _start_turn(request, message.conversation, lambda: turns.regenerate(message))
 
 
 @require_POST
 def edit(request, message_id: int):
     message = _own_message(request, message_id)
-    try:
-        turns.edit(message, request.POST.get("text", ""))
-    except REFUSALS as exc:
-        return _refusal(request, exc)
-    return _body(request, message.conversation)
+    return _start_turn(request, message.conversation, lambda: turns.edit(message, request.POST.get("text", "")))
 
 
 @require_POST
