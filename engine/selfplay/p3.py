@@ -48,8 +48,16 @@ def load_p3(folder: str | Path) -> list[P3Puzzle]:
 
 def training_safe(puzzles, what: str = "this dataset"):
     """The puzzles, unchanged, if none is from the test split; raises TestSplitLeak otherwise."""
-    leaked = [p.name for p in puzzles if p.split == "test"]
+    leaked = [getattr(p, "name", None) or p.sat.split("\n")[0] for p in puzzles if p.split == "test"]
     if leaked:
         raise TestSplitLeak(f"{len(leaked)} test-split puzzle(s) in {what} (e.g. {leaked[0]}); "
                             "the test split is for evaluation only")
     return puzzles
+
+
+def one_per_problem(puzzles):
+    """The first instance of each problem, as the paper's prompts and test set use them."""
+    first: dict[str, P3Puzzle] = {}
+    for puzzle in puzzles:
+        first.setdefault(puzzle.problem, puzzle)
+    return list(first.values())

@@ -1,0 +1,86 @@
+"""Self-play from the command line, without the web app.
+
+    python -m engine.selfplay run --out var/selfplay --batches 4      # resumable: rerun to continue
+    python -m engine.selfplay styles --puzzles 20 --attempts 4         # which prompt style solves best
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from pathlib import Path
+
+from engine.lm.loading import load_model
+from engine.sandbox import verify_many
+from engine.selfplay.p3 import load_p3, one_per_problem
+from engine.selfplay.pipeline import BatchStore, SelfPlayConfig, SelfPlayPipeline
+from engine.selfplay.seeds import SEED_PUZZLES
+from engine.selfplay.solving_prompts import STYLES
+from engine.selfplay.style_choice import best_style, measure_styles
+from engine.selfplay.training_text import training_example
+
+
+class _Seed:
+    split = "train"
+
+    def __init__(self, sat: str):
+        self.sat = sat
+
+
+def _train_puzzles(data: str | None) -> list:
+    puzzles = [_Seed(s.sat) for s in SEED_PUZZLES]
+    if data:
+        puzzles += [p for p in one_per_problem(load_p3(Path(data))) if p.split == "train"]
+    return puzzles
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m engine.selfplay", description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=["run", "styles"])
+    parser.add_argument("--model", default="", help="HF id, local checkpoint or .gguf (default: packaged SmolLM2)")
+    parser.add_argument("--backend", default="auto", help="auto, transformers or llama.cpp")
+    parser.add_argument("--p3", default=str(Path(__file__).resolve().parents[2].parent / "shared" / "data" / "p3"),
+                        help="folder with puzzles.json and split.json ('' = seed puzzles only)")
+    parser.add_argument("--out", default="var/selfplay", help="run: where batches are saved (and resumed from)")
+    defaults = SelfPlayConfig()
+    for name in ("batches", "puzzles_per_prompt", "attempts", "generation_tokens", "solving_tokens",
+                 "context_tokens", "seed"):
+        parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name))
+    for name in ("generation_temperature", "solving_temperature"):
+        parser.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(defaults, name))
+    parser.add_argument("--style", choices=STYLES, default=defaults.style)
+    parser.add_argument("--puzzles", type=int, default=20, help="styles: training puzzles to measure on")
+    args = parser.parse_args(argv)
+
+    config = SelfPlayConfig.from_dict(vars(args))
+    train = _train_puzzles(args.p3)
+    model = load_model(args.model, args.backend)
+    print(f"{model.name} loaded in {model.load_seconds:.1f} s", file=sys.stderr)
+    verify = lambda jobs: verify_many(jobs)  # noqa: E731
+    if args.command == "styles":
+        sample = random.Random(args.seed).sample(train, min(args.puzzles, len(train)))
+        results = measure_styles(model, sample, verify, config)
+        print(json.dumps({"model": model.name, "best": best_style(results), "styles": results}, indent=2))
+        return 0
+    started = time.perf_counter()
+
+    def progress(event):
+        print(f"batch {event['batch'] + 1}/{event['batches']} · {event['stage']} · "
+              f"{time.perf_counter() - started:.0f} s", file=sys.stderr)
+
+    summary = SelfPlayPipeline(model, train, verify, config, BatchStore(args.out), progress).run()
+    pairs_path = Path(args.out) / "pairs.jsonl"
+    with open(pairs_path, "w", encoding="utf-8") as out:
+        for sat, solution in summary.pairs:
+            out.write(json.dumps({"sat": sat, "solution": solution, "text": training_example(sat, solution),
+                                  "model": model.name, "config": config.as_dict()}) + "\n")
+    print(json.dumps({"model": model.name, "counts": summary.counts, "timings": summary.timings,
+                      "batches": summary.batches, "resumed": summary.resumed, "wall_s": round(summary.seconds, 1),
+                      "pairs_file": str(pairs_path)}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

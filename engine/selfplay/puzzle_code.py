@@ -1,0 +1,138 @@
+"""Reading and rewriting puzzle source: rename `sat`/`sol` to the prompts' `f<i>`/`g<i>`, drop
+docstrings, find the parameters a solution shares with its puzzle, and fingerprint a puzzle so
+that new names or formatting don't make a new one. Static only: nothing here runs the code."""
+from __future__ import annotations
+
+import ast
+import contextlib
+import hashlib
+import sys
+
+
+class NotAFunction(ValueError):
+    """The source does not define the expected top-level function."""
+
+
+@contextlib.contextmanager
+def big_literals():
+    """P3 has puzzles with integer literals of thousands of digits, over Python's default limit for
+    converting between int and str; lift it only while reading or writing source."""
+    before = sys.get_int_max_str_digits()
+    sys.set_int_max_str_digits(0)
+    try:
+        yield
+    finally:
+        sys.set_int_max_str_digits(before)
+
+
+def parse(source: str) -> ast.Module:
+    with big_literals():
+        return ast.parse(source)
+
+
+def unparse(node: ast.AST) -> str:
+    with big_literals():
+        return ast.unparse(node)
+
+
+def first_function(source: str) -> ast.FunctionDef:
+    """The first top-level `def` of `source`; raises SyntaxError or NotAFunction."""
+    tree = parse(source)
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef):
+            return node
+    raise NotAFunction("no function definition")
+
+
+def _strip_docstring(function: ast.FunctionDef) -> None:
+    body = function.body
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+            and isinstance(body[0].value.value, str):
+        function.body = body[1:] or [ast.Pass()]
+
+
+def rename_function(source: str, new_name: str, drop_docstring: bool = True) -> str:
+    """`source`'s first function under `new_name` (recursive calls follow), without its docstring.
+
+    Written back with `ast.unparse`, so comments and formatting are normalised too."""
+    function = first_function(source)
+    old_name = function.name
+    function.name = new_name
+    if drop_docstring:
+        _strip_docstring(function)
+    for node in ast.walk(function):
+        if isinstance(node, ast.Name) and node.id == old_name:
+            node.id = new_name
+    return unparse(function)
+
+
+def extra_parameters(sat_source: str) -> str:
+    """The parameters after the answer, as source (`"n: int = 3, s='ab'"`): a solution's header."""
+    function = first_function(sat_source)
+    args = function.args
+    positional = args.posonlyargs + args.args
+    defaults = [None] * (len(positional) - len(args.defaults)) + list(args.defaults)
+    parts = []
+    for arg, default in list(zip(positional, defaults))[1:]:
+        text = arg.arg + (f": {unparse(arg.annotation)}" if arg.annotation is not None else "")
+        if default is not None:
+            text += f" = {unparse(default)}" if arg.annotation is not None else f"={unparse(default)}"
+        parts.append(text)
+    return ", ".join(parts)
+
+
+def answer_parameter(sat_source: str) -> str:
+    function = first_function(sat_source)
+    positional = function.args.posonlyargs + function.args.args
+    if not positional:
+        raise NotAFunction(f"{function.name}() has no answer parameter")
+    return positional[0].arg
+
+
+class _Canonical(ast.NodeTransformer):
+    """Names bound inside the function become v0, v1, … in order of first appearance."""
+
+    def __init__(self, function_name: str):
+        self.names: dict[str, str] = {function_name: "f"}
+
+    def _canon(self, name: str) -> str:
+        return self.names.setdefault(name, f"v{len(self.names)}")
+
+    def visit_arg(self, node: ast.arg) -> ast.arg:
+        node.arg = self._canon(node.arg)
+        node.annotation = self.visit(node.annotation) if node.annotation else None
+        return node
+
+    def visit_Name(self, node: ast.Name) -> ast.Name:
+        if isinstance(node.ctx, ast.Store) or node.id in self.names:
+            node.id = self._canon(node.id)
+        return node
+
+    def visit_FunctionDef(self, node: ast.FunctionDef) -> ast.FunctionDef:
+        node.name = self._canon(node.name)
+        _strip_docstring(node)
+        node.returns = None
+        self.generic_visit(node)
+        return node
+
+
+def fingerprint(sat_source: str) -> str:
+    """A hash of the puzzle's normalised AST: renaming its function or variables, reformatting,
+    comments, docstrings and the return annotation do not change it; anything else does."""
+    function = first_function(sat_source)
+    canonical = _Canonical(function.name).visit(function)
+    with big_literals():
+        dumped = ast.dump(canonical, annotate_fields=False)
+    return hashlib.sha256(dumped.encode()).hexdigest()[:32]
+
+
+def complete_function(header: str, completion: str) -> str:
+    """`header` (an open `def f7(`) plus the model's continuation, cut where the function ends:
+    at the first non-blank line that is not indented once the signature's brackets are closed."""
+    kept, depth = [], 0
+    for line in (header + completion).split("\n"):
+        if kept and depth <= 0 and line.strip() and not line[0].isspace():
+            break
+        kept.append(line)
+        depth += sum(line.count(c) for c in "([{") - sum(line.count(c) for c in ")]}")
+    return "\n".join(kept).rstrip() + "\n"

@@ -1,0 +1,149 @@
+"""How a puzzle is put to a model to solve, one class per prompt style, and how a solution is cut
+out of what the model wrote. Every attempt records the style that produced it.
+
+- `completion`: the paper's prompt (`solve.py`): worked examples `def f1…` / `def g1…` /
+  `assert f1(g1())`, then the target renamed `f{N}` and an open `def g{N}(<its defaults>):`; the
+  completion is cut at the first non-indented line.
+- `chat`: for instruct models: an instruction, the puzzle in a code block, "write g"; the reply's
+  code block that defines `g` is the solution.
+- `chat-prefill`: the same instruction, with the assistant's answer already opened as a code
+  block starting `def g(...):`, so a small instruct model writes code rather than prose.
+"""
+from __future__ import annotations
+
+import ast
+from collections.abc import Callable
+from dataclasses import replace
+
+from engine.lm.code_extraction import extract_code
+from engine.lm.generation import Prompt, SamplingParams
+from engine.selfplay.puzzle_code import complete_function, extra_parameters, parse, rename_function, unparse
+
+# Worked examples written for this project, in the shape of the paper's train_prefix.txt.
+EXAMPLES = (
+    ("def f(s: str):\n    return s + s[::-1] == 'abccba'",
+     "def g():\n    return 'abc'"),
+    ("def f(nums: List[int]):\n    return len(nums) == 3 and sum(nums) == 30 and nums[0] < nums[1] < nums[2]",
+     "def g():\n    return [9, 10, 11]"),
+    ("def f(n: int, base=7):\n    return n % base == 3 and n > 1000",
+     "def g(base=7):\n    return 1000 + (3 - 1000) % base"),
+    ("def f(words: List[str]):\n    return len(words) == 5 and all(w.startswith('z') and len(w) == 4 for w in words)"
+     " and len(set(words)) == 5",
+     "def g():\n    return ['z' + chr(97 + i) * 3 for i in range(5)]"),
+    ("def f(x: float):\n    return abs(x * x - 17) < 1e-6",
+     "def g():\n    return 17 ** 0.5"),
+)
+STYLES = ("completion", "chat", "chat-prefill")
+# Where an answer is opened for the model, its body's indentation is opened too: a small model
+# left at the end of `def g():` often starts a new top-level line, and the function ends empty.
+BODY = "\n    "
+INSTRUCTION = ("You solve Python programming puzzles. A puzzle is a function `f` whose first argument is "
+               "the answer; it is solved by any answer for which `f` returns True. Write a function `g` "
+               "that returns such an answer. `g` takes the same extra arguments as `f`, with the same "
+               "defaults.")
+
+
+def _numbered(index: int, puzzle: str, solution: str | None = None) -> str:
+    text = rename_function(puzzle, f"f{index}", drop_docstring=True)
+    if solution is not None:
+        text += "\n\n" + rename_function(solution, f"g{index}") + f"\n\nassert f{index}(g{index}())\n\n"
+    return text
+
+
+def completion_prefix() -> str:
+    return "from typing import List\n\n" + "".join(_numbered(i + 1, f, g) for i, (f, g) in enumerate(EXAMPLES))
+
+
+def _solution_header(sat: str, name: str = "g") -> str:
+    return f"def {name}({extra_parameters(sat)}):"
+
+
+def as_sol(function_source: str) -> str | None:
+    try:
+        return rename_function(function_source, "sol", drop_docstring=False) + "\n"
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+
+
+class CompletionStyle:
+    name = "completion"
+    stops = ("\nassert", "\ndef ", "\nclass ", "\nif __name__", "\nprint(")
+
+    def prompt(self, sat: str) -> Prompt:
+        index = len(EXAMPLES) + 1
+        return completion_prefix() + _numbered(index, sat) + "\n\n" + _solution_header(sat, f"g{index}") + BODY
+
+    def solution(self, sat: str, text: str) -> str | None:
+        header = _solution_header(sat, f"g{len(EXAMPLES) + 1}") + BODY
+        return as_sol(complete_function(header, text))
+
+
+def _chat_request(sat: str) -> str:
+    examples = "\n\n".join(f"```python\n{f}\n\n{g}\n\nassert f(g())\n```" for f, g in EXAMPLES[:2])
+    puzzle = rename_function(sat, "f")
+    return (f"{INSTRUCTION}\n\nExamples:\n\n{examples}\n\nNow solve this puzzle:\n\n```python\n{puzzle}\n```\n\n"
+            f"Answer with `{_solution_header(sat)}` in one ```python code block.")
+
+
+class ChatStyle:
+    name = "chat"
+    stops = ()
+
+    def prompt(self, sat: str) -> Prompt:
+        return [{"role": "user", "content": _chat_request(sat)}]
+
+    def solution(self, sat: str, text: str) -> str | None:
+        code = extract_code(text, "g")
+        function = _function_named(code, "g") if code else None
+        return as_sol(function) if function else None
+
+
+class ChatPrefillStyle:
+    """The chat prompt rendered as text (the tokenizer's template) with the answer already begun."""
+    name = "chat-prefill"
+    stops = ("```",)
+
+    def __init__(self, render_chat: Callable[[list[dict]], str]):
+        self.render_chat = render_chat
+
+    def prompt(self, sat: str) -> Prompt:
+        return self.render_chat(ChatStyle().prompt(sat)) + "```python\n" + _solution_header(sat) + BODY
+
+    def solution(self, sat: str, text: str) -> str | None:
+        return as_sol(complete_function(_solution_header(sat) + BODY, text.split("```")[0]))
+
+
+def _function_named(code: str, name: str) -> str | None:
+    """The source of the top-level function `name` in `code` (helpers it needs come along)."""
+    try:
+        tree = parse(code)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+    functions = [node for node in tree.body if isinstance(node, ast.FunctionDef)]
+    target = next((f for f in functions if f.name == name), None)
+    if target is None:
+        return None
+    helpers = [f for f in functions if f.name not in (name, "f", "sat")]
+    imports = [node for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom))]
+    if not helpers and not imports:
+        return unparse(target)
+    # A solution with helpers: nest them inside g, so g stays one self-contained function.
+    target.body = [*imports, *helpers, *target.body]
+    return unparse(target)
+
+
+def solving_style(name: str, render_chat: Callable[[list[dict]], str] | None = None):
+    if name == "completion":
+        return CompletionStyle()
+    if name == "chat":
+        return ChatStyle()
+    if name == "chat-prefill":
+        if render_chat is None:
+            raise ValueError("the chat-prefill style needs the model's chat template")
+        return ChatPrefillStyle(render_chat)
+    raise ValueError(f"unknown prompt style {name!r}; choose one of {', '.join(STYLES)}")
+
+
+def style_params(style, base: SamplingParams) -> SamplingParams:
+    return replace(base, stop=tuple(dict.fromkeys((*base.stop, *style.stops))))
+
