@@ -1,0 +1,59 @@
+"""Evaluate a model from the command line, without the web app.
+
+    python -m engine.evaluate p3 --model var/rounds/1/model --samples 10 --subset 50
+    python -m engine.evaluate humaneval --model ""          # greedy pass@1 on all 164 problems
+
+Prints one JSON object (per-problem rows included) on stdout, progress on stderr.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from engine.evaluate.humaneval_eval import evaluate_humaneval, load_humaneval
+from engine.evaluate.p3_eval import P3EvalConfig, evaluate_p3, held_out_puzzles
+from engine.lm.loading import load_model
+from engine.sandbox import verify_many
+from engine.selfplay.solving_prompts import STYLES
+
+DEFAULT_P3 = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "p3"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m engine.evaluate", description=__doc__.splitlines()[0])
+    parser.add_argument("benchmark", choices=["p3", "humaneval"])
+    parser.add_argument("--model", default="", help="HF id, local checkpoint or .gguf ('' = packaged default)")
+    parser.add_argument("--backend", default="transformers", help="auto, transformers or llama.cpp")
+    parser.add_argument("--quantize", choices=["none", "int8"], default="none", help="int8: faster on CPU")
+    parser.add_argument("--data", default="", help="p3: folder with puzzles.json/split.json; humaneval: .jsonl(.gz)")
+    parser.add_argument("--samples", type=int, default=10)
+    parser.add_argument("--temperature", type=float, default=0.8)
+    parser.add_argument("--max-tokens", type=int, default=0, help="default: 150 (p3), 300 (humaneval)")
+    parser.add_argument("--style", choices=STYLES, default="completion")
+    parser.add_argument("--subset", type=int, default=0, help="p3: evaluate on this many test puzzles (seeded)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--limit", type=int, default=0, help="humaneval: only the first N problems")
+    args = parser.parse_args(argv)
+
+    model = load_model(args.model, args.backend, args.quantize)
+    print(f"{model.name} loaded in {model.load_seconds:.1f} s", file=sys.stderr)
+    verify = lambda jobs: verify_many(jobs)  # noqa: E731
+    progress = lambda done, total: print(f"{done}/{total}", file=sys.stderr, flush=True)  # noqa: E731
+    if args.benchmark == "p3":
+        config = P3EvalConfig(samples=args.samples, temperature=args.temperature, max_tokens=args.max_tokens or 150,
+                              style=args.style, subset=args.subset, seed=args.seed)
+        name, puzzles = held_out_puzzles(args.data or DEFAULT_P3, config.subset, config.seed)
+        result = evaluate_p3(model, puzzles, config, verify, name, progress).as_dict()
+    else:
+        problems = load_humaneval(args.data or None)
+        if args.limit:
+            problems = problems[:args.limit]
+        result = evaluate_humaneval(model, problems, verify, args.max_tokens or 300, progress=progress).as_dict()
+    print(json.dumps({"model": model.name, "benchmark": args.benchmark, **result}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,103 @@
+"""engine/evaluate: the unbiased pass@k estimator against hand-computed values, and both
+harnesses (P3, HumanEval) through the real sandbox with a model that replays known answers
+(every puzzle must then count as solved) and with a tiny random model (nothing crashes, the
+numbers are well formed)."""
+import math
+
+import pytest
+
+from engine.evaluate.humaneval_eval import evaluate_humaneval, load_humaneval
+from engine.evaluate.p3_eval import P3EvalConfig, evaluate_p3, held_out_puzzles
+from engine.evaluate.pass_at_k import mean_pass_at_k, pass_at_k, report_ks
+from engine.lm.generation import Completion
+from engine.lm.tiny import build_tiny_model
+from engine.lm.transformers_backend import TransformersModel
+from engine.sandbox import verify_many
+from engine.selfplay.puzzle_code import rename_function
+from engine.selfplay.solving_prompts import EXAMPLES
+from tests.support import BENCHMARK_DATA
+
+
+def verify(jobs):
+    return verify_many(jobs)
+
+
+def test_pass_at_k_matches_hand_computed_values():
+    assert pass_at_k(10, 0, 1) == 0.0 and pass_at_k(10, 0, 10) == 0.0  # c = 0
+    assert pass_at_k(10, 10, 1) == 1.0 and pass_at_k(5, 5, 5) == 1.0  # c = n
+    assert pass_at_k(10, 8, 5) == 1.0 and pass_at_k(10, 1, 10) == 1.0  # n - c < k
+    assert math.isclose(pass_at_k(10, 1, 1), 0.1)  # c / n at k = 1
+    assert math.isclose(pass_at_k(10, 3, 1), 0.3)
+    assert math.isclose(pass_at_k(10, 2, 5), 1 - math.comb(8, 5) / math.comb(10, 5))  # = 7/9
+    assert math.isclose(pass_at_k(10, 2, 5), 7 / 9)
+    assert math.isclose(pass_at_k(100, 3, 10), 1 - math.comb(97, 10) / math.comb(100, 10))
+    assert math.isclose(pass_at_k(4, 1, 2), 0.5)  # 1 - C(3,2)/C(4,2) = 1 - 3/6
+    assert math.isclose(mean_pass_at_k([(10, 0), (10, 10), (10, 1)], 1), (0 + 1 + 0.1) / 3)
+    assert report_ks(10) == [1, 10] and report_ks(100) == [1, 10, 100] and report_ks(5) == [1]
+    for bad in [(10, 11, 1), (10, -1, 1), (10, 2, 0), (5, 1, 10)]:
+        with pytest.raises(ValueError):
+            pass_at_k(*bad)
+    with pytest.raises(ValueError):
+        mean_pass_at_k([], 1)
+
+
+class ReplayModel:
+    """Answers each prompt with a known text: checks that prompts, cuts and verdicts line up."""
+    name = "replay"
+
+    def __init__(self, answer_for):
+        self.answer_for = answer_for
+
+    def sample_many(self, prompts, n, params, cancel=None):
+        return [[Completion(self.answer_for(prompt), 3, "stop") for _ in range(n)] for prompt in prompts]
+
+
+def test_held_out_sets_are_named_seeded_and_test_split_only():
+    name, tests = held_out_puzzles(BENCHMARK_DATA / "p3")
+    assert name == "p3-test-228" and len(tests) == 228 and {p.split for p in tests} == {"test"}
+    assert len({p.problem for p in tests}) == 228
+    name, subset = held_out_puzzles(BENCHMARK_DATA / "p3", subset=20, seed=3)
+    assert name == "p3-test-20-seed3" and len(subset) == 20
+    assert [p.name for p in subset] == [p.name for p in held_out_puzzles(BENCHMARK_DATA / "p3", 20, 3)[1]]
+    assert [p.name for p in subset] != [p.name for p in held_out_puzzles(BENCHMARK_DATA / "p3", 20, 4)[1]]
+
+
+def test_p3_harness_counts_reference_answers_as_solved():
+    _, puzzles = held_out_puzzles(BENCHMARK_DATA / "p3", subset=12, seed=1)
+    puzzles = [p for p in puzzles if p.solutions][:6]
+    target = f"f{len(EXAMPLES) + 1}"
+    bodies = {}
+    for p in puzzles:  # the completion prompt ends inside g's body, its indentation opened
+        body = min(p.solutions, key=len).split("\n", 1)[1]
+        bodies[rename_function(p.sat, target, drop_docstring=True)] = body[4:] if body.startswith("    ") else body
+
+    def answer(prompt):
+        return next(body for puzzle, body in bodies.items() if puzzle in prompt)
+
+    result = evaluate_p3(ReplayModel(answer), puzzles, P3EvalConfig(samples=3, timeout_s=5), verify, "six")
+    assert result.solved == len(puzzles) == 6, result.per_puzzle
+    assert result.pass_at_k == {"1": 1.0} and all(row["c"] == 3 for row in result.per_puzzle)
+    wrong = evaluate_p3(ReplayModel(lambda prompt: "return None"), puzzles, P3EvalConfig(samples=2), verify)
+    assert wrong.solved == 0 and wrong.pass_at_k == {"1": 0.0}
+
+
+def test_humaneval_harness_counts_canonical_solutions_and_rejects_wrong_ones():
+    problems = load_humaneval()[:5]
+    assert len(load_humaneval()) == 164
+    canonical = {p["prompt"]: p["canonical_solution"] for p in problems}
+    right = evaluate_humaneval(ReplayModel(canonical.get), problems, verify)
+    assert right.passed == 5 and right.pass_at_1 == 1.0
+    wrong = evaluate_humaneval(ReplayModel(lambda prompt: "    return None\n"), problems, verify)
+    assert wrong.passed == 0 and {row["status"] for row in wrong.per_problem} <= {"failed", "error"}
+
+
+def test_tiny_model_through_both_harnesses(tmp_path):
+    model = TransformersModel.load(str(build_tiny_model(tmp_path / "tiny")))
+    _, puzzles = held_out_puzzles(BENCHMARK_DATA / "p3", subset=3, seed=0)
+    seen = []
+    result = evaluate_p3(model, puzzles, P3EvalConfig(samples=2, max_tokens=8), verify, "tiny",
+                         progress=lambda done, total: seen.append((done, total)), chunk=2)
+    assert result.puzzles == 3 and seen == [(2, 3), (3, 3)] and result.tokens > 0
+    assert 0.0 <= result.pass_at_k["1"] <= 1.0 and set(result.pass_at_k) == {"1"}
+    he = evaluate_humaneval(model, load_humaneval()[:2], verify, max_tokens=8)
+    assert he.problems == 2 and 0.0 <= he.pass_at_1 <= 1.0
