@@ -166,3 +166,11 @@ def wait_for_http(url: str, timeout: float = 60) -> None:
         except OSError:
             time.sleep(0.2)
     raise AssertionError(f"nothing answered at {url} within {timeout} s")
+
+
+def sign_in_admin(page, site: SiteProcess, password: str, next_path: str) -> None:
+    """Sign in through the login form as the `admin` that `up` created, landing on `next_path`."""
+    page.goto(f"{site.url}/accounts/login/?next={next_path}")
+    page.get_by_label("Username").fill("admin")
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()

@@ -8,7 +8,7 @@ import sys
 import pytest
 from playwright.sync_api import expect
 
-from tests.support import ROOT, LineReader, SiteProcess, embedded_env
+from tests.support import LineReader, ROOT, SiteProcess, embedded_env, sign_in_admin
 
 PASSWORD = "chat-browser-password"
 TESTS = ["assert sum_squares([1, 2, 3]) == 14", "assert sum_squares([]) == 0", "assert sum_squares([-2, 5]) == 29"]
@@ -25,10 +25,7 @@ def dialog_site(tmp_path_factory):
 
 
 def sign_in(page, site):
-    page.goto(site.url + "/accounts/login/?next=/chat/")
-    page.get_by_label("Username").fill("admin")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    sign_in_admin(page, site, PASSWORD, "/chat/")
     expect(page.get_by_role("heading", name="New conversation")).to_be_visible()
 
 
@@ -236,11 +233,13 @@ def test_hostile_model_output_and_feedback_never_run(live_site, page):
     expect(page.locator("li.msg-feedback, li.msg-user").last).to_contain_text("markdown link")
     expect(page.locator("li.msg-assistant").last).not_to_have_attribute("data-status", "streaming", timeout=30_000)
 
+    page.wait_for_load_state("networkidle")  # the finished turn's re-render has landed
     for link in page.locator("#thread .md a:not([href])").all():  # stripped javascript: links do nothing
         link.click()
     for element in page.locator("#thread .md a, #thread .md details, #thread .md p").all()[:60]:
-        if element.is_visible() and element.bounding_box()["height"] > 0:
-            element.hover()
+        box = element.bounding_box()  # None once a re-render has replaced the element: nothing left to hover
+        if box and box["height"] > 0:
+            element.hover(timeout=2_000)
     page.wait_for_timeout(500)
     assert page.evaluate(DANGEROUS_DOM) == []
     assert page.evaluate("window.__xss") is None

@@ -56,6 +56,8 @@ INSTALLED_APPS = [
     "webapp.accounts",
     "webapp.chat",
     "webapp.datasets",
+    "webapp.puzzles",
+    "webapp.training",
 ]
 
 MIDDLEWARE = [

@@ -6,5 +6,7 @@ urlpatterns = [
     path("", include("webapp.core.urls")),
     path("accounts/", include("webapp.accounts.urls")),
     path("chat/", include("webapp.chat.urls")),
+    path("puzzles/", include("webapp.puzzles.urls")),
+    path("training/", include("webapp.training.urls")),
     path("admin/", admin.site.urls),
 ]

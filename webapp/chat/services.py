@@ -18,6 +18,7 @@ from engine.lm.stream_chunks import coalesce
 from engine.sandbox.verdict import short
 from webapp.chat.models import Conversation, Message
 from webapp.chat.threads import ancestors, model_history
+from webapp.training.versions import attributable
 
 log = logging.getLogger(__name__)
 MAX_MESSAGE_CHARS = 20_000
@@ -141,7 +142,8 @@ def stream_reply(message_id: int, get_model: Callable[[], LanguageModel],
     with _Heartbeat(message_id):
         try:
             model = get_model()
-            Message.objects.filter(pk=message_id).update(model_name=model.name)
+            Message.objects.filter(pk=message_id).update(model_name=model.name,
+                                                          model_version_id=attributable(model))
             cancel = CancelToken()
             for chunk in coalesce(model.stream(history, params, cancel), interval_s):
                 content += chunk.text

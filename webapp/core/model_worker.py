@@ -92,6 +92,10 @@ class ModelWorkerHeartbeat(bootsteps.StartStopStep):
                                   **model)
                 except Exception:  # the cache being down must not kill the worker
                     log.warning("model worker heartbeat failed", exc_info=True)
+                try:
+                    runtime.swap_if_changed()  # a promotion or rollback: load the new model before it is asked for
+                except Exception:
+                    log.warning("could not check the active model version", exc_info=True)
                 self._stop.wait(HEARTBEAT_INTERVAL_S)
 
         self._thread = threading.Thread(target=beat, name="model-heartbeat", daemon=True)

@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class PuzzlesConfig(AppConfig):
+    name = "webapp.puzzles"
+    label = "puzzles"
+    verbose_name = "Puzzles"

@@ -1,0 +1,32 @@
+"""`manage.py export_dataset --format jsonl`: verified pairs that may be trained on, one per line."""
+import sys
+
+from django.core.management.base import BaseCommand, CommandError
+
+from webapp.puzzles.export import iter_jsonl
+from webapp.puzzles.models import Puzzle
+
+
+class Command(BaseCommand):
+    help = ("Export verified puzzle/solution pairs as JSON lines (HF `datasets` reads them with "
+            "load_dataset('json', data_files=...)). Test-split, rejected and flagged puzzles are never exported.")
+
+    def add_arguments(self, parser):
+        parser.add_argument("--format", default="jsonl", choices=["jsonl"])
+        parser.add_argument("--output", "-o", help="file to write (default: standard output)")
+        parser.add_argument("--source", action="append", choices=Puzzle.Source.values,
+                            help="only these sources (repeatable; default: all)")
+
+    def handle(self, *args, output=None, source=None, **options):
+        if source and Puzzle.Source.P3_TEST in source:
+            raise CommandError("the P3 test split is for evaluation only and is never exported as training data")
+        out = open(output, "w", encoding="utf-8") if output else sys.stdout
+        count = 0
+        try:
+            for line in iter_jsonl(source):
+                out.write(line)
+                count += 1
+        finally:
+            if output:
+                out.close()
+        self.stderr.write(f"exported {count} verified pairs" + (f" to {output}" if output else ""))

@@ -1,0 +1,28 @@
+"""`manage.py import_p3 PATH`: every P3 instance with its split (idempotent: imported names are skipped)."""
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from webapp.puzzles.catalogue import import_p3, verify_references
+
+
+class Command(BaseCommand):
+    help = "Import P3 puzzles from a folder with puzzles.json and split.json (default: the benchmark data's p3/)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("path", nargs="?", help="folder holding puzzles.json and split.json")
+        parser.add_argument("--verify-references", action="store_true",
+                            help="run the train-split reference solutions in the sandbox; those that pass "
+                                 "become verified training pairs")
+
+    def handle(self, *args, path=None, **options):
+        folder = path or settings.AUTODIDACT_BENCHMARK_DATA / "p3"
+        try:
+            result = import_p3(folder)
+        except (FileNotFoundError, ValueError, KeyError) as exc:
+            raise CommandError(f"cannot import P3 from {folder}: {exc}") from None
+        self.stdout.write(f"imported {result['imported']} puzzles, skipped {result['skipped']} already there "
+                          f"({result['total']} in {folder})")
+        if options["verify_references"]:
+            checked = verify_references()
+            self.stdout.write(f"reference solutions: {checked['passed']} passed, {checked['failed']} failed "
+                              f"of {checked['checked']} checked (test split left alone)")

@@ -1,0 +1,213 @@
+"""Puzzles, the attempts to solve them, people's reviews, and the self-play runs that make them.
+
+A reviewer's edit never rewrites a puzzle: it adds a new version (`previous` points back, only
+the newest `is_current`) that is verified again. Rejected or flagged puzzles, test-split puzzles
+and old versions never reach training data (`Attempt.objects.training_pairs()`).
+"""
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class GenerationRun(models.Model):
+    """One self-play run: settings, counts per stage, status and timing."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        CANCELLING = "cancelling"
+        CANCELLED = "cancelled"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
+    ACTIVE = (Status.QUEUED, Status.RUNNING, Status.CANCELLING)
+
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    config = models.JSONField(default=dict)  # engine.selfplay.pipeline.SelfPlayConfig
+    model_name = models.CharField(max_length=200, blank=True)
+    counts = models.JSONField(default=dict)  # engine.selfplay.pipeline.COUNTS
+    timings = models.JSONField(default=dict)  # stage -> {seconds, tokens, items}
+    batches_done = models.PositiveIntegerField(default=0)
+    stage = models.CharField(max_length=16, blank=True)  # of the batch in progress
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"Generation run {self.pk}"
+
+    @property
+    def batches(self) -> int:
+        return int(self.config.get("batches", 0))
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE
+
+    @property
+    def progress(self) -> float:
+        """0..1, counting each stage of the batch in progress as a quarter batch."""
+        from engine.selfplay.pipeline import STAGES
+
+        if not self.batches:
+            return 0.0
+        partial = STAGES.index(self.stage) / len(STAGES) if self.stage in STAGES else 0.0
+        return min(1.0, (self.batches_done + partial) / self.batches)
+
+
+class GenerationBatch(models.Model):
+    """What a run's batch has produced so far: each stage's output, saved before the next starts."""
+
+    run = models.ForeignKey(GenerationRun, on_delete=models.CASCADE, related_name="batch_rows")
+    index = models.PositiveIntegerField()
+    stage = models.CharField(max_length=16)  # the next stage to run; "done" when finished
+    data = models.JSONField(default=dict)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "index"], name="puzzles_one_row_per_batch")]
+
+
+class Puzzle(models.Model):
+    class Source(models.TextChoices):
+        P3_TRAIN = "p3-train", "P3 train"
+        P3_TEST = "p3-test", "P3 test"
+        P3_OTHER = "p3-other", "P3 (no split)"
+        SEED = "seed", "Seed"
+        GENERATED = "generated", "Generated"
+        USER = "user", "User"
+
+    class Split(models.TextChoices):
+        TRAIN = "train"
+        TEST = "test"
+        OTHER = "other"
+
+    class Status(models.TextChoices):
+        UNVERIFIED = "unverified"
+        SOLVED = "solved"
+        UNSOLVED = "unsolved"
+        REJECTED = "rejected"
+
+    class ReviewState(models.TextChoices):
+        NONE = "", "not reviewed"
+        APPROVE = "approve", "approved"
+        REJECT = "reject", "rejected"
+        FLAG = "flag", "flagged"
+
+    name = models.CharField(max_length=200, blank=True)
+    description = models.TextField(blank=True)
+    sat = models.TextField()
+    answer_type = models.CharField(max_length=100, blank=True)
+    fingerprint = models.CharField(max_length=32, db_index=True)  # normalised AST hash
+    source = models.CharField(max_length=16, choices=Source.choices)
+    split = models.CharField(max_length=8, choices=Split.choices, default=Split.TRAIN)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.UNVERIFIED)
+    # The model's solve rate so far (passed / attempts by models); None until it has attempts.
+    difficulty = models.FloatField(null=True, blank=True)
+    model_attempts = models.PositiveIntegerField(default=0)
+    model_passed = models.PositiveIntegerField(default=0)
+    review_state = models.CharField(max_length=8, choices=ReviewState.choices, default="", blank=True)
+    review_count = models.PositiveIntegerField(default=0)
+    version = models.PositiveIntegerField(default=1)
+    previous = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    is_current = models.BooleanField(default=True)
+    generation_run = models.ForeignKey(GenerationRun, null=True, blank=True, on_delete=models.SET_NULL,
+                                       related_name="puzzles")
+    model_name = models.CharField(max_length=200, blank=True)  # the model that wrote it
+    sampling = models.JSONField(default=dict, blank=True)  # and how
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            # The list's filters and sorts, each led by is_current (the list shows current versions).
+            models.Index(fields=["is_current", "-created_at", "-id"], name="puzzle_current_created"),
+            models.Index(fields=["is_current", "status", "-created_at"], name="puzzle_current_status"),
+            models.Index(fields=["is_current", "source", "-created_at"], name="puzzle_current_source"),
+            models.Index(fields=["is_current", "split", "-created_at"], name="puzzle_current_split"),
+            models.Index(fields=["is_current", "difficulty"], name="puzzle_current_difficulty"),
+            models.Index(fields=["is_current", "review_state", "-created_at"], name="puzzle_current_review"),
+        ]
+
+    def __str__(self):
+        return self.name or f"Puzzle {self.pk}"
+
+    @property
+    def usable_for_training(self) -> bool:
+        return (self.is_current and self.split != self.Split.TEST and self.status == self.Status.SOLVED
+                and self.review_state not in (self.ReviewState.REJECT, self.ReviewState.FLAG))
+
+
+TRAINING_PUZZLES = (Q(puzzle__is_current=True) & ~Q(puzzle__split=Puzzle.Split.TEST)
+                    & Q(puzzle__status=Puzzle.Status.SOLVED)
+                    & ~Q(puzzle__review_state__in=[Puzzle.ReviewState.REJECT, Puzzle.ReviewState.FLAG]))
+
+
+class AttemptQuerySet(models.QuerySet):
+    def training_pairs(self):
+        """Verified solutions kept for training, of puzzles that may be trained on."""
+        return self.filter(TRAINING_PUZZLES, kept=True, status="passed")
+
+
+class Attempt(models.Model):
+    class Origin(models.TextChoices):
+        MODEL = "model"
+        USER = "user"  # "solve it yourself"
+        REFERENCE = "reference"  # shipped with the puzzle (P3, seeds)
+
+    puzzle = models.ForeignKey(Puzzle, on_delete=models.CASCADE, related_name="attempts")
+    origin = models.CharField(max_length=16, choices=Origin.choices, default=Origin.MODEL)
+    code = models.TextField()  # a `def sol(...)`
+    status = models.CharField(max_length=24)  # the sandbox's verdict status
+    verdict = models.JSONField(default=dict)
+    kept = models.BooleanField(default=False)  # among the puzzle's shortest distinct verified solutions
+    model_name = models.CharField(max_length=200, blank=True)
+    model_version = models.ForeignKey("training.ModelVersion", null=True, blank=True, on_delete=models.SET_NULL,
+                                      related_name="+")  # the version that wrote it (model attempts)
+    style = models.CharField(max_length=20, blank=True)  # the prompt style that produced it
+    sampling = models.JSONField(default=dict, blank=True)
+    duration_ms = models.FloatField(default=0.0)
+    generation_run = models.ForeignKey(GenerationRun, null=True, blank=True, on_delete=models.SET_NULL,
+                                       related_name="+")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                             related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = AttemptQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-kept", "status", "created_at", "id"]
+        indexes = [models.Index(fields=["puzzle", "status"], name="attempt_puzzle_status")]
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "passed"
+
+
+class Review(models.Model):
+    class Verdict(models.TextChoices):
+        APPROVE = "approve"
+        REJECT = "reject"
+        FLAG = "flag"
+
+    puzzle = models.ForeignKey(Puzzle, on_delete=models.CASCADE, related_name="reviews")
+    attempt = models.ForeignKey(Attempt, null=True, blank=True, on_delete=models.CASCADE, related_name="reviews")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    verdict = models.CharField(max_length=8, choices=Verdict.choices)
+    comment = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]

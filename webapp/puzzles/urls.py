@@ -1,0 +1,18 @@
+from django.urls import path
+
+from webapp.puzzles import views
+
+app_name = "puzzles"
+urlpatterns = [
+    path("", views.puzzle_list, name="list"),
+    path("<int:puzzle_id>/", views.puzzle_detail, name="detail"),
+    path("<int:puzzle_id>/review/", views.review, name="review"),
+    path("<int:puzzle_id>/edit/", views.edit, name="edit"),
+    path("<int:puzzle_id>/solve/", views.solve, name="solve"),
+    path("<int:puzzle_id>/discuss/", views.discuss, name="discuss"),
+    path("generate/", views.generate, name="generate"),
+    path("runs/<int:run_id>/", views.run_page, name="run"),
+    path("runs/<int:run_id>/progress/", views.run_progress, name="run-progress"),
+    path("runs/<int:run_id>/cancel/", views.cancel_run, name="run-cancel"),
+    path("runs/<int:run_id>/resume/", views.resume_run, name="run-resume"),
+]
