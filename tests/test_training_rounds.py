@@ -1,0 +1,264 @@
+"""Training rounds on real parts: PostgreSQL, Redis, a Celery model worker serving a tiny random
+model. A round trains, evaluates, promotes, and the worker hot-swaps to the new version without a
+restart; only one round runs at a time under concurrent triggers (a database constraint); the
+promotion gate and rollback; the schedule's threshold; a worker SIGKILLed mid-training leaves the
+active model untouched and the round resumes from its last checkpoint."""
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import Group, User
+from django.core.cache import cache
+from django.db import close_old_connections, connection
+from django_celery_beat.models import PeriodicTask
+
+from engine.evaluate.promotion import decide
+from engine.lm.tiny import build_tiny_model
+from engine.training.checkpoints import CheckpointDir
+from tests.support import start_worker, stop_worker
+from webapp.core.model_worker import read_state
+from webapp.puzzles.models import Attempt, Puzzle
+from webapp.training import rounds, schedule, versions
+from webapp.training.models import ModelVersion, TrainingRun
+
+TINY_ROUND = {"sft": {"max_steps": 4, "batch_size": 2, "block_size": 64, "save_steps": 2, "learning_rate": 1e-3,
+                      "warmup_steps": 1},
+              "p3_eval": {"samples": 2, "subset": 2, "max_tokens": 8}, "humaneval_problems": 1, "metric_k": 1}
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    return str(build_tiny_model(tmp_path_factory.mktemp("tiny")))
+
+
+@pytest.fixture(scope="module")
+def worker_env(django_db_setup, django_db_blocker, tiny_model, tmp_path_factory):
+    with django_db_blocker.unblock():
+        db = connection.settings_dict
+        database_url = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+    return {"DATABASE_URL": database_url, "AUTODIDACT_MODEL": tiny_model, "AUTODIDACT_PRELOAD_MODEL": "1",
+            "AUTODIDACT_DATA_DIR": str(tmp_path_factory.mktemp("worker-data"))}
+
+
+@pytest.fixture(autouse=True)
+def seeds_and_roles(db, settings, tiny_model):
+    """What migrations add (a transactional test's flush removes it); every test starts at v0."""
+    from webapp.accounts.roles import ROLE_GROUPS
+    from webapp.puzzles.catalogue import import_seeds
+
+    for name in ROLE_GROUPS:
+        Group.objects.get_or_create(name=name)
+    if not Attempt.objects.exists():
+        import_seeds()
+    settings.AUTODIDACT_MODEL = tiny_model
+    versions.forget_active()
+    yield
+    versions.forget_active()
+
+
+def wait_for(predicate, timeout=240.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def finished(run_id):
+    run = TrainingRun.objects.get(pk=run_id)
+    return run if run.status in ("succeeded", "failed", "cancelled") else None
+
+
+@pytest.mark.timeout(400)
+@pytest.mark.django_db(transaction=True)
+def test_a_round_trains_evaluates_promotes_and_the_worker_hot_swaps(worker_env):
+    proc, _ = start_worker("gpu-train", "gpu", "solo", worker_env)
+    try:
+        base = versions.active_version()
+        wait_for(lambda: read_state().get("runtime", {}).get("version") == base.name, 90, "the worker to serve v0")
+        run = rounds.start_round(None, TINY_ROUND, trigger=TrainingRun.Trigger.COMMAND)
+        run = wait_for(lambda: finished(run.pk), what="the round")
+        assert run.status == "succeeded", run.error
+        assert run.examples == Attempt.objects.training_pairs().count() >= 30  # the seeds' verified pairs
+        assert len(run.dataset["attempts"]) == run.examples and len(run.dataset_hash) == 64
+        assert [p[0] for p in run.loss_curve] == [1, 2, 3, 4] and run.training["steps"] == 4
+        for evaluation in (run.eval_before, run.eval_after):
+            assert evaluation["p3"]["dataset"] == "p3-test-2-seed0" and set(evaluation["p3"]["pass_at_k"]) == {"1"}
+            assert evaluation["humaneval"]["problems"] == 1
+        new = run.produced_version
+        assert new.parent_id == base.pk and new.is_active and run.decision.startswith("promoted")
+        assert CheckpointDir(new.checkpoint.rsplit("/model", 1)[0]).final_model() is not None
+        # The worker notices the promotion by itself and serves the new version, no restart.
+        wait_for(lambda: read_state().get("runtime", {}).get("version") == new.name, 60, "the hot swap")
+        assert proc.poll() is None
+        # Rolling back is served the same way.
+        assert versions.rollback().pk == base.pk
+        wait_for(lambda: read_state().get("runtime", {}).get("version") == base.name, 60, "the rollback swap")
+    finally:
+        stop_worker(proc)
+        cache.clear()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_only_one_round_at_a_time_under_concurrent_triggers():
+    barrier, outcomes = threading.Barrier(4), []
+
+    def trigger():
+        try:
+            barrier.wait()
+            outcomes.append(rounds.start_round(None, TINY_ROUND, enqueue=False).pk)
+        except rounds.RoundRefused as exc:
+            outcomes.append(str(exc))
+        finally:
+            close_old_connections()
+
+    threads = [threading.Thread(target=trigger) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    started = [o for o in outcomes if isinstance(o, int)]
+    refused = [o for o in outcomes if isinstance(o, str)]
+    assert len(started) == 1 and len(refused) == 3, outcomes
+    assert all(f"round {started[0]} is queued" in message for message in refused)
+    assert TrainingRun.objects.count() == 1
+    # Once it ends, the next one may start.
+    rounds.cancel_round(None, TrainingRun.objects.get())
+    assert TrainingRun.objects.get().status == "cancelled"
+    assert rounds.start_round(None, TINY_ROUND, enqueue=False).pk != started[0]
+
+
+@pytest.mark.django_db
+def test_only_trainers_start_rounds_and_bad_settings_are_refused():
+    from django.core.exceptions import PermissionDenied
+
+    reviewer = User.objects.create_user("rita")
+    reviewer.groups.add(Group.objects.get(name="reviewer"))
+    with pytest.raises(PermissionDenied):
+        rounds.start_round(reviewer, TINY_ROUND, enqueue=False)
+    with pytest.raises(ValueError, match="pass@10 needs at least 10 samples"):
+        rounds.start_round(None, {**TINY_ROUND, "metric_k": 10}, enqueue=False)
+    with pytest.raises(ValueError, match="method"):
+        rounds.start_round(None, {**TINY_ROUND, "sft": {"method": "rlhf"}}, enqueue=False)
+    assert not TrainingRun.objects.exists()
+
+
+def _p3(pass_at_k, dataset="p3-test-228", samples=10):
+    return {"dataset": dataset, "pass_at_k": pass_at_k, "config": {"samples": samples, "temperature": 0.8}}
+
+
+@pytest.mark.django_db
+def test_promotion_gate_and_manual_promote_and_rollback(tmp_path):
+    assert decide(_p3({"10": 0.10}), _p3({"10": 0.12})).promote
+    assert decide(_p3({"10": 0.10}), _p3({"10": 0.10})).promote  # not worse
+    worse = decide(_p3({"10": 0.10}), _p3({"10": 0.095}), margin=0.0)
+    assert not worse.promote and "worse than the active model" in worse.reason
+    assert decide(_p3({"10": 0.10}), _p3({"10": 0.095}), margin=0.01).promote
+    assert "different sets" in decide(_p3({"10": 0.1}), _p3({"10": 0.2}, "p3-test-50-seed0")).reason
+    assert "different samples" in decide(_p3({"10": 0.1}), _p3({"10": 0.2}, samples=20)).reason
+
+    base = versions.active_version()
+    admin = User.objects.create_user("ada", is_staff=True)
+    trainer = User.objects.create_user("tom")
+    trainer.groups.add(Group.objects.get(name="trainer"))
+    folder = tmp_path / "model"
+    build_tiny_model(folder)
+    candidate = ModelVersion.objects.create(name="v1", parent=base, checkpoint=str(folder))
+    with pytest.raises(ValueError, match="missing or incomplete"):  # never sealed: never served
+        versions.promote(candidate, "by hand", admin)
+    (folder / "COMPLETE").write_text("ok\n")
+    from django.core.exceptions import PermissionDenied
+
+    with pytest.raises(PermissionDenied):
+        versions.promote(candidate, "by hand", trainer)
+    versions.promote(candidate, "by hand", admin)
+    assert versions.active_version().pk == candidate.pk and versions.active_serving()["spec"] == str(folder)
+    assert ModelVersion.objects.get(pk=base.pk).status == "retired"
+    assert versions.rollback(admin).pk == base.pk and versions.active_version().pk == base.pk
+    assert "rolled back from v1 by ada" in ModelVersion.objects.get(pk=base.pk).reason
+    with pytest.raises(ValueError, match="no parent"):
+        versions.rollback(admin)
+
+
+@pytest.mark.django_db
+def test_the_schedule_starts_a_round_only_past_its_threshold():
+    entry = PeriodicTask.objects.get(name=schedule.AUTO_ROUND_TASK)  # created by a migration, editable
+    assert entry.task == "training.auto_round" and '"min_new_examples": 200' in entry.kwargs
+    available = Attempt.objects.training_pairs().count()
+    assert "waiting for" in schedule.maybe_start_round(available + 1, TINY_ROUND)
+    assert not TrainingRun.objects.exists()
+    assert schedule.maybe_start_round(available, TINY_ROUND).startswith("started round")
+    run = TrainingRun.objects.get()
+    assert run.trigger == "schedule"
+    # Its snapshot taken, only examples verified after it count towards the next round.
+    rounds._update(run, dataset={"attempts": list(Attempt.objects.training_pairs().values_list("id", flat=True)),
+                                 "messages": []}, dataset_hash="x" * 64)
+    rounds._finish(TrainingRun.objects.filter(pk=run.pk), TrainingRun.Status.SUCCEEDED)
+    assert schedule.new_examples_since_last_round() == 0
+    puzzle = Puzzle.objects.filter(source="seed").first()
+    for i in range(2):
+        Attempt.objects.create(puzzle=puzzle, code=f"def sol():\n    return {i}", status="passed", kept=True)
+    assert schedule.new_examples_since_last_round() == 2
+    assert "2 new verified examples; waiting for 3" == schedule.maybe_start_round(3, TINY_ROUND)
+
+
+@pytest.mark.timeout(600)  # two worker starts, a kill, a reap and a resumed round: slow on a busy CPU
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_killed_mid_training_leaves_the_active_model_and_the_round_resumes(worker_env, monkeypatch):
+    long_round = {**TINY_ROUND, "sft": {**TINY_ROUND["sft"], "max_steps": 120, "save_steps": 5}}
+    base = versions.active_version()
+    proc, _ = start_worker("gpu-kill", "gpu", "solo", worker_env)
+    run = rounds.start_round(None, long_round)
+    try:
+        wait_for(lambda: TrainingRun.objects.get(pk=run.pk).progress.get("step", 0) >= 12, what="training steps")
+    finally:
+        stop_worker(proc, signal.SIGKILL)
+    killed_at = TrainingRun.objects.get(pk=run.pk).progress["step"]
+    monkeypatch.setattr(rounds, "STALLED_AFTER_S", 1.0)  # instead of 90 s without heartbeats
+    time.sleep(1.5)
+    assert rounds.reap_stalled() == 1
+    run.refresh_from_db()
+    assert run.status == "failed" and "resume it to continue from its last checkpoint" in run.error
+    assert versions.active_version().pk == base.pk and not ModelVersion.objects.exclude(pk=base.pk).exists()
+    folders = CheckpointDir(Path(worker_env["AUTODIDACT_DATA_DIR"]) / "models" / f"round-{run.pk}")
+    last = folders.latest()
+    assert last is not None and int(last.name.split("-")[1]) <= killed_at + 1
+    monkeypatch.setattr(rounds, "STALLED_AFTER_S", 90.0)
+    rounds.resume_round(None, run)
+    proc, _ = start_worker("gpu-resume", "gpu", "solo", worker_env)
+    try:
+        run = wait_for(lambda: finished(run.pk), timeout=400, what="the resumed round")
+    finally:
+        stop_worker(proc)
+    assert run.status == "succeeded", run.error
+    assert run.training["resumed_from"] == str(last) and run.training["steps"] == 120
+    assert run.produced_version.is_active
+
+
+@pytest.mark.django_db(transaction=True)
+def test_selfplay_command_runs_the_loop_and_writes_its_report(tmp_path, settings):
+    import json
+
+    from django.core.management import call_command
+
+    settings.DATA_DIR = tmp_path / "data"
+    out = tmp_path / "report"
+    call_command("selfplay", "--rounds", "1", "--batches", "1", "--puzzles-per-prompt", "2", "--attempts", "2",
+                 "--generation-tokens", "16", "--solving-tokens", "8", "--context-tokens", "400", "--max-steps", "2",
+                 "--batch-size", "2", "--block-size", "64", "--samples", "2", "--subset", "2", "--temperature", "0.8",
+                 "--humaneval-problems", "1", "--k", "1", "--report", str(out), stdout=open(tmp_path / "o", "w"))
+    report = json.loads((out / "report.json").read_text())
+    assert report["bootstrap"]["references"]["checked"] > 500  # P3 train references, verified once
+    assert report["bootstrap"]["references"]["passed"] == report["bootstrap"]["references"]["checked"]
+    row = report["rounds"][0]
+    assert row["status"] == "succeeded" and row["generation"]["counts"]["generated"] == 2
+    assert row["examples"] == row["dataset"]["attempts"] > 500 and row["training"]["steps"] == 2
+    assert row["before"]["dataset"] == row["after"]["dataset"] == "p3-test-2-seed0"
+    markdown = (out / "report.md").read_text()
+    assert "| round | P3 set | pass@1 before → after" in markdown and "| 1 | p3-test-2-seed0 |" in markdown
+    assert "self-play generate" in markdown and "fine-tune (2 steps" in markdown
+    assert not Puzzle.objects.filter(split="test", attempts__kept=True).exists()  # test split never verified

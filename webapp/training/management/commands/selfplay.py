@@ -1,0 +1,87 @@
+"""`manage.py selfplay --rounds R`: the self-improvement loop headless (generate → verify →
+fine-tune → evaluate → promote), a progress bar per stage, and a report (markdown + JSON).
+
+    python manage.py selfplay --rounds 1 --batches 4 --method full --epochs 2 --samples 10
+"""
+import sys
+
+from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
+
+from engine.selfplay.pipeline import SelfPlayConfig
+from webapp.puzzles.generation import RunRefused
+from webapp.training.report import markdown, write
+from webapp.training.rounds import RoundRefused
+from webapp.training.selfplay_loop import run_loop
+
+
+class Command(BaseCommand):
+    help = "Run R rounds of self-play generation and training, and write a report of the results."
+
+    def add_arguments(self, parser):
+        gen = SelfPlayConfig()
+        parser.add_argument("--rounds", type=int, default=1)
+        parser.add_argument("--report", default="var/selfplay-report", help="folder for report.md and report.json")
+        parser.add_argument("--no-bootstrap", action="store_true",
+                            help="skip importing P3 and verifying its train-split reference solutions")
+        parser.add_argument("--backend", default="auto", help="generation backend (auto: llama.cpp for the GGUF base)")
+        group = parser.add_argument_group("self-play generation (0 batches: train on the data already there)")
+        for name in ("batches", "puzzles_per_prompt", "attempts", "generation_tokens", "solving_tokens",
+                     "context_tokens"):
+            group.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(gen, name))
+        group.add_argument("--style", default=gen.style)
+        group = parser.add_argument_group("fine-tuning")
+        group.add_argument("--method", choices=["full", "lora"], default="full")
+        group.add_argument("--epochs", type=float, default=2.0)
+        group.add_argument("--max-steps", type=int, default=0)
+        group.add_argument("--learning-rate", type=float, default=5e-5)
+        group.add_argument("--batch-size", type=int, default=8)
+        group.add_argument("--block-size", type=int, default=512)
+        group.add_argument("--max-example-tokens", type=int, default=256,
+                           help="leave out longer examples (0: keep all); a few huge puzzles dominate CPU time")
+        group.add_argument("--sources", default="selfplay,chat")
+        group = parser.add_argument_group("evaluation")
+        group.add_argument("--samples", type=int, default=10, help="P3 samples per test puzzle (n)")
+        group.add_argument("--temperature", type=float, default=0.8)
+        group.add_argument("--subset", type=int, default=0, help="P3 test puzzles (0 = all 228)")
+        group.add_argument("--eval-style", default="completion")
+        group.add_argument("--humaneval-problems", type=int, default=164)
+        group.add_argument("--k", type=int, default=10, help="the promotion gate's pass@k")
+        group.add_argument("--eval-quantize", choices=["none", "int8"], default="none",
+                           help="int8: about twice as fast on CPU; before and after are measured alike")
+        group.add_argument("--margin", type=float, default=0.0, help="allowed pass@k drop, in points")
+
+    def handle(self, *args, **o):
+        generation = {name: o[name] for name in ("batches", "puzzles_per_prompt", "attempts", "generation_tokens",
+                                                 "solving_tokens", "context_tokens", "style")}
+        round_config = {
+            "sources": [s for s in o["sources"].split(",") if s],
+            "sft": {"method": o["method"], "epochs": o["epochs"], "max_steps": o["max_steps"],
+                    "learning_rate": o["learning_rate"], "batch_size": o["batch_size"], "block_size": o["block_size"],
+                    "max_example_tokens": o["max_example_tokens"]},
+            "p3_eval": {"samples": o["samples"], "temperature": o["temperature"], "subset": o["subset"],
+                        "style": o["eval_style"]},
+            "humaneval_problems": o["humaneval_problems"], "metric_k": o["k"], "margin": o["margin"] / 100,
+            "eval_quantize": o["eval_quantize"],
+        }
+        bars: dict[str, tqdm] = {}
+
+        def on_event(stage, done, total):
+            bar = bars.get(stage)
+            if bar is None or (total and bar.total != total):
+                if bar is not None:
+                    bar.close()
+                bar = bars[stage] = tqdm(total=total or None, desc=f"{stage:>11}", file=sys.stderr, leave=True)
+            bar.n = done
+            bar.refresh()
+
+        try:
+            report = run_loop(o["rounds"], generation, round_config, not o["no_bootstrap"], o["backend"], on_event)
+        except (ValueError, RoundRefused, RunRefused) as exc:
+            raise CommandError(str(exc)) from exc
+        finally:
+            for bar in bars.values():
+                bar.close()
+        md, js = write(report, o["report"])
+        self.stdout.write(markdown(report))
+        self.stdout.write(f"report written to {md} and {js}")

@@ -1,0 +1,71 @@
+"""The self-play loop's report: a markdown table per concern (scores, data, time) and the JSON."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def _pct(value) -> str:
+    return "–" if value is None else f"{100 * value:.1f}%"
+
+
+def _pass(scores: dict, k: str) -> str:
+    return _pct((scores.get("pass_at_k") or {}).get(k))
+
+
+def markdown(report: dict) -> str:
+    lines = [f"# Self-play report ({len(report['rounds'])} round(s), {report.get('wall_s', 0):.0f} s)", "",
+             f"Start: {report.get('start_version')} → end: {report.get('end_version')}", ""]
+    boot = report.get("bootstrap")
+    if boot:
+        refs = boot.get("references", {})
+        lines += [f"Bootstrap: P3 imported {boot.get('imported')} (skipped {boot.get('skipped')}); train-split "
+                  f"reference solutions verified {refs.get('passed')} passed / {refs.get('checked')} checked, "
+                  f"{boot.get('seconds')} s", ""]
+    lines += ["## Scores (held-out P3 test puzzles; HumanEval greedy)", "",
+              "| round | P3 set | pass@1 before → after | pass@10 before → after | solved before → after | "
+              "HumanEval pass@1 before → after | decision |", "|---|---|---|---|---|---|---|"]
+    for row in report["rounds"]:
+        b, a = row["before"], row["after"]
+        lines.append(f"| {row['round']} | {b.get('dataset') or '–'} | {_pass(b, '1')} → {_pass(a, '1')} | "
+                     f"{_pass(b, '10')} → {_pass(a, '10')} | {b.get('solved')}/{b.get('puzzles')} → "
+                     f"{a.get('solved')}/{a.get('puzzles')} | {_pct(b.get('humaneval_pass_at_1'))} → "
+                     f"{_pct(a.get('humaneval_pass_at_1'))} | {row['decision'] or row['error'] or row['status']} |")
+    lines += ["", "## Data per round", "",
+              "| round | generated | parse / signature / answer unused / duplicate / sandbox / trivial rejects | "
+              "accepted | attempts | solved | pairs kept | examples trained (puzzle pairs + repairs) |",
+              "|---|---|---|---|---|---|---|---|"]
+    for row in report["rounds"]:
+        c = (row.get("generation") or {}).get("counts") or {}
+        rejects = " / ".join(str(c.get(f"rejected_{name}", 0)) for name in
+                             ("parses", "signature", "answer_used", "duplicate", "sandbox", "trivial"))
+        data = row.get("dataset") or {}
+        lines.append(f"| {row['round']} | {c.get('generated', 0)} | {rejects} | {c.get('accepted', 0)} | "
+                     f"{c.get('attempts', 0)} | {c.get('solved', 0)} | {c.get('pairs_kept', 0)} | {row['examples']} "
+                     f"({data.get('attempts', 0)} + {data.get('messages', 0)}) |")
+    lines += ["", "## Time per stage", "", "| round | stage | wall s | tokens | tokens/s |", "|---|---|---|---|---|"]
+    for row in report["rounds"]:
+        for stage, t in ((row.get("generation") or {}).get("timings") or {}).items():
+            lines.append(f"| {row['round']} | self-play {stage} | {t.get('seconds', 0):.1f} | {t.get('tokens', 0)} | "
+                         f"{t.get('tokens_per_s', 0)} |")
+        training = row.get("training") or {}
+        lines.append(f"| {row['round']} | fine-tune ({training.get('steps')} steps, {training.get('epochs')} epochs) | "
+                     f"{training.get('seconds', 0) or 0:.1f} | {training.get('tokens', 0)} per epoch | "
+                     f"{training.get('tokens_per_s', 0)} |")
+        for when in ("before", "after"):
+            s = row[when]
+            lines.append(f"| {row['round']} | evaluate {when}: P3 | {s.get('p3_seconds') or 0:.1f} | – | "
+                         f"{s.get('p3_tokens_per_s') or 0} |")
+            if s.get("humaneval_seconds") is not None:
+                lines.append(f"| {row['round']} | evaluate {when}: HumanEval | {s['humaneval_seconds']:.1f} | – | "
+                             f"{s.get('humaneval_tokens_per_s') or 0} |")
+    return "\n".join(lines) + "\n"
+
+
+def write(report: dict, folder: str | Path) -> tuple[Path, Path]:
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    md, js = folder / "report.md", folder / "report.json"
+    md.write_text(markdown(report), encoding="utf-8")
+    js.write_text(json.dumps(report, indent=1, default=str), encoding="utf-8")
+    return md, js

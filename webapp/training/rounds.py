@@ -1,0 +1,363 @@
+"""Training rounds: snapshot the verified data → evaluate the active model → fine-tune → evaluate
+the new model → promote it only if it is not worse (engine.evaluate.promotion).
+
+Only one round runs at a time (TrainingRun.lock_slot, a unique column). `run_round` is what the
+`gpu` worker's task calls; it claims the run, so a redelivered task does not train it twice, and
+it picks up at the stage it reached, training from the last sealed checkpoint: a worker killed
+mid-round loses at most the steps since that checkpoint. The active model is only touched by a
+successful promotion. `run_round` also runs in-process for the command line.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from engine.evaluate.humaneval_eval import evaluate_humaneval, load_humaneval
+from engine.evaluate.p3_eval import P3EvalConfig, evaluate_p3, held_out_puzzles
+from engine.evaluate.promotion import decide
+from engine.lm.generation import CancelToken
+from engine.sandbox.verdict import short
+from engine.training.sft import SFTConfig, TrainingError, train_sft
+from webapp.accounts.roles import is_trainer
+from webapp.core.heartbeat import RowHeartbeat
+from webapp.training import training_data, versions
+from webapp.training.models import ModelVersion, TrainingRun
+
+log = logging.getLogger(__name__)
+HEARTBEAT_S = 5.0
+STALLED_AFTER_S = 90.0
+
+
+class RoundRefused(Exception):
+    """A round cannot start or resume now; the message is for the person who asked."""
+
+
+@dataclass(frozen=True)
+class RoundConfig:
+    sources: tuple[str, ...] = training_data.SOURCES
+    sft: dict = field(default_factory=dict)  # SFTConfig fields
+    p3_eval: dict = field(default_factory=lambda: {"samples": 10, "subset": 0})  # P3EvalConfig fields
+    humaneval_problems: int = 164  # greedy pass@1 on the first N (0: skip the forgetting check)
+    metric_k: int = 10
+    margin: float = 0.0  # allowed drop of pass@k, absolute (0.01 = one point)
+    # "int8" evaluates faster on CPU (both models alike, so the comparison stays fair)
+    eval_quantize: str = "none"
+    min_examples: int = 1
+
+    def __post_init__(self):
+        unknown = [s for s in self.sources if s not in training_data.SOURCES]
+        if unknown or not self.sources:
+            raise ValueError(f"data sources must be among {', '.join(training_data.SOURCES)}")
+        self.sft_config()  # raises ValueError on bad settings
+        evaluation = self.eval_config()
+        if self.metric_k > evaluation.samples:
+            raise ValueError(f"pass@{self.metric_k} needs at least {self.metric_k} samples per puzzle")
+        if not 0 <= self.margin < 1:
+            raise ValueError("margin must be at least 0 and below 1 (0.01 = one point of pass@k)")
+        if self.eval_quantize not in ("none", "int8"):
+            raise ValueError("eval_quantize must be none or int8")
+        if self.min_examples < 1:
+            raise ValueError("min_examples must be at least 1")
+        if self.humaneval_problems < 0:
+            raise ValueError("humaneval_problems must be at least 0 (0 skips the HumanEval check)")
+
+    @classmethod
+    def from_dict(cls, data: dict) -> RoundConfig:
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown round settings: {', '.join(unknown)}")
+        data = dict(data)
+        if "sources" in data:
+            data["sources"] = tuple(data["sources"])
+        return cls(**data)
+
+    def sft_config(self) -> SFTConfig:
+        return SFTConfig.from_dict(self.sft)
+
+    def eval_config(self) -> P3EvalConfig:
+        return P3EvalConfig.from_dict({**self.p3_eval, "ks": tuple(sorted({1, self.metric_k, 10, 100}))})
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "sources": list(self.sources)}
+
+
+# -- starting, cancelling, resuming -----------------------------------------------------------------
+def _claim_lock(run: TrainingRun) -> None:
+    try:
+        with transaction.atomic():
+            TrainingRun.objects.filter(pk=run.pk).update(lock_slot=True)
+    except IntegrityError:
+        raise RoundRefused(_busy_message()) from None
+
+
+def _busy_message() -> str:
+    active = TrainingRun.objects.filter(lock_slot=True).first()
+    which = f"round {active.pk} is {active.status}" if active else "another round is running"
+    return f"{which}; only one training round runs at a time. Wait for it or cancel it."
+
+
+def start_round(user, settings_: dict, trigger: str = TrainingRun.Trigger.FORM, enqueue: bool = True) -> TrainingRun:
+    """Queue a round (trainers only; `user=None` for the schedule and commands). Raises
+    PermissionDenied, ValueError (bad settings) or RoundRefused (one is already running)."""
+    if user is not None and not is_trainer(user):
+        raise PermissionDenied("only trainers can start training rounds")
+    config = RoundConfig.from_dict(settings_)
+    reap_stalled()
+    try:
+        with transaction.atomic():
+            run = TrainingRun.objects.create(created_by=user, trigger=trigger, config=config.as_dict(),
+                                             base_version=versions.active_version())
+    except IntegrityError:
+        raise RoundRefused(_busy_message()) from None
+    if enqueue:
+        _enqueue(run)
+    return run
+
+
+def _enqueue(run: TrainingRun) -> None:
+    from webapp.training.tasks import training_round
+
+    transaction.on_commit(lambda: training_round.delay(run.pk))
+
+
+def cancel_round(user, run: TrainingRun) -> None:
+    """Stop at the next training step or evaluation chunk; a queued round stops at once."""
+    if user is not None and not is_trainer(user):
+        raise PermissionDenied("only trainers can cancel training rounds")
+    TrainingRun.objects.filter(pk=run.pk, status__in=TrainingRun.ACTIVE).update(cancel_requested=True)
+    _finish(TrainingRun.objects.filter(pk=run.pk, status=TrainingRun.Status.QUEUED), TrainingRun.Status.CANCELLED,
+            error="cancelled before it started")
+
+
+def resume_round(user, run: TrainingRun, enqueue: bool = True) -> TrainingRun:
+    """Continue a failed or cancelled round from where it stopped (its last sealed checkpoint)."""
+    if user is not None and not is_trainer(user):
+        raise PermissionDenied("only trainers can resume training rounds")
+    reap_stalled()
+    run.refresh_from_db()
+    if run.status not in (TrainingRun.Status.FAILED, TrainingRun.Status.CANCELLED):
+        raise RoundRefused(f"round {run.pk} is {run.status}; only failed or cancelled rounds can be resumed")
+    _claim_lock(run)
+    TrainingRun.objects.filter(pk=run.pk).update(status=TrainingRun.Status.QUEUED, cancel_requested=False, error="",
+                                                 finished_at=None)
+    run.refresh_from_db()
+    if enqueue:
+        _enqueue(run)
+    return run
+
+
+def is_stalled(run: TrainingRun, now=None) -> bool:
+    if run.status not in (TrainingRun.Status.RUNNING, TrainingRun.Status.EVALUATING):
+        return False
+    return ((now or timezone.now()) - (run.heartbeat_at or run.created_at)).total_seconds() > STALLED_AFTER_S
+
+
+def reap_stalled() -> int:
+    """Rounds whose worker stopped heartbeating: failed (resumable), the lock released."""
+    stale = timezone.now() - timedelta(seconds=STALLED_AFTER_S)
+    return _finish(TrainingRun.objects.filter(status__in=[TrainingRun.Status.RUNNING, TrainingRun.Status.EVALUATING],
+                                              heartbeat_at__lt=stale), TrainingRun.Status.FAILED,
+                   error="the worker stopped during the round (killed or restarted); resume it to continue "
+                         "from its last checkpoint. The active model was not changed.")
+
+
+def _finish(queryset, status: str, **fields) -> int:
+    return queryset.update(status=status, lock_slot=None, finished_at=timezone.now(), **fields)
+
+
+# -- running ---------------------------------------------------------------------------------------
+def _heartbeat(run_id: int) -> RowHeartbeat:
+    return RowHeartbeat(TrainingRun, run_id, lambda rows: rows.filter(cancel_requested=True).exists(), HEARTBEAT_S)
+
+
+def _claim(run_id: int) -> bool:
+    """Take a queued round, or one whose worker died, for this process."""
+    stale = timezone.now() - timedelta(seconds=STALLED_AFTER_S)
+    now = timezone.now()
+    claimed = TrainingRun.objects.filter(pk=run_id, status=TrainingRun.Status.QUEUED).update(
+        status=TrainingRun.Status.RUNNING, heartbeat_at=now, started_at=now)
+    if not claimed:
+        claimed = TrainingRun.objects.filter(pk=run_id, status__in=[TrainingRun.Status.RUNNING,
+                                                                    TrainingRun.Status.EVALUATING],
+                                             heartbeat_at__lt=stale).update(heartbeat_at=now)
+    return bool(claimed)
+
+
+def _update(run: TrainingRun, **fields) -> None:
+    for name, value in fields.items():
+        setattr(run, name, value)
+    TrainingRun.objects.filter(pk=run.pk).update(**fields)
+
+
+def _log(run: TrainingRun, message: str) -> None:
+    run.log = (run.log + f"{timezone.now():%H:%M:%S} {message}\n")[-20_000:]
+    TrainingRun.objects.filter(pk=run.pk).update(log=run.log)
+    log.info("round %s: %s", run.pk, message)
+
+
+def round_dir(run: TrainingRun) -> Path:
+    return Path(settings.DATA_DIR) / "models" / f"round-{run.pk}"
+
+
+def _eval_key(kind: str, config: dict) -> str:
+    return kind + ":" + json.dumps(config, sort_keys=True)
+
+
+def _summary(result: dict) -> dict:
+    return {k: v for k, v in result.items() if k not in ("per_puzzle", "per_problem")}
+
+
+def evaluate_version(spec: str, config: RoundConfig, cancel: CancelToken | None = None,
+                     progress=None) -> dict:
+    """P3 pass@k and HumanEval greedy pass@1 of a model, with the transformers backend (the same
+    for every version, so before and after are measured alike)."""
+    from engine.lm.loading import load_model
+    from engine.sandbox import verify_many
+
+    model = load_model(spec, "transformers", config.eval_quantize)
+    evaluation = config.eval_config()
+    name, puzzles = held_out_puzzles(settings.AUTODIDACT_BENCHMARK_DATA / "p3", evaluation.subset, evaluation.seed)
+    total = len(puzzles) + config.humaneval_problems
+    p3 = evaluate_p3(model, puzzles, evaluation, lambda jobs: verify_many(jobs), name,
+                     progress=lambda done, _: progress and progress(done, total), cancel=cancel).as_dict()
+    results = {"model": model.name, "p3": p3}
+    if config.humaneval_problems and not (cancel and cancel.cancelled):
+        problems = load_humaneval()[:config.humaneval_problems]
+        results["humaneval"] = evaluate_humaneval(
+            model, problems, lambda jobs: verify_many(jobs), cancel=cancel,
+            progress=lambda done, _: progress and progress(len(puzzles) + done, total)).as_dict()
+    return results
+
+
+def _evaluate_into(run: TrainingRun, version: ModelVersion, config: RoundConfig, beat: RowHeartbeat,
+                   field_name: str) -> dict:
+    """Evaluate `version` (or reuse its metrics measured with the same settings) into the run."""
+    key = _eval_key("round", {"p3": config.eval_config().as_dict(), "humaneval": config.humaneval_problems,
+                              "quantize": config.eval_quantize})
+    cached = (version.metrics or {}).get(key)
+    if cached:
+        _log(run, f"{version.name}: reusing its evaluation with the same settings")
+        _update(run, **{field_name: cached})
+        return cached
+
+    def progress(done, total):
+        _update(run, progress={"done": done, "total": total})
+
+    started = time.perf_counter()
+    results = evaluate_version(version.spec, config, beat.cancel, progress)
+    if beat.cancel.cancelled:
+        return {}
+    results["seconds"] = round(time.perf_counter() - started, 1)
+    _log(run, f"{version.name}: P3 pass@k {results['p3']['pass_at_k']} ({results['p3']['solved']}/"
+              f"{results['p3']['puzzles']} solved), HumanEval {results.get('humaneval', {}).get('pass_at_1')}, "
+              f"{results['seconds']} s")
+    version.metrics = {**(version.metrics or {}), key: results}
+    version.save(update_fields=["metrics"])
+    _update(run, **{field_name: results})
+    return results
+
+
+def run_round(run_id: int) -> TrainingRun | None:
+    """Run (or continue) a round to its end in this process. Returns None if another process owns it."""
+    if not _claim(run_id):
+        return None
+    run = TrainingRun.objects.get(pk=run_id)
+    with _heartbeat(run.pk) as beat:
+        try:
+            _run_stages(run, beat)
+        except (TrainingError, ValueError, FileNotFoundError) as exc:
+            _log(run, f"failed: {exc}")
+            _finish(TrainingRun.objects.filter(pk=run.pk), TrainingRun.Status.FAILED, error=short(str(exc), 2000))
+        except Exception as exc:
+            log.exception("training round %s failed", run.pk)
+            _finish(TrainingRun.objects.filter(pk=run.pk), TrainingRun.Status.FAILED,
+                    error=short(f"{type(exc).__name__}: {exc}", 2000))
+    run.refresh_from_db()
+    return run
+
+
+def _cancelled(run: TrainingRun, beat: RowHeartbeat) -> bool:
+    if beat.cancel.cancelled:
+        _log(run, "cancelled; the active model was not changed")
+        _finish(TrainingRun.objects.filter(pk=run.pk), TrainingRun.Status.CANCELLED, error="cancelled")
+        return True
+    return False
+
+
+def _run_stages(run: TrainingRun, beat: RowHeartbeat) -> None:
+    config = RoundConfig.from_dict(run.config)
+    base = run.base_version or versions.active_version()
+    # 1. The data, snapshotted once: a resumed round trains on exactly what it started with.
+    if not run.dataset_hash:
+        _update(run, stage="data")
+        examples, ids = training_data.collect(config.sources)
+        if len(examples) < config.min_examples:
+            raise TrainingError(f"{len(examples)} verified examples; this round needs at least {config.min_examples}. "
+                                "Run self-play or solve some repairs first.")
+        from engine.training.packing import snapshot_hash
+
+        _update(run, dataset=ids, examples=len(examples), dataset_hash=snapshot_hash(examples))
+        _log(run, f"data: {len(ids['attempts'])} verified puzzle pairs, {len(ids['messages'])} solved repairs")
+    else:
+        examples = _examples_of(run)
+    # 2. The active model, measured with this round's settings.
+    if not run.eval_before:
+        _update(run, stage="eval-before", status=TrainingRun.Status.EVALUATING)
+        _evaluate_into(run, base, config, beat, "eval_before")
+        if _cancelled(run, beat):
+            return
+    # 3. Fine-tune from the active model.
+    if not run.training:
+        _update(run, stage="train", status=TrainingRun.Status.RUNNING, progress={})
+        curve = list(run.loss_curve or [])
+
+        def progress(event):
+            curve.append([event["step"], event["loss"]])
+            _update(run, progress=event, loss_curve=curve[-2000:])
+
+        result = train_sft(base.spec, examples, round_dir(run), config.sft_config(), progress, beat.cancel)
+        if _cancelled(run, beat):
+            return
+        _update(run, training=result.as_dict(), loss_curve=[list(p) for p in result.loss_curve] or curve)
+        _log(run, f"trained {result.steps} steps ({result.epochs} epochs) in {result.seconds} s, "
+                  f"{result.tokens_per_s} tokens/s, final loss {result.final_loss}")
+    # 4. The new model, measured alike, then the gate.
+    version = ModelVersion.objects.filter(created_by_run=run).first() or ModelVersion.objects.create(
+        name=f"v{ModelVersion.objects.count()} · round {run.pk}", parent=base, checkpoint=str(round_dir(run) / "model"),
+        created_by_run=run, status=ModelVersion.Status.CANDIDATE)
+    if not run.eval_after:
+        _update(run, stage="eval-after", status=TrainingRun.Status.EVALUATING, progress={})
+        _evaluate_into(run, version, config, beat, "eval_after")
+        if _cancelled(run, beat):
+            return
+    _update(run, stage="decide")
+    decision = decide(run.eval_before["p3"], run.eval_after["p3"], config.metric_k, config.margin)
+    if decision.promote:
+        versions.promote(version, decision.reason)
+    else:
+        ModelVersion.objects.filter(pk=version.pk).update(status=ModelVersion.Status.REJECTED, reason=decision.reason)
+    _log(run, decision.reason)
+    _finish(TrainingRun.objects.filter(pk=run.pk), TrainingRun.Status.SUCCEEDED, decision=decision.reason)
+
+
+def _examples_of(run: TrainingRun):
+    """The snapshot's examples again (same ids); a changed hash means the data was edited since."""
+    from engine.training.packing import snapshot_hash
+
+    examples, ids = training_data.collect(tuple(RoundConfig.from_dict(run.config).sources))
+    wanted = {f"attempt:{i}" for i in run.dataset.get("attempts", [])} | {
+        f"message:{i}" for i in run.dataset.get("messages", [])}
+    kept = [e for e in examples if e.source in wanted]
+    if snapshot_hash(kept) != run.dataset_hash:
+        _log(run, "note: some snapshot examples changed or were excluded since the round started")
+    return kept

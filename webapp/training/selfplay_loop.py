@@ -1,0 +1,119 @@
+"""The whole self-improvement loop, headless, through the same services as the site:
+(bootstrap: import P3 and verify its train-split reference solutions) → per round: self-play
+generation run (generate → filter → solve → verify) → training round (fine-tune → evaluate before
+and after → promote if not worse). Returns the report's data; `report.py` writes it out."""
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from django.conf import settings
+
+from webapp.puzzles.catalogue import import_p3, verify_references
+from webapp.puzzles.generation import run_inline, start_run
+from webapp.training import rounds, training_data, versions
+from webapp.training.models import TrainingRun
+
+Event = Callable[[str, int, int], None]  # (stage, done, total) for progress bars
+
+
+def _model_loader(backend: str):
+    """The active version's model, loaded once per version (llama.cpp for the GGUF base on CPU)."""
+    cache: dict = {}
+
+    def get():
+        from engine.lm.loading import load_model
+
+        version = versions.active_version()
+        if version.pk not in cache:
+            cache.clear()
+            model = load_model(version.spec, backend)
+            model.version_id = version.pk
+            cache[version.pk] = model
+        return cache[version.pk]
+
+    return get
+
+
+def bootstrap() -> dict:
+    started = time.perf_counter()
+    imported = import_p3(settings.AUTODIDACT_BENCHMARK_DATA / "p3")
+    checked = verify_references()
+    return {**imported, "references": checked, "seconds": round(time.perf_counter() - started, 1)}
+
+
+def _generation(config: dict, get_model, on_event: Event) -> dict:
+    run = start_run(None, config)
+    started = time.perf_counter()
+
+    def step(current):
+        on_event("generate", current.batches_done, current.batches)
+
+    run = run_inline(run, get_model, step)
+    timings = {stage: {**t, "tokens_per_s": round(t["tokens"] / t["seconds"], 1) if t["seconds"] else 0.0}
+               for stage, t in (run.timings or {}).items()}
+    return {"run": run.pk, "status": run.status, "counts": run.counts, "timings": timings, "error": run.error,
+            "wall_s": round(time.perf_counter() - started, 1)}
+
+
+def _training(config: dict, on_event: Event) -> TrainingRun:
+    run = rounds.start_round(None, config, trigger=TrainingRun.Trigger.SELFPLAY, enqueue=False)
+    worker = threading.Thread(target=rounds.run_round, args=(run.pk,), name=f"round-{run.pk}")
+    worker.start()
+    while worker.is_alive():
+        worker.join(2.0)
+        run.refresh_from_db()
+        progress = run.progress or {}
+        if run.stage == "train":
+            on_event("train", progress.get("step", 0), progress.get("max_steps") or 0)
+        elif run.stage in ("eval-before", "eval-after"):
+            on_event(run.stage, progress.get("done", 0), progress.get("total") or 0)
+    run.refresh_from_db()
+    steps = (run.training or {}).get("steps", 0)
+    on_event("train", steps, steps)  # the last poll may have come before the end
+    return run
+
+
+def _round_row(number: int, generation: dict, run: TrainingRun) -> dict:
+    before, after = run.eval_before or {}, run.eval_after or {}
+    version = getattr(run, "produced_version", None)
+    return {"round": number, "generation": generation, "training_run": run.pk, "status": run.status,
+            "examples": run.examples, "dataset": {k: len(v) for k, v in (run.dataset or {}).items()},
+            "dataset_hash": run.dataset_hash, "training": {k: v for k, v in (run.training or {}).items()
+                                                           if k != "loss_curve"},
+            "before": _scores(before), "after": _scores(after), "decision": run.decision, "error": run.error,
+            "version": version.name if version else None}
+
+
+def _scores(evaluation: dict) -> dict:
+    p3, humaneval = evaluation.get("p3") or {}, evaluation.get("humaneval") or {}
+    return {"model": evaluation.get("model"), "dataset": p3.get("dataset"), "pass_at_k": p3.get("pass_at_k", {}),
+            "solved": p3.get("solved"), "puzzles": p3.get("puzzles"), "p3_seconds": p3.get("seconds"),
+            "p3_tokens_per_s": p3.get("tokens_per_s"), "humaneval_pass_at_1": humaneval.get("pass_at_1"),
+            "humaneval_seconds": humaneval.get("seconds"), "humaneval_tokens_per_s": humaneval.get("tokens_per_s"),
+            "seconds": evaluation.get("seconds")}
+
+
+def run_loop(round_count: int, generation_config: dict, round_config: dict, with_bootstrap: bool = True,
+             backend: str = "auto", on_event: Event = lambda stage, done, total: None) -> dict:
+    started = time.perf_counter()
+    report = {"rounds": [], "settings": {"rounds": round_count, "generation": generation_config,
+                                         "round": round_config, "bootstrap": with_bootstrap}}
+    if with_bootstrap:
+        on_event("bootstrap", 0, 1)
+        report["bootstrap"] = bootstrap()
+        on_event("bootstrap", 1, 1)
+    report["start_version"] = versions.active_version().name
+    get_model = _model_loader(backend)
+    for number in range(1, round_count + 1):
+        generation = _generation(generation_config, get_model, on_event) if generation_config.get("batches") else {}
+        report["examples_available"] = len(training_data.collect(tuple(round_config.get("sources",
+                                                                                   training_data.SOURCES)))[0])
+        run = _training(round_config, on_event)
+        report["rounds"].append(_round_row(number, generation, run))
+        if run.status != TrainingRun.Status.SUCCEEDED:
+            break
+    report["end_version"] = versions.active_version().name
+    report["wall_s"] = round(time.perf_counter() - started, 1)
+    return report
