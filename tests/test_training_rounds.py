@@ -58,14 +58,33 @@ def seeds_and_roles(db, settings, tiny_model):
     versions.forget_active()
 
 
-def wait_for(predicate, timeout=240.0, what="condition"):
+def wait_for(predicate, timeout=240.0, what="condition", explain=None):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
         time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
+    raise AssertionError(f"timed out waiting for {what}" + (f"\n{explain()}" if explain else ""))
+
+
+def round_state(run_id, worker_output):
+    """What a timed-out wait prints: the round's row, what every live worker holds (another
+    suite's leftover worker on this broker would show here) and this worker's last lines."""
+    from webapp.celery_app import app
+
+    run = TrainingRun.objects.get(pk=run_id)
+    active = app.control.inspect(timeout=2).active()
+    return (f"round {run.pk}: status={run.status} stage={run.stage} progress={run.progress} error={run.error!r}\n"
+            f"log:\n{run.log}\nworkers' active tasks: {active}\nworker output (tail):\n"
+            + "".join(worker_output.lines[-60:]))
+
+
+def purge_stale_messages():
+    """Tasks an earlier test queued and never ran (their rows are gone) would be taken first."""
+    from webapp.celery_app import app
+
+    app.control.purge()
 
 
 def finished(run_id):
@@ -76,12 +95,13 @@ def finished(run_id):
 @pytest.mark.timeout(400)
 @pytest.mark.django_db(transaction=True)
 def test_a_round_trains_evaluates_promotes_and_the_worker_hot_swaps(worker_env):
-    proc, _ = start_worker("gpu-train", "gpu", "solo", worker_env)
+    purge_stale_messages()
+    proc, output = start_worker("gpu-train", "gpu", "solo", worker_env)
     try:
         base = versions.active_version()
         wait_for(lambda: read_state().get("runtime", {}).get("version") == base.name, 90, "the worker to serve v0")
         run = rounds.start_round(None, TINY_ROUND, trigger=TrainingRun.Trigger.COMMAND)
-        run = wait_for(lambda: finished(run.pk), what="the round")
+        run = wait_for(lambda: finished(run.pk), 300, "the round", lambda: round_state(run.pk, output))
         assert run.status == "succeeded", run.error
         assert run.examples == Attempt.objects.training_pairs().count() >= 30  # the seeds' verified pairs
         assert len(run.dataset["attempts"]) == run.examples and len(run.dataset_hash) == 64
@@ -206,15 +226,17 @@ def test_the_schedule_starts_a_round_only_past_its_threshold():
     assert "2 new verified examples; waiting for 3" == schedule.maybe_start_round(3, TINY_ROUND)
 
 
-@pytest.mark.timeout(600)  # two worker starts, a kill, a reap and a resumed round: slow on a busy CPU
+@pytest.mark.timeout(900)  # two worker starts, a kill, a reap and a resumed round: slow on a busy CPU
 @pytest.mark.django_db(transaction=True)
 def test_a_worker_killed_mid_training_leaves_the_active_model_and_the_round_resumes(worker_env, monkeypatch):
     long_round = {**TINY_ROUND, "sft": {**TINY_ROUND["sft"], "max_steps": 120, "save_steps": 5}}
     base = versions.active_version()
-    proc, _ = start_worker("gpu-kill", "gpu", "solo", worker_env)
+    purge_stale_messages()
+    proc, output = start_worker("gpu-kill", "gpu", "solo", worker_env)
     run = rounds.start_round(None, long_round)
-    try:
-        wait_for(lambda: TrainingRun.objects.get(pk=run.pk).progress.get("step", 0) >= 12, what="training steps")
+    try:  # past the first sealed checkpoint (step 5)
+        wait_for(lambda: TrainingRun.objects.get(pk=run.pk).progress.get("step", 0) >= 7, 360, "training steps",
+                 lambda: round_state(run.pk, output))
     finally:
         stop_worker(proc, signal.SIGKILL)
     killed_at = TrainingRun.objects.get(pk=run.pk).progress["step"]
@@ -229,9 +251,9 @@ def test_a_worker_killed_mid_training_leaves_the_active_model_and_the_round_resu
     assert last is not None and int(last.name.split("-")[1]) <= killed_at + 1
     monkeypatch.setattr(rounds, "STALLED_AFTER_S", 90.0)
     rounds.resume_round(None, run)
-    proc, _ = start_worker("gpu-resume", "gpu", "solo", worker_env)
+    proc, output = start_worker("gpu-resume", "gpu", "solo", worker_env)
     try:
-        run = wait_for(lambda: finished(run.pk), timeout=400, what="the resumed round")
+        run = wait_for(lambda: finished(run.pk), 400, "the resumed round", lambda: round_state(run.pk, output))
     finally:
         stop_worker(proc)
     assert run.status == "succeeded", run.error
