@@ -87,6 +87,13 @@ def purge_stale_messages():
     app.control.purge()
 
 
+def trained_past(run_id, step):
+    """True once the round has trained past `step`; a round that ended before that fails the test now."""
+    run = TrainingRun.objects.get(pk=run_id)
+    assert run.status not in ("succeeded", "failed", "cancelled"), f"the round ended early: {run.status} {run.error}"
+    return run.progress.get("step", 0) > step
+
+
 def finished(run_id):
     run = TrainingRun.objects.get(pk=run_id)
     return run if run.status in ("succeeded", "failed", "cancelled") else None
@@ -235,7 +242,7 @@ def test_a_worker_killed_mid_training_leaves_the_active_model_and_the_round_resu
     proc, output = start_worker("gpu-kill", "gpu", "solo", worker_env)
     run = rounds.start_round(None, long_round)
     try:  # past the first sealed checkpoint (step 5)
-        wait_for(lambda: TrainingRun.objects.get(pk=run.pk).progress.get("step", 0) >= 7, 360, "training steps",
+        wait_for(lambda: trained_past(run.pk, 6), 360, "training steps",
                  lambda: round_state(run.pk, output))
     finally:
         stop_worker(proc, signal.SIGKILL)

@@ -77,8 +77,10 @@ class ModelWorkerHeartbeat(bootsteps.StartStopStep):
     def start(self, worker):
         if GPU_QUEUE not in worker.app.amqp.queues.consume_from:
             return
+        from engine.lm.transformers_imports import warm
         from webapp.core.model_runtime import runtime
 
+        warm()  # before the preload thread and the first task: the two must not race in transformers' lazy imports
         model = describe_model()
         if settings.AUTODIDACT_PRELOAD_MODEL and "model_error" not in model:
             runtime.preload_in_background()
