@@ -52,6 +52,9 @@ class Command(BaseCommand):
         group.add_argument("--margin", type=float, default=0.0, help="allowed pass@k drop, in points")
 
     def handle(self, *args, **o):
+        from django.core.management import call_command
+
+        call_command("migrate", verbosity=0)  # a fresh data folder works as it is, as with `up`
         generation = {name: o[name] for name in ("batches", "puzzles_per_prompt", "attempts", "generation_tokens",
                                                  "solving_tokens", "context_tokens", "style")}
         round_config = {
