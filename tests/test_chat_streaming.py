@@ -212,6 +212,7 @@ def test_other_users_cannot_open_or_stop_a_conversation(conversation):
         comm = socket_for(conversation, cookie)
         connected, code = await comm.connect()
         assert not connected and code == 4404
+        await comm.disconnect()  # as a server would: the consumer ends before the loop closes
 
     async_to_sync(scenario)()
 

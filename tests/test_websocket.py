@@ -75,6 +75,7 @@ def test_foreign_origin_is_refused(user):
         comm = connect([(b"origin", b"http://evil.example"), (b"cookie", cookie)])
         connected, _ = await comm.connect()
         assert not connected
+        await comm.disconnect()  # as a server would: the consumer ends before the loop closes
 
     async_to_sync(scenario)()
 
@@ -84,6 +85,7 @@ def test_anonymous_socket_is_refused():
         comm = connect([SAME_ORIGIN])
         connected, code = await comm.connect()
         assert not connected and code == 4401
+        await comm.disconnect()  # as a server would: the consumer ends before the loop closes
 
     async_to_sync(scenario)()
 
