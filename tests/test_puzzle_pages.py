@@ -228,6 +228,7 @@ def test_a_user_without_the_role_cannot_review(plain):
     assert response.status_code == 403
     response = plain.post(url, {"verdict": "flag"})
     assert response.status_code == 403 and "Only reviewers can review or edit puzzles" in response.content.decode()
+    assert '<a href="/puzzles/">Back to the puzzles</a>' in response.content.decode()
     response = plain.post(url, {"verdict": "flag", "attempt": puzzle.attempts.get().pk}, **HTMX)
     assert response.status_code == 403
     puzzle.refresh_from_db()

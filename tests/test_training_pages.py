@@ -144,6 +144,7 @@ def test_only_trainers_start_rounds(reviewer, trainer):
     assert 'data-testid="trainers-only"' in page and 'name="max_steps"' not in page
     response = reviewer.post("/training/", SMALL)
     assert response.status_code == 403 and "Only trainers can start training rounds" in response.content.decode()
+    assert '<a href="/training/">Back to training</a>' in response.content.decode()
     response = reviewer.post("/training/", SMALL, **HTMX)
     assert response.status_code == 403 and response["Content-Type"].startswith("text/plain")
     anonymous = Client()

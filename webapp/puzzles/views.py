@@ -16,6 +16,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Prefetch
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils.cache import patch_vary_headers
 from django.utils.http import urlencode
 from django.views.decorators.cache import never_cache
@@ -73,7 +74,8 @@ def _refusal(request, exc: Exception, page=None) -> HttpResponse:
         return response
     if page is not None:
         return page(text, status)
-    return render(request, "puzzles/refused.html", {"reason": text, "status": status}, status=status)
+    return render(request, "refused.html", {"reason": text, "status": status, "back_url": reverse("puzzles:list"),
+                                            "back_label": "Back to the puzzles"}, status=status)
 
 
 CHAT_REFUSALS = (ValueError, services.Busy, RateLimited, turns.Unavailable)

@@ -15,6 +15,7 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -64,7 +65,8 @@ def _refusal(request, reason: str, status: int) -> HttpResponse:
     text = reason[:1].upper() + reason[1:] if reason else "The request was refused."
     if request.htmx:
         return HttpResponse(text, status=status, content_type="text/plain; charset=utf-8")
-    return render(request, "training/refused.html", {"reason": text, "status": status}, status=status)
+    return render(request, "refused.html", {"reason": text, "status": status, "back_url": reverse("training:runs"),
+                                            "back_label": "Back to training"}, status=status)
 
 
 def _readable(text: str) -> str:
