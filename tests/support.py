@@ -174,3 +174,22 @@ def sign_in_admin(page, site: SiteProcess, password: str, next_path: str) -> Non
     page.get_by_label("Username").fill("admin")
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Sign in").click()
+
+
+def user_with_roles(name: str, *roles: str, staff: bool = False):
+    """A user in the given role groups (created if missing), password "x"."""
+    from django.contrib.auth.models import Group, User
+
+    user = User.objects.create_user(name, password="x", is_staff=staff)
+    for role in roles:
+        user.groups.add(Group.objects.get_or_create(name=role)[0])
+    return user
+
+
+def signed_in_client(user):
+    """A Django test client logged in as `user`."""
+    from django.test import Client
+
+    client = Client()
+    client.force_login(user)
+    return client

@@ -7,13 +7,11 @@ import time
 
 import pytest
 from celery.exceptions import TimeoutError as CeleryTimeoutError
-from django.contrib.auth.models import Group, User
 from django.db import connection
-from django.test import Client
 from django.utils.html import escape
 
 from engine.selfplay.seeds import SEED_PUZZLES
-from tests.support import start_worker, stop_worker
+from tests.support import signed_in_client as _client, start_worker, stop_worker, user_with_roles as _user
 from webapp.chat.models import Conversation
 from webapp.puzzles import solving
 from webapp.puzzles.catalogue import import_seeds
@@ -30,19 +28,6 @@ def seeds(db):
     """The seed puzzles, as a fresh database has them (a transactional test elsewhere may have
     flushed the data migration's rows)."""
     import_seeds()
-
-
-def _user(name: str, *roles: str) -> User:
-    user = User.objects.create_user(name, password="x")
-    for role in roles:
-        user.groups.add(Group.objects.get_or_create(name=role)[0])
-    return user
-
-
-def _client(user: User) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture

@@ -6,10 +6,10 @@ that a test transaction never commits); the end-to-end round runs in test_traini
 import re
 
 import pytest
-from django.contrib.auth.models import Group, User
 from django.test import Client
 from django.utils import timezone
 
+from tests.support import signed_in_client as _client, user_with_roles as _user
 from webapp.training import versions
 from webapp.training.charts import line_chart, nice_ticks
 from webapp.training.models import ModelVersion, TrainingRun
@@ -28,19 +28,6 @@ SETTINGS = {"sources": ["selfplay"], "sft": {"max_steps": 4, "block_size": 64, "
 
 
 # --- fixtures --------------------------------------------------------------------------------------
-def _user(name: str, *roles: str, staff: bool = False) -> User:
-    user = User.objects.create_user(name, password="x", is_staff=staff)
-    for role in roles:
-        user.groups.add(Group.objects.get_or_create(name=role)[0])
-    return user
-
-
-def _client(user: User) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
-
-
 @pytest.fixture(autouse=True)
 def fresh_active_version():
     """The active version is remembered per process for a moment: another test's must not leak in."""

@@ -95,10 +95,6 @@ class ModelRuntime:
             self.preload_in_background()
 
     def preload_in_background(self) -> None:
-        from engine.lm.transformers_imports import warm
-
-        warm()  # on the caller's thread, so the loading thread never races a task's imports
-
         def load():
             try:
                 self.get()
