@@ -20,6 +20,31 @@ BENCHMARK_DATA = Path(os.environ.get("AUTODIDACT_BENCHMARK_DATA") or ROOT.parent
 SERVER_ENV_VARS = ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND")
 
 
+def at_once(action, refused: type[Exception], threads: int = 4) -> list:
+    """`action()` on `threads` threads released together (concurrent requests): what each
+    returned, or the message of the `refused` error it raised. Each thread closes its own
+    database connection."""
+    from django.db import close_old_connections
+
+    barrier, outcomes = threading.Barrier(threads), []
+
+    def one():
+        try:
+            barrier.wait()
+            outcomes.append(action())
+        except refused as exc:
+            outcomes.append(str(exc))
+        finally:
+            close_old_connections()
+
+    workers = [threading.Thread(target=one) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return outcomes
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

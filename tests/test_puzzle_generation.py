@@ -15,7 +15,7 @@ from django.db import connection
 
 from engine.lm.tiny import build_tiny_model
 from engine.selfplay import filters
-from tests.support import BENCHMARK_DATA, start_worker, stop_worker
+from tests.support import BENCHMARK_DATA, at_once, start_worker, stop_worker
 from webapp.puzzles import generation
 from webapp.puzzles.models import Attempt, GenerationBatch, GenerationRun, Puzzle, Review
 from webapp.puzzles.reviews import add_review
@@ -132,6 +132,13 @@ def test_only_trainers_start_runs_and_one_runs_at_a_time(trainer):
     generation.cancel_run(trainer, first)
     first.refresh_from_db()
     assert first.status == "cancelled"
+
+
+def test_concurrent_starts_queue_one_run_and_refuse_the_rest(trainer):
+    outcomes = at_once(lambda: generation.start_run(trainer, SMALL).pk, generation.RunRefused)
+    started = [o for o in outcomes if isinstance(o, int)]
+    assert len(started) == 1 and GenerationRun.objects.count() == 1, outcomes
+    assert all(f"run {started[0]} is still queued" in o for o in outcomes if isinstance(o, str))
 
 
 def test_a_cancelled_run_stops_between_steps(gpu_worker, trainer):

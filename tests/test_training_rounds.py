@@ -4,20 +4,19 @@ restart; only one round runs at a time under concurrent triggers (a database con
 promotion gate and rollback; the schedule's threshold; a worker SIGKILLed mid-training leaves the
 active model untouched and the round resumes from its last checkpoint."""
 import signal
-import threading
 import time
 from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import Group, User
 from django.core.cache import cache
-from django.db import close_old_connections, connection
+from django.db import connection
 from django_celery_beat.models import PeriodicTask
 
 from engine.evaluate.promotion import decide
 from engine.lm.tiny import build_tiny_model
 from engine.training.checkpoints import CheckpointDir
-from tests.support import start_worker, stop_worker
+from tests.support import at_once, start_worker, stop_worker
 from webapp.core.model_worker import read_state
 from webapp.puzzles.models import Attempt, Puzzle
 from webapp.training import rounds, schedule, versions
@@ -132,22 +131,7 @@ def test_a_round_trains_evaluates_promotes_and_the_worker_hot_swaps(worker_env):
 
 @pytest.mark.django_db(transaction=True)
 def test_only_one_round_at_a_time_under_concurrent_triggers():
-    barrier, outcomes = threading.Barrier(4), []
-
-    def trigger():
-        try:
-            barrier.wait()
-            outcomes.append(rounds.start_round(None, TINY_ROUND, enqueue=False).pk)
-        except rounds.RoundRefused as exc:
-            outcomes.append(str(exc))
-        finally:
-            close_old_connections()
-
-    threads = [threading.Thread(target=trigger) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    outcomes = at_once(lambda: rounds.start_round(None, TINY_ROUND, enqueue=False).pk, rounds.RoundRefused)
     started = [o for o in outcomes if isinstance(o, int)]
     refused = [o for o in outcomes if isinstance(o, str)]
     assert len(started) == 1 and len(refused) == 3, outcomes

@@ -15,7 +15,7 @@ from types import SimpleNamespace
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from engine.sandbox.verdict import short
@@ -52,6 +52,20 @@ def prompt_examples() -> list:
     return examples
 
 
+# Any fixed 64-bit number, the same in every process: the key of the lock below.
+ONE_RUN_LOCK = 0x4155544F_47454E31
+
+
+def _lock_runs() -> None:
+    """Inside a transaction: wait until no other transaction is starting or resuming a run, so
+    two concurrent requests cannot both find no active run (a row lock locks nothing when there is
+    no row). PostgreSQL: an advisory lock held to commit; SQLite's immediate transactions already
+    serialise writers."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [ONE_RUN_LOCK])
+
+
 def start_run(user, settings_: dict) -> GenerationRun:
     """Queue a run (trainers only; one active run at a time). Raises PermissionDenied, ValueError
     (bad settings) or RunRefused."""
@@ -61,7 +75,8 @@ def start_run(user, settings_: dict) -> GenerationRun:
     from webapp.core.model_worker import describe_model
 
     with transaction.atomic():
-        active = GenerationRun.objects.select_for_update().filter(status__in=GenerationRun.ACTIVE).first()
+        _lock_runs()
+        active = GenerationRun.objects.filter(status__in=GenerationRun.ACTIVE).first()
         if active is not None:
             raise RunRefused(f"generation run {active.pk} is still {active.status}; wait for it or cancel it")
         run = GenerationRun.objects.create(created_by=user, config=config.as_dict(),
@@ -109,6 +124,7 @@ def resume_run(user, run: GenerationRun) -> GenerationRun:
     if not resumable(run):
         raise RunRefused("the run is still going" if run.is_active else f"the run has {run.status}")
     with transaction.atomic():
+        _lock_runs()
         other = GenerationRun.objects.filter(status__in=GenerationRun.ACTIVE).exclude(pk=run.pk).first()
         if other is not None and not is_stalled(other):
             raise RunRefused(f"generation run {other.pk} is {other.status}; one run at a time")
