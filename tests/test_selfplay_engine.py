@@ -6,6 +6,7 @@ import types
 
 import pytest
 
+from engine.lm.prompt_tokens import token_aligned
 from engine.lm.tiny import build_tiny_model
 from engine.lm.transformers_backend import TransformersModel
 from engine.sandbox import verify_many
@@ -94,6 +95,28 @@ def test_the_generation_prompt_fits_the_context_and_never_shows_the_test_split(p
         f"{prompt.header}x: int):\n    return x > 3\n"
     with pytest.raises(TestSplitLeak):
         generation_prompt(train + [next(p for p in p3 if p.split == "test")], count)
+
+
+def test_an_opened_body_ends_where_the_models_tokenizer_ends_a_token():
+    """The default tokenizer writes "\n    return" as "\n   " + " return": a prompt ending in four
+    spaces left the model writing " return", and a two-line body one space off did not parse."""
+    from transformers import AutoTokenizer
+
+    from engine.lm.model_source import resolve_model_source
+
+    source = resolve_model_source("")
+    tokenizer = AutoTokenizer.from_pretrained(source.path, gguf_file=source.gguf_file)
+    align = lambda text: token_aligned(tokenizer, text)  # noqa: E731
+    assert align("def g():\n    ") == "def g():\n   " and align("def g():\n") == "def g():\n"
+    sat = rename_function(SAT, "sat")
+    for style in (CompletionStyle(align), ChatPrefillStyle(lambda messages: "<|user|>", align)):
+        assert style.prompt(sat).endswith("def g6(n: int = 3):\n   " if style.name == "completion"
+                                          else "def g(n: int = 3):\n   ")
+        # What the model writes next, " x = ...", completes the body as it would have in training.
+        assert style.solution(sat, " x = 'ab'\n    return x * n\n") == \
+            "def sol(n: int=3):\n    x = 'ab'\n    return x * n\n"
+    # Unaligned, the same answer is one space off on its first line and does not parse.
+    assert CompletionStyle().solution(sat, " x = 'ab'\n    return x * n\n") is None
 
 
 def test_each_solving_style_prompts_and_reads_back_a_solution():

@@ -16,3 +16,19 @@ def chat_text(tokenizer, messages: list[dict]) -> str:
     """Chat messages as the text the model sees, the assistant's turn opened (so a caller can
     begin the answer itself)."""
     return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+
+
+def token_aligned(tokenizer, text: str, continuation: str = "return") -> str:
+    """`text` cut back to the last token boundary it would have if `continuation` followed.
+
+    A prompt that ends in whitespace the tokenizer writes as part of the next word puts a model
+    off the text it learned: BPE tokenizers write "\\n    return" as "\\n   " + " return", so after
+    a prompt ending "\\n    " a model writes " return", one space too many, and a two-line body no
+    longer parses. The characters cut off are the model's to write. Unchanged without offsets."""
+    try:
+        offsets = tokenizer(text + continuation, add_special_tokens=False,
+                            return_offsets_mapping=True)["offset_mapping"]
+    except (NotImplementedError, KeyError, TypeError, ValueError):
+        return text  # a slow tokenizer: no offsets
+    ends = [end for _, end in offsets if end <= len(text)]
+    return text[:max(ends)] if ends else text

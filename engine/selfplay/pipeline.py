@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from engine.lm.generation import CancelToken, SamplingParams
-from engine.lm.prompt_tokens import chat_text
+from engine.lm.prompt_tokens import chat_text, token_aligned
 from engine.selfplay import filters
 from engine.selfplay.generation_prompt import GENERATION_STOPS, generated_function, generation_prompt
 from engine.selfplay.puzzle_code import fingerprint
@@ -166,7 +166,9 @@ def solve(model, sats: list[str], config: SelfPlayConfig, batch: int,
           cancel: CancelToken | None = None) -> tuple[list[list[dict]], StageTiming]:
     """`config.attempts` attempts per puzzle: [{"solution" (a `def sol`, or None), "text", "tokens"}]."""
     started = time.perf_counter()
-    style = solving_style(config.style, lambda messages: chat_text(model.tokenizer, messages))
+    tokenizer = getattr(model, "tokenizer", None)
+    style = solving_style(config.style, lambda messages: chat_text(tokenizer, messages),
+                          (lambda text: token_aligned(tokenizer, text)) if tokenizer is not None else None)
     params = style_params(style, config.solving_params(batch))
     per_call = max(1, config.max_batch_rows // config.attempts)
     results: list[list[dict]] = []

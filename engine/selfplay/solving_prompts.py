@@ -36,6 +36,8 @@ EXAMPLES = (
 STYLES = ("completion", "chat", "chat-prefill")
 # Where an answer is opened for the model, its body's indentation is opened too: a small model
 # left at the end of `def g():` often starts a new top-level line, and the function ends empty.
+# With `align` (the model's tokenizer, engine.lm.prompt_tokens.token_aligned) the prompt ends at
+# the token boundary the model would write there, and gives it back any whitespace after it.
 BODY = "\n    "
 INSTRUCTION = ("You solve Python programming puzzles. A puzzle is a function `f` whose first argument is "
                "the answer; it is solved by any answer for which `f` returns True. Write a function `g` "
@@ -65,17 +67,37 @@ def as_sol(function_source: str) -> str | None:
         return None
 
 
+Align = Callable[[str], str]
+
+
+def _opened(context: str, opening: str, align: Align | None) -> tuple[str, str]:
+    """The prompt `context + opening`, cut to a token boundary by `align`, and what of `opening`
+    it still ends with (the model's text continues that). Only the body's opened whitespace is
+    ever given back."""
+    full = context + opening
+    cut = len(full) - len(align(full)) if align else 0
+    if not 0 < cut <= len(BODY) or full[-cut:].strip():
+        return full, opening
+    return full[:-cut], opening[:-cut]
+
+
 class CompletionStyle:
     name = "completion"
     stops = ("\nassert", "\ndef ", "\nclass ", "\nif __name__", "\nprint(")
 
-    def prompt(self, sat: str) -> Prompt:
+    def __init__(self, align: Align | None = None):
+        self.align = align
+
+    def _parts(self, sat: str) -> tuple[str, str]:
         index = len(EXAMPLES) + 1
-        return completion_prefix() + _numbered(index, sat) + "\n\n" + _solution_header(sat, f"g{index}") + BODY
+        context = completion_prefix() + _numbered(index, sat) + "\n\n"
+        return _opened(context, _solution_header(sat, f"g{index}") + BODY, self.align)
+
+    def prompt(self, sat: str) -> Prompt:
+        return self._parts(sat)[0]
 
     def solution(self, sat: str, text: str) -> str | None:
-        header = _solution_header(sat, f"g{len(EXAMPLES) + 1}") + BODY
-        return as_sol(complete_function(header, text))
+        return as_sol(complete_function(self._parts(sat)[1], text))
 
 
 def _chat_request(sat: str) -> str:
@@ -103,14 +125,19 @@ class ChatPrefillStyle:
     name = "chat-prefill"
     stops = ("```",)
 
-    def __init__(self, render_chat: Callable[[list[dict]], str]):
+    def __init__(self, render_chat: Callable[[list[dict]], str], align: Align | None = None):
         self.render_chat = render_chat
+        self.align = align
+
+    def _parts(self, sat: str) -> tuple[str, str]:
+        context = self.render_chat(ChatStyle().prompt(sat)) + "```python\n"
+        return _opened(context, _solution_header(sat) + BODY, self.align)
 
     def prompt(self, sat: str) -> Prompt:
-        return self.render_chat(ChatStyle().prompt(sat)) + "```python\n" + _solution_header(sat) + BODY
+        return self._parts(sat)[0]
 
     def solution(self, sat: str, text: str) -> str | None:
-        return as_sol(complete_function(_solution_header(sat) + BODY, text.split("```")[0]))
+        return as_sol(complete_function(self._parts(sat)[1], text.split("```")[0]))
 
 
 def _function_named(code: str, name: str) -> str | None:
@@ -132,15 +159,15 @@ def _function_named(code: str, name: str) -> str | None:
     return unparse(target)
 
 
-def solving_style(name: str, render_chat: Callable[[list[dict]], str] | None = None):
+def solving_style(name: str, render_chat: Callable[[list[dict]], str] | None = None, align: Align | None = None):
     if name == "completion":
-        return CompletionStyle()
+        return CompletionStyle(align)
     if name == "chat":
         return ChatStyle()
     if name == "chat-prefill":
         if render_chat is None:
             raise ValueError("the chat-prefill style needs the model's chat template")
-        return ChatPrefillStyle(render_chat)
+        return ChatPrefillStyle(render_chat, align)
     raise ValueError(f"unknown prompt style {name!r}; choose one of {', '.join(STYLES)}")
 
 
