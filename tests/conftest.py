@@ -28,6 +28,19 @@ def output_dir():
     return OUTPUT_DIR
 
 
+@pytest.fixture(autouse=True)
+def fresh_channel_layer():
+    """Each test gets its own channel-layer instance. In channels_redis a receiver cancelled while
+    it waits for the layer's per-channel clean lock never gives its wait back, so that lock outlives
+    the test's `async_to_sync` event loop, bound to it; the next test whose receiver has to wait
+    for it fails with "bound to a different event loop". A server runs one loop; tests run many."""
+    from channels.layers import channel_layers
+
+    channel_layers.backends.clear()
+    yield
+    channel_layers.backends.clear()
+
+
 # --- headless Chromium (Debian's package; Playwright drives it) ---------------------------------
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
