@@ -81,23 +81,43 @@ def _opened(context: str, opening: str, align: Align | None) -> tuple[str, str]:
     return full[:-cut], opening[:-cut]
 
 
-class CompletionStyle:
-    name = "completion"
-    stops = ("\nassert", "\ndef ", "\nclass ", "\nif __name__", "\nprint(")
+class _OpenedAnswer:
+    """A style whose prompt opens the answer for the model. The prompt, and what of the opening it
+    ends with, are worked out once per puzzle: aligning runs the tokenizer over the whole prompt,
+    and every attempt's solution needs the opening back."""
+    name = ""
+    stops: tuple[str, ...] = ()
 
     def __init__(self, align: Align | None = None):
         self.align = align
+        self._parts_by_sat: dict[str, tuple[str, str]] = {}
+
+    def _context_and_opening(self, sat: str) -> tuple[str, str]:
+        raise NotImplementedError
+
+    def _answer(self, text: str) -> str:
+        """The part of the model's text that continues the opened answer."""
+        return text
 
     def _parts(self, sat: str) -> tuple[str, str]:
-        index = len(EXAMPLES) + 1
-        context = completion_prefix() + _numbered(index, sat) + "\n\n"
-        return _opened(context, _solution_header(sat, f"g{index}") + BODY, self.align)
+        if sat not in self._parts_by_sat:
+            self._parts_by_sat[sat] = _opened(*self._context_and_opening(sat), self.align)
+        return self._parts_by_sat[sat]
 
     def prompt(self, sat: str) -> Prompt:
         return self._parts(sat)[0]
 
     def solution(self, sat: str, text: str) -> str | None:
-        return as_sol(complete_function(self._parts(sat)[1], text))
+        return as_sol(complete_function(self._parts(sat)[1], self._answer(text)))
+
+
+class CompletionStyle(_OpenedAnswer):
+    name = "completion"
+    stops = ("\nassert", "\ndef ", "\nclass ", "\nif __name__", "\nprint(")
+
+    def _context_and_opening(self, sat: str) -> tuple[str, str]:
+        index = len(EXAMPLES) + 1
+        return completion_prefix() + _numbered(index, sat) + "\n\n", _solution_header(sat, f"g{index}") + BODY
 
 
 def _chat_request(sat: str) -> str:
@@ -120,24 +140,20 @@ class ChatStyle:
         return as_sol(function) if function else None
 
 
-class ChatPrefillStyle:
+class ChatPrefillStyle(_OpenedAnswer):
     """The chat prompt rendered as text (the tokenizer's template) with the answer already begun."""
     name = "chat-prefill"
     stops = ("```",)
 
     def __init__(self, render_chat: Callable[[list[dict]], str], align: Align | None = None):
+        super().__init__(align)
         self.render_chat = render_chat
-        self.align = align
 
-    def _parts(self, sat: str) -> tuple[str, str]:
-        context = self.render_chat(ChatStyle().prompt(sat)) + "```python\n"
-        return _opened(context, _solution_header(sat) + BODY, self.align)
+    def _context_and_opening(self, sat: str) -> tuple[str, str]:
+        return self.render_chat(ChatStyle().prompt(sat)) + "```python\n", _solution_header(sat) + BODY
 
-    def prompt(self, sat: str) -> Prompt:
-        return self._parts(sat)[0]
-
-    def solution(self, sat: str, text: str) -> str | None:
-        return as_sol(complete_function(self._parts(sat)[1], text.split("```")[0]))
+    def _answer(self, text: str) -> str:
+        return text.split("```")[0]
 
 
 def _function_named(code: str, name: str) -> str | None:
