@@ -6,6 +6,7 @@ import math
 
 import pytest
 
+from engine.evaluate import paired
 from engine.evaluate.humaneval_eval import evaluate_humaneval, load_humaneval
 from engine.evaluate.p3_eval import P3EvalConfig, evaluate_p3, held_out_puzzles
 from engine.evaluate.pass_at_k import mean_pass_at_k, pass_at_k, report_ks
@@ -39,6 +40,54 @@ def test_pass_at_k_matches_hand_computed_values():
             pass_at_k(*bad)
     with pytest.raises(ValueError):
         mean_pass_at_k([], 1)
+
+
+def _rows(counts: dict[str, int], n: int = 10) -> list[dict]:
+    return [{"name": name, "n": n, "c": c} for name, c in counts.items()]
+
+
+def test_paired_comparison_separates_a_real_gain_from_a_reshuffle():
+    # Exact sign-test values: 5 gained, 0 lost -> 2 / 2**5; 3 vs 3 -> 1.
+    assert math.isclose(paired.sign_test_p(5, 0), 2 / 32) and paired.sign_test_p(3, 3) == 1.0
+    assert math.isclose(paired.sign_test_p(1, 9), 2 * 11 / 1024) and paired.sign_test_p(0, 0) == 1.0
+    names = [f"p{i}" for i in range(200)]
+    before = {name: (1 if i < 6 else 0) for i, name in enumerate(names)}
+    # The same score drawn again: six other puzzles solved, none gained on balance.
+    reshuffle = paired.compare(_rows(before), _rows({n: (1 if 6 <= i < 12 else 0) for i, n in enumerate(names)}))
+    assert reshuffle["difference"] == 0 and reshuffle["sign_test_p"] == 1.0
+    assert len(reshuffle["gained"]) == len(reshuffle["lost"]) == 6 and reshuffle["kept"] == 0
+    low, high = reshuffle["interval"]
+    assert low < 0 < high
+    # Twenty puzzles gained, the six kept: the interval lies above zero and the test agrees.
+    gain = paired.compare(_rows(before), _rows({n: (3 if i < 26 else 0) for i, n in enumerate(names)}))
+    assert gain["gained"] == sorted(names[6:26]) and gain["lost"] == [] and gain["kept"] == 6
+    assert gain["interval"][0] > 0 and gain["sign_test_p"] < 1e-5
+    assert "+" in paired.summary(gain) and "puzzles gained 20, lost 0, kept 6" in paired.summary(gain)
+    # Only shared puzzles are paired; none shared is an error, not a zero.
+    assert paired.compare(_rows(before), _rows({"p0": 1, "other": 1}))["puzzles"] == 1
+    with pytest.raises(ValueError, match="share no puzzle"):
+        paired.compare(_rows({"a": 1}), _rows({"b": 1}))
+
+
+def test_compare_command_pairs_two_saved_results(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    def saved(name, counts, dataset="p3-test-3-seed0"):
+        path = tmp_path / name
+        path.write_text(json.dumps({"dataset": dataset, "per_puzzle": _rows(counts)}))
+        return str(path)
+
+    command = [sys.executable, "-m", "engine.evaluate", "compare"]
+    before, after = saved("b.json", {"x": 0, "y": 1, "z": 0}), saved("a.json", {"x": 4, "y": 1, "z": 2})
+    done = subprocess.run([*command, before, after, "--k", "10"], capture_output=True, text=True, check=True)
+    result = json.loads(done.stdout)
+    assert result["gained"] == ["x", "z"] and result["kept"] == 1 and result["sign_test_p"] == 0.5
+    assert "puzzles gained 2, lost 0, kept 1" in done.stderr
+    other = saved("o.json", {"x": 1}, dataset="p3-test-228")
+    refused = subprocess.run([*command, before, other], capture_output=True, text=True)
+    assert refused.returncode == 2 and "different sets" in refused.stderr
 
 
 class ReplayModel:

@@ -65,7 +65,8 @@ def p3_result(pass_at_1: float, pass_at_10: float, solved: int, puzzles: int = 3
     return {"dataset": f"p3-test-{puzzles}-seed0", "pass_at_k": {"1": pass_at_1, "10": pass_at_10},
             "config": {"samples": 10, "temperature": 0.8, "max_tokens": 150, "style": "completion",
                        "subset": puzzles, "seed": 0, "timeout_s": 1.0, "ks": [1, 10, 100], "max_batch_rows": 64},
-            "solved": solved, "puzzles": puzzles, "tokens": 900, "seconds": 3.0, "tokens_per_s": 300.0}
+            "solved": solved, "puzzles": puzzles, "tokens": 900, "seconds": 3.0, "tokens_per_s": 300.0,
+            "per_puzzle": [{"name": f"P{i}", "n": 10, "c": 2 if i < solved else 0} for i in range(puzzles)]}
 
 
 def evaluation(model: str, pass_at_1: float, pass_at_10: float, solved: int, humaneval: float) -> dict:
@@ -242,6 +243,9 @@ def test_the_run_page_shows_progress_the_loss_chart_and_before_after(trainer, re
     assert re.search(r'data-testid="compare-humaneval">.*?50.0%</td>\s*<td class="num worse">0.0%</td>', page, re.S)
     assert "<td class=\"num\">2/3</td>" in page and "<td class=\"num\">3/3</td>" in page  # solved/puzzles
     assert "1 min 05 s" in page  # the evaluation wall time
+    # puzzle by puzzle: P2 gained, P0 and P1 kept
+    assert re.search(r'data-testid="compare-paired"[^>]*>Paired: pass@10 \+33\.3 pts \(95% CI [^)]+\); '
+                     r'puzzles gained 1, lost 0, kept 2; sign test p = 1<', page)
     assert "promoted: pass@10 50.0% → 75.0%" in page
     assert f'href="/training/models/#version-{version.pk}">v1 · round {run.pk}</a>' in page
 

@@ -271,7 +271,9 @@ def test_selfplay_command_runs_the_loop_and_writes_its_report(tmp_path, settings
     assert row["status"] == "succeeded" and row["generation"]["counts"]["generated"] == 2
     assert row["examples"] == row["dataset"]["attempts"] > 500 and row["training"]["steps"] == 2
     assert row["before"]["dataset"] == row["after"]["dataset"] == "p3-test-2-seed0"
+    assert row["paired"]["puzzles"] == 2 and row["paired"]["k"] == 1  # puzzle by puzzle, at the gate's k
     markdown = (out / "report.md").read_text()
+    assert "- round 1: pass@1 " in markdown and "sign test p = " in markdown
     assert "| round | P3 set | pass@1 before → after" in markdown and "| 1 | p3-test-2-seed0 |" in markdown
     assert "self-play generate" in markdown and "fine-tune (2 steps" in markdown
     assert not Puzzle.objects.filter(split="test", attempts__kept=True).exists()  # test split never verified

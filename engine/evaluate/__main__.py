@@ -2,8 +2,10 @@
 
     python -m engine.evaluate p3 --model var/rounds/1/model --samples 10 --subset 50
     python -m engine.evaluate humaneval --model ""          # greedy pass@1 on all 164 problems
+    python -m engine.evaluate compare before.json after.json --k 10   # two saved p3 results
 
-Prints one JSON object (per-problem rows included) on stdout, progress on stderr.
+Prints one JSON object (per-problem rows included) on stdout, progress on stderr. `compare`
+pairs two saved P3 results puzzle by puzzle (engine.evaluate.paired) and prints its summary.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import json
 import sys
 from pathlib import Path
 
+from engine.evaluate import paired
 from engine.evaluate.humaneval_eval import evaluate_humaneval, load_humaneval
 from engine.evaluate.p3_eval import P3EvalConfig, evaluate_p3, held_out_puzzles
 from engine.lm.loading import load_model
@@ -21,9 +24,31 @@ from engine.selfplay.solving_prompts import STYLES
 DEFAULT_P3 = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "p3"
 
 
+def compare_main(argv) -> int:
+    parser = argparse.ArgumentParser(prog="python -m engine.evaluate compare",
+                                     description="Pair two saved P3 results puzzle by puzzle.")
+    parser.add_argument("before", type=Path)
+    parser.add_argument("after", type=Path)
+    parser.add_argument("--k", type=int, default=10)
+    args = parser.parse_args(argv)
+    before, after = (json.loads(path.read_text(encoding="utf-8")) for path in (args.before, args.after))
+    if before.get("dataset") != after.get("dataset"):
+        parser.error(f"the results are on different sets ({before.get('dataset')} vs {after.get('dataset')})")
+    try:
+        comparison = paired.compare(before.get("per_puzzle") or [], after.get("per_puzzle") or [], args.k)
+    except ValueError as exc:
+        parser.error(str(exc))
+    print(paired.summary(comparison), file=sys.stderr)
+    print(json.dumps(comparison))
+    return 0
+
+
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["compare"]:
+        return compare_main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m engine.evaluate", description=__doc__.splitlines()[0])
-    parser.add_argument("benchmark", choices=["p3", "humaneval"])
+    parser.add_argument("benchmark", choices=["p3", "humaneval"], help="(or `compare BEFORE AFTER`: see above)")
     parser.add_argument("--model", default="", help="HF id, local checkpoint or .gguf ('' = packaged default)")
     parser.add_argument("--backend", default="transformers", help="auto, transformers or llama.cpp")
     parser.add_argument("--quantize", choices=["none", "int8"], default="none", help="int8: faster on CPU")

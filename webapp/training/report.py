@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from engine.evaluate import paired
+
 
 def _pct(value) -> str:
     return "–" if value is None else f"{100 * value:.1f}%"
@@ -31,6 +33,11 @@ def markdown(report: dict) -> str:
                      f"{_pass(b, '10')} → {_pass(a, '10')} | {b.get('solved')}/{b.get('puzzles')} → "
                      f"{a.get('solved')}/{a.get('puzzles')} | {_pct(b.get('humaneval_pass_at_1'))} → "
                      f"{_pct(a.get('humaneval_pass_at_1'))} | {row['decision'] or row['error'] or row['status']} |")
+    changes = [(row["round"], row["paired"]) for row in report["rounds"] if row.get("paired")]
+    if changes:
+        lines += ["", "Puzzle by puzzle (a 95% paired bootstrap interval; the exact sign test on puzzles gained "
+                  "vs lost):", ""]
+        lines += [f"- round {number}: {paired.summary(change)}" for number, change in changes]
     lines += ["", "## Data per round", "",
               "| round | generated | parse / signature / answer unused / duplicate / sandbox / trivial rejects | "
               "accepted | attempts | solved | pairs kept | examples trained (puzzle pairs + repairs) |",

@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from django.conf import settings
 
+from engine.evaluate import paired
 from webapp.puzzles.catalogue import import_p3, verify_references
 from webapp.puzzles.generation import run_inline, start_run
 from webapp.training import rounds, training_data, versions
@@ -83,6 +84,7 @@ def _round_row(number: int, generation: dict, run: TrainingRun) -> dict:
             "dataset_hash": run.dataset_hash, "training": {k: v for k, v in (run.training or {}).items()
                                                            if k != "loss_curve"},
             "before": _scores(before), "after": _scores(after), "decision": run.decision, "error": run.error,
+            "paired": paired.compare_results(before.get("p3"), after.get("p3"), (run.config or {}).get("metric_k", 10)),
             "version": version.name if version else None}
 
 

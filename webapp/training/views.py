@@ -19,6 +19,7 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from engine.evaluate import paired
 from engine.evaluate.p3_eval import P3EvalConfig
 from engine.training.sft import METHODS, SFTConfig
 from webapp.accounts.roles import is_trainer
@@ -233,7 +234,8 @@ def _comparison(run: TrainingRun) -> dict:
     row("tokens-per-s", "P3 tokens/s", p3_before.get("tokens_per_s"), p3_after.get("tokens_per_s"), kind="number")
     row("seconds", "Evaluation wall time", before.get("seconds"), after.get("seconds"), kind="seconds")
     version = getattr(run, "produced_version", None)
-    return {"rows": rows,
+    change = paired.compare_results(p3_before, p3_after, int(gate_k))
+    return {"rows": rows, "paired": paired.summary(change) if change else "",
             "model_before": (run.base_version.name if run.base_version else before.get("model", "")) if before else "",
             "model_after": (version.name if version else after.get("model", "")) if after else "",
             "dataset": p3_after.get("dataset") or p3_before.get("dataset") or "", "gate_k": gate_k,
