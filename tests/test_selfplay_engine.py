@@ -110,11 +110,11 @@ def test_an_opened_body_ends_where_the_models_tokenizer_ends_a_token():
     assert align("def g():\n    ") == "def g():\n   " and align("def g():\n") == "def g():\n"
     sat = rename_function(SAT, "sat")
     for style in (CompletionStyle(align), ChatPrefillStyle(lambda messages: "<|user|>", align)):
-        assert style.prompt(sat).endswith("def g6(n: int = 3):\n   " if style.name == "completion"
-                                          else "def g(n: int = 3):\n   ")
+        assert style.prompt(sat).endswith("def g6(n: int = 3) -> str:\n   " if style.name == "completion"
+                                          else "def g(n: int = 3) -> str:\n   ")
         # What the model writes next, " x = ...", completes the body as it would have in training.
         assert style.solution(sat, " x = 'ab'\n    return x * n\n") == \
-            "def sol(n: int=3):\n    x = 'ab'\n    return x * n\n"
+            "def sol(n: int=3) -> str:\n    x = 'ab'\n    return x * n\n"
     # Unaligned, the same answer is one space off on its first line and does not parse.
     assert CompletionStyle().solution(sat, " x = 'ab'\n    return x * n\n") is None
 
@@ -124,8 +124,11 @@ def test_each_solving_style_prompts_and_reads_back_a_solution():
     completion = CompletionStyle()
     prompt = completion.prompt(sat)
     assert "assert f5(g5())" in prompt and prompt.endswith("def f6(s: str, n: int=3):\n    return s == 'ab' * n "
-                                                           "and len(s) > 5\n\ndef g6(n: int = 3):\n    ")
-    assert completion.solution(sat, "return 'ab' * n\n\nassert f6(g6())") == "def sol(n: int=3):\n    return 'ab' * n\n"
+                                                           "and len(s) > 5\n\ndef g6(n: int = 3) -> str:\n    ")
+    # The worked examples declare their answer's type as the opened answer does.
+    assert "def g4() -> List[str]:\n    return ['z'" in prompt
+    assert completion.solution(sat, "return 'ab' * n\n\nassert f6(g6())") == \
+        "def sol(n: int=3) -> str:\n    return 'ab' * n\n"
     assert completion.solution(sat, "This is prose, not code.\n") is None
     assert completion.solution(sat, "\ndef h():\n    return 1") is None  # an empty body
 
@@ -138,8 +141,8 @@ def test_each_solving_style_prompts_and_reads_back_a_solution():
     assert chat.solution(sat, "I cannot solve this.") is None
 
     prefill = ChatPrefillStyle(lambda messages: "<|user|>" + messages[0]["content"] + "<|assistant|>")
-    assert prefill.prompt(sat).endswith("<|assistant|>```python\ndef g(n: int = 3):\n    ")
-    assert prefill.solution(sat, "return 'ab' * n\n```\nDone.") == "def sol(n: int=3):\n    return 'ab' * n\n"
+    assert prefill.prompt(sat).endswith("<|assistant|>```python\ndef g(n: int = 3) -> str:\n    ")
+    assert prefill.solution(sat, "return 'ab' * n\n```\nDone.") == "def sol(n: int=3) -> str:\n    return 'ab' * n\n"
     with pytest.raises(ValueError, match="unknown prompt style"):
         solving_style("poetry")
     jobs = [{"id": "c", "kind": "puzzle", "sat": sat, "sol": completion.solution(sat, "return 'ab' * n\n")},
@@ -154,8 +157,11 @@ def test_verified_pairs_keep_the_shortest_distinct_solutions_in_the_papers_forma
     assert len(kept) == 8 and kept[0] == "def sol():\n    return 137" and kept[-1].count("1 +") == 7
     example = training_example(SAT, "def sol(n=3):\n    return 'ab' * n")
     assert example == ("def f(s: str, n: int=3):\n    return s == 'ab' * n and len(s) > 5\n\n"
-                       "def g(n=3):\n    return 'ab' * n\n\nassert f(g())\n")
+                       "def g(n=3) -> str:\n    return 'ab' * n\n\nassert f(g())\n")
     assert is_training_example(example)
+    # A solution that declares its own return type keeps it; an unannotated puzzle adds none.
+    assert "def g(n=3) -> 'str':" in training_example(SAT, "def sol(n=3) -> 'str':\n    return 'ab' * n")
+    assert "def g():\n" in training_example("def sat(x):\n    return x == 1", "def sol():\n    return 1")
 
 
 @pytest.fixture(scope="module")

@@ -81,6 +81,25 @@ def extra_parameters(sat_source: str) -> str:
     return ", ".join(parts)
 
 
+def answer_annotation(sat_source: str) -> str:
+    """The answer parameter's annotation as source (`"List[int]"`), or "" where it has none."""
+    function = first_function(sat_source)
+    positional = function.args.posonlyargs + function.args.args
+    if not positional or positional[0].annotation is None:
+        return ""
+    return unparse(positional[0].annotation)
+
+
+def typed_solution(solution_source: str, new_name: str, answer_type: str) -> str:
+    """`solution_source` renamed (as `rename_function`), declaring it returns `answer_type` where it
+    declares nothing: the solving prompts open `g` with the puzzle's answer type, so training
+    examples and worked examples show it the same way."""
+    function = first_function(rename_function(solution_source, new_name))
+    if answer_type and function.returns is None:
+        function.returns = ast.parse(answer_type, mode="eval").body
+    return unparse(function)
+
+
 def answer_parameter(sat_source: str) -> str:
     function = first_function(sat_source)
     positional = function.args.posonlyargs + function.args.args

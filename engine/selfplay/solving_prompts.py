@@ -17,7 +17,8 @@ from dataclasses import replace
 
 from engine.lm.code_extraction import extract_code
 from engine.lm.generation import Prompt, SamplingParams
-from engine.selfplay.puzzle_code import complete_function, extra_parameters, parse, rename_function, unparse
+from engine.selfplay.puzzle_code import (answer_annotation, complete_function, extra_parameters, parse, rename_function,
+                                         typed_solution, unparse)
 
 # Worked examples written for this project, in the shape of the paper's train_prefix.txt.
 EXAMPLES = (
@@ -48,7 +49,8 @@ INSTRUCTION = ("You solve Python programming puzzles. A puzzle is a function `f`
 def _numbered(index: int, puzzle: str, solution: str | None = None) -> str:
     text = rename_function(puzzle, f"f{index}", drop_docstring=True)
     if solution is not None:
-        text += "\n\n" + rename_function(solution, f"g{index}") + f"\n\nassert f{index}(g{index}())\n\n"
+        text += "\n\n" + typed_solution(solution, f"g{index}", answer_annotation(puzzle)) \
+            + f"\n\nassert f{index}(g{index}())\n\n"
     return text
 
 
@@ -57,7 +59,11 @@ def completion_prefix() -> str:
 
 
 def _solution_header(sat: str, name: str = "g") -> str:
-    return f"def {name}({extra_parameters(sat)}):"
+    """`def g(<f's extra parameters>) -> <the answer's type>:`. The type is in `f`'s signature too,
+    but a small model told it where it writes the answer gets the type wrong less often (80 train
+    puzzles × 4 samples, the default model: 84 attempts failed on a type, against 110)."""
+    answer_type = answer_annotation(sat)
+    return f"def {name}({extra_parameters(sat)})" + (f" -> {answer_type}:" if answer_type else ":")
 
 
 def as_sol(function_source: str) -> str | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ast
 
-from engine.selfplay.puzzle_code import rename_function
+from engine.selfplay.puzzle_code import answer_annotation, rename_function, typed_solution
 
 MAX_SOLUTIONS_PER_PUZZLE = 8
 
@@ -25,9 +25,10 @@ def shortest_distinct(solutions: list[str], keep: int = MAX_SOLUTIONS_PER_PUZZLE
 
 
 def training_example(sat: str, solution: str) -> str:
-    """One example in the paper's format: `def f…`, `def g…`, `assert f(g())`."""
+    """One example in the paper's format: `def f…`, `def g…`, `assert f(g())`; `g` declares the
+    answer's type, as the solving prompts open it."""
     f = rename_function(sat, "f")
-    g = rename_function(solution, "g")
+    g = typed_solution(solution, "g", answer_annotation(sat))
     return f"{f}\n\n{g}\n\nassert f(g())\n"
 
 
