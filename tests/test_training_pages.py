@@ -230,6 +230,7 @@ def test_the_run_page_shows_progress_the_loss_chart_and_before_after(trainer, re
                                           created_by_run=run, status="active")
     TrainingRun.objects.filter(pk=run.pk).update(
         status="succeeded", stage="decide", lock_slot=None, finished_at=timezone.now(),
+        eval_before={**evaluation("tiny-before", 0.25, 0.5, 2, 0.5), "reused": True},
         eval_after=evaluation("tiny-after", 0.5, 0.75, 3, 0.0),
         decision="promoted: pass@10 50.0% → 75.0% on p3-test-3-seed0 (allowed drop 0.0%)")
     response = trainer.get(f"/training/runs/{run.pk}/progress/")
@@ -242,7 +243,9 @@ def test_the_run_page_shows_progress_the_loss_chart_and_before_after(trainer, re
                      r'<td class="num better">75.0%</td>', page)
     assert re.search(r'data-testid="compare-humaneval">.*?50.0%</td>\s*<td class="num worse">0.0%</td>', page, re.S)
     assert "<td class=\"num\">2/3</td>" in page and "<td class=\"num\">3/3</td>" in page  # solved/puzzles
-    assert "1 min 05 s" in page  # the evaluation wall time
+    # the evaluation wall times: "before" was measured in an earlier round and reused here
+    assert re.search(r'data-testid="compare-seconds">.*?<td class="num">reused \(took 1 min 05 s when measured\)</td>'
+                     r'\s*<td class="num">1 min 05 s</td>', page, re.S)
     # puzzle by puzzle: P2 gained, P0 and P1 kept
     assert re.search(r'data-testid="compare-paired"[^>]*>Paired: pass@10 \+33\.3 pts \(95% CI [^)]+\); '
                      r'puzzles gained 1, lost 0, kept 2; sign test p = 1<', page)

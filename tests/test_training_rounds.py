@@ -277,3 +277,14 @@ def test_selfplay_command_runs_the_loop_and_writes_its_report(tmp_path, settings
     assert "| round | P3 set | pass@1 before → after" in markdown and "| 1 | p3-test-2-seed0 |" in markdown
     assert "self-play generate" in markdown and "fine-tune (2 steps" in markdown
     assert not Puzzle.objects.filter(split="test", attempts__kept=True).exists()  # test split never verified
+
+    # A second call goes on from the first: its round is round 2, and the model it starts from was
+    # evaluated with the same settings as round 1's "after", so that evaluation is reused, not re-timed.
+    call_command("selfplay", "--no-bootstrap", "--rounds", "1", "--batches", "0", "--max-steps", "2",
+                 "--batch-size", "2", "--block-size", "64", "--samples", "2", "--subset", "2", "--temperature", "0.8",
+                 "--humaneval-problems", "1", "--k", "1", "--report", str(out), stdout=open(tmp_path / "o", "w"))
+    second = json.loads((out / "report.json").read_text())["rounds"][0]
+    assert second["round"] == 2 and second["before"]["reused"] and not second["after"]["reused"]
+    markdown = (out / "report.md").read_text()
+    assert "| 2 | evaluate before: reused from an earlier round | 0.0 |" in markdown
+    assert "| 2 | evaluate after: P3 |" in markdown

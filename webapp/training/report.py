@@ -61,6 +61,9 @@ def markdown(report: dict) -> str:
                      f"{training.get('tokens_per_s', 0)} |")
         for when in ("before", "after"):
             s = row[when]
+            if s.get("reused"):  # measured in an earlier round with the same settings: no time spent here
+                lines.append(f"| {row['round']} | evaluate {when}: reused from an earlier round | 0.0 | – | – |")
+                continue
             lines.append(f"| {row['round']} | evaluate {when}: P3 | {s.get('p3_seconds') or 0:.1f} | – | "
                          f"{s.get('p3_tokens_per_s') or 0} |")
             if s.get("humaneval_seconds") is not None:

@@ -247,8 +247,9 @@ def _evaluate_into(run: TrainingRun, version: ModelVersion, config: RoundConfig,
     cached = (version.metrics or {}).get(key)
     if cached:
         _log(run, f"{version.name}: reusing its evaluation with the same settings")
-        _update(run, **{field_name: cached})
-        return cached
+        reused = {**cached, "reused": True}  # its wall time was spent in the round that measured it
+        _update(run, **{field_name: reused})
+        return reused
 
     def progress(done, total):
         _update(run, progress={"done": done, "total": total})

@@ -76,6 +76,12 @@ def _training(config: dict, on_event: Event) -> TrainingRun:
     return run
 
 
+def _round_number(run: TrainingRun) -> int:
+    """Rounds are numbered across the data folder's history, not per command: a second
+    `selfplay` call that goes on from the first reports its round as round 2."""
+    return TrainingRun.objects.filter(pk__lte=run.pk).count()
+
+
 def _round_row(number: int, generation: dict, run: TrainingRun) -> dict:
     before, after = run.eval_before or {}, run.eval_after or {}
     version = getattr(run, "produced_version", None)
@@ -94,7 +100,7 @@ def _scores(evaluation: dict) -> dict:
             "solved": p3.get("solved"), "puzzles": p3.get("puzzles"), "p3_seconds": p3.get("seconds"),
             "p3_tokens_per_s": p3.get("tokens_per_s"), "humaneval_pass_at_1": humaneval.get("pass_at_1"),
             "humaneval_seconds": humaneval.get("seconds"), "humaneval_tokens_per_s": humaneval.get("tokens_per_s"),
-            "seconds": evaluation.get("seconds")}
+            "seconds": evaluation.get("seconds"), "reused": bool(evaluation.get("reused"))}
 
 
 def run_loop(round_count: int, generation_config: dict, round_config: dict, with_bootstrap: bool = True,
@@ -108,12 +114,12 @@ def run_loop(round_count: int, generation_config: dict, round_config: dict, with
         on_event("bootstrap", 1, 1)
     report["start_version"] = versions.active_version().name
     get_model = _model_loader(backend)
-    for number in range(1, round_count + 1):
+    for _ in range(round_count):
         generation = _generation(generation_config, get_model, on_event) if generation_config.get("batches") else {}
         report["examples_available"] = len(training_data.collect(tuple(round_config.get("sources",
                                                                                    training_data.SOURCES)))[0])
         run = _training(round_config, on_event)
-        report["rounds"].append(_round_row(number, generation, run))
+        report["rounds"].append(_round_row(_round_number(run), generation, run))
         if run.status != TrainingRun.Status.SUCCEEDED:
             break
     report["end_version"] = versions.active_version().name

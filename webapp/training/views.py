@@ -232,7 +232,7 @@ def _comparison(run: TrainingRun) -> dict:
         row("humaneval-passed", "HumanEval passed", _fraction(he_before, "passed", "problems"),
             _fraction(he_after, "passed", "problems"), kind="text")
     row("tokens-per-s", "P3 tokens/s", p3_before.get("tokens_per_s"), p3_after.get("tokens_per_s"), kind="number")
-    row("seconds", "Evaluation wall time", before.get("seconds"), after.get("seconds"), kind="seconds")
+    row("seconds", "Evaluation wall time", _evaluation_time(before), _evaluation_time(after), kind="text")
     version = getattr(run, "produced_version", None)
     change = paired.compare_results(p3_before, p3_after, int(gate_k))
     return {"rows": rows, "paired": paired.summary(change) if change else "",
@@ -240,6 +240,14 @@ def _comparison(run: TrainingRun) -> dict:
             "model_after": (version.name if version else after.get("model", "")) if after else "",
             "dataset": p3_after.get("dataset") or p3_before.get("dataset") or "", "gate_k": gate_k,
             "any": bool(before or after)}
+
+
+def _evaluation_time(evaluation: dict) -> str | None:
+    """A reused evaluation took its time in the round that measured it, not in this one."""
+    if evaluation.get("seconds") is None:
+        return None
+    spent = _duration(evaluation["seconds"])
+    return f"reused (took {spent} when measured)" if evaluation.get("reused") else spent
 
 
 def _fraction(result: dict, part: str = "solved", whole: str = "puzzles") -> str | None:
