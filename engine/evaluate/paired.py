@@ -41,7 +41,7 @@ def compare(before: list[dict], after: list[dict], k: int = 10, draws: int = BOO
     solved_after = {name for name in names if new[name][1] > 0}
     gained, lost = sorted(solved_after - solved_before), sorted(solved_before - solved_after)
     rng = random.Random(seed)
-    means = sorted(sum(rng.choice(diffs) for _ in diffs) / len(diffs) for _ in range(draws))
+    means = sorted(sum(rng.choices(diffs, k=len(diffs))) / len(diffs) for _ in range(draws))
     low, high = means[int(0.025 * (draws - 1))], means[int(0.975 * (draws - 1))]
     return {"k": k, "puzzles": len(names), "difference": sum(diffs) / len(diffs), "interval": [low, high],
             "gained": gained, "lost": lost, "kept": len(solved_before & solved_after),
