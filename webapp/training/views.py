@@ -218,8 +218,7 @@ def _comparison(run: TrainingRun) -> dict:
         better = None
         if isinstance(old, (int, float)) and isinstance(new, (int, float)) and kind == "percent":
             better = "up" if new > old else ("down" if new < old else "same")
-        show = {"percent": percent, "seconds": lambda v: None if v is None else _duration(v),
-                "number": lambda v: None if v is None else f"{v:g}", "text": lambda v: v}[kind]
+        show = {"percent": percent, "number": lambda v: None if v is None else f"{v:g}", "text": lambda v: v}[kind]
         rows.append({"key": key, "label": label, "before": show(old), "after": show(new), "gate": gate,
                      "better": better})
 
