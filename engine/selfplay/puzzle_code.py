@@ -55,6 +55,10 @@ def rename_function(source: str, new_name: str, drop_docstring: bool = True) -> 
     """`source`'s first function under `new_name` (recursive calls follow), without its docstring.
 
     Written back with `ast.unparse`, so comments and formatting are normalised too."""
+    return unparse(_renamed(source, new_name, drop_docstring))
+
+
+def _renamed(source: str, new_name: str, drop_docstring: bool = True) -> ast.FunctionDef:
     function = first_function(source)
     old_name = function.name
     function.name = new_name
@@ -63,14 +67,18 @@ def rename_function(source: str, new_name: str, drop_docstring: bool = True) -> 
     for node in ast.walk(function):
         if isinstance(node, ast.Name) and node.id == old_name:
             node.id = new_name
-    return unparse(function)
+    return function
+
+
+def _positional(function: ast.FunctionDef) -> list[ast.arg]:
+    return function.args.posonlyargs + function.args.args
 
 
 def extra_parameters(sat_source: str) -> str:
     """The parameters after the answer, as source (`"n: int = 3, s='ab'"`): a solution's header."""
     function = first_function(sat_source)
     args = function.args
-    positional = args.posonlyargs + args.args
+    positional = _positional(function)
     defaults = [None] * (len(positional) - len(args.defaults)) + list(args.defaults)
     parts = []
     for arg, default in list(zip(positional, defaults))[1:]:
@@ -83,8 +91,7 @@ def extra_parameters(sat_source: str) -> str:
 
 def answer_annotation(sat_source: str) -> str:
     """The answer parameter's annotation as source (`"List[int]"`), or "" where it has none."""
-    function = first_function(sat_source)
-    positional = function.args.posonlyargs + function.args.args
+    positional = _positional(first_function(sat_source))
     if not positional or positional[0].annotation is None:
         return ""
     return unparse(positional[0].annotation)
@@ -94,7 +101,7 @@ def typed_solution(solution_source: str, new_name: str, answer_type: str) -> str
     """`solution_source` renamed (as `rename_function`), declaring it returns `answer_type` where it
     declares nothing: the solving prompts open `g` with the puzzle's answer type, so training
     examples and worked examples show it the same way."""
-    function = first_function(rename_function(solution_source, new_name))
+    function = _renamed(solution_source, new_name)
     if answer_type and function.returns is None:
         function.returns = ast.parse(answer_type, mode="eval").body
     return unparse(function)
@@ -102,7 +109,7 @@ def typed_solution(solution_source: str, new_name: str, answer_type: str) -> str
 
 def answer_parameter(sat_source: str) -> str:
     function = first_function(sat_source)
-    positional = function.args.posonlyargs + function.args.args
+    positional = _positional(function)
     if not positional:
         raise NotAFunction(f"{function.name}() has no answer parameter")
     return positional[0].arg
