@@ -9,6 +9,7 @@ from django.db.models import Count, Q
 
 from engine.sandbox.answer_types import describe, parse_type_string
 from engine.selfplay.filters import check_static
+from engine.selfplay.instance_variants import variants
 from engine.selfplay.p3 import load_p3
 from engine.selfplay.puzzle_code import fingerprint
 from engine.selfplay.seeds import SEED_PUZZLES
@@ -44,6 +45,42 @@ def import_p3(folder) -> dict[str, int]:
                     verdict={"status": "reference", "detail": "P3 reference solution (not yet verified here)"})
             for puzzle, record in zip(puzzles, new) for solution in record.solutions[:4]], batch_size=500)
     return {"imported": len(new), "skipped": len(records) - len(new), "total": len(records)}
+
+
+def add_variants(per_instance: int, seed: int = 0) -> dict[str, int]:
+    """`per_instance` new instances of every P3 train (and no-split) puzzle whose reference passed
+    here, each with that reference rewritten to the new values, as unverified `reference` attempts:
+    `verify_references` then keeps the ones that pass. Never from the test split; idempotent."""
+    if per_instance < 1:
+        return {"created": 0}
+    sources = [P3_SOURCES["train"], P3_SOURCES["other"]]
+    references = (Attempt.objects.filter(origin=Attempt.Origin.REFERENCE, status="passed", kept=True,
+                                         puzzle__source__in=sources, puzzle__is_current=True)
+                  .exclude(puzzle__split=Puzzle.Split.TEST).select_related("puzzle").order_by("puzzle_id", "id"))
+    shortest: dict[int, Attempt] = {}
+    for attempt in references:
+        current = shortest.get(attempt.puzzle_id)
+        if current is None or len(attempt.code) < len(current.code):
+            shortest[attempt.puzzle_id] = attempt
+    existing = set(Puzzle.objects.filter(source=Puzzle.Source.P3_VARIANT).values_list("name", flat=True))
+    new = []
+    for attempt in shortest.values():
+        original = attempt.puzzle
+        for index, variant in enumerate(variants(original.sat, attempt.code, per_instance, seed)):
+            name = f"{original.name}~{index + 1}"
+            if name not in existing:
+                new.append((Puzzle(name=name, sat=variant.sat, answer_type=original.answer_type,
+                                   fingerprint=fingerprint(variant.sat), source=Puzzle.Source.P3_VARIANT,
+                                   split=original.split, status=Puzzle.Status.UNVERIFIED,
+                                   description=f"{original.name} with new values for {', '.join(variant.changed)}"),
+                            variant.sol))
+    with transaction.atomic():
+        puzzles = Puzzle.objects.bulk_create([puzzle for puzzle, _ in new], batch_size=500)
+        Attempt.objects.bulk_create([
+            Attempt(puzzle=puzzle, origin=Attempt.Origin.REFERENCE, code=sol, status="reference",
+                    verdict={"status": "reference", "detail": "the original's reference solution, with the new values"})
+            for puzzle, (_, sol) in zip(puzzles, new)], batch_size=500)
+    return {"created": len(new)}
 
 
 def import_seeds(puzzle_model=Puzzle, attempt_model=Attempt) -> int:

@@ -82,6 +82,7 @@ class Puzzle(models.Model):
         P3_TRAIN = "p3-train", "P3 train"
         P3_TEST = "p3-test", "P3 test"
         P3_OTHER = "p3-other", "P3 (no split)"
+        P3_VARIANT = "p3-variant", "P3 variant"  # a train puzzle with new parameter values
         SEED = "seed", "Seed"
         GENERATED = "generated", "Generated"
         USER = "user", "User"

@@ -24,6 +24,10 @@ def markdown(report: dict) -> str:
         lines += [f"Bootstrap: P3 imported {boot.get('imported')} (skipped {boot.get('skipped')}); train-split "
                   f"reference solutions verified {refs.get('passed')} passed / {refs.get('checked')} checked, "
                   f"{boot.get('seconds')} s", ""]
+        if boot.get("variants"):
+            made = boot["variants"]
+            lines[-1:-1] = ["", f"New instances of train puzzles: {made.get('created')} written, "
+                                f"{made.get('passed')} passed verification, {made.get('failed')} failed"]
     lines += ["## Scores (held-out P3 test puzzles; HumanEval greedy)", "",
               "| round | P3 set | pass@1 before → after | pass@10 before → after | solved before → after | "
               "HumanEval pass@1 before → after | decision |", "|---|---|---|---|---|---|---|"]

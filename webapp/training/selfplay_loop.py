@@ -1,5 +1,6 @@
 """The whole self-improvement loop, headless, through the same services as the site:
-(bootstrap: import P3 and verify its train-split reference solutions) → per round: self-play
+(bootstrap: import P3, verify its train-split reference solutions, and optionally add verified new
+instances of those puzzles) → per round: self-play
 generation run (generate → filter → solve → verify) → training round (fine-tune → evaluate before
 and after → promote if not worse). Returns the report's data; `report.py` writes it out."""
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections.abc import Callable
 from django.conf import settings
 
 from engine.evaluate import paired
-from webapp.puzzles.catalogue import import_p3, verify_references
+from webapp.puzzles.catalogue import add_variants, import_p3, verify_references
 from webapp.puzzles.generation import run_inline, start_run
 from webapp.training import rounds, training_data, versions
 from webapp.training.models import TrainingRun
@@ -37,11 +38,14 @@ def _model_loader(backend: str):
     return get
 
 
-def bootstrap() -> dict:
+def bootstrap(variants: int = 0) -> dict:
     started = time.perf_counter()
     imported = import_p3(settings.AUTODIDACT_BENCHMARK_DATA / "p3")
     checked = verify_references()
-    return {**imported, "references": checked, "seconds": round(time.perf_counter() - started, 1)}
+    report = {**imported, "references": checked}
+    if variants:
+        report["variants"] = {**add_variants(variants), **verify_references()}
+    return {**report, "seconds": round(time.perf_counter() - started, 1)}
 
 
 def _generation(config: dict, get_model, on_event: Event) -> dict:
@@ -104,13 +108,13 @@ def _scores(evaluation: dict) -> dict:
 
 
 def run_loop(round_count: int, generation_config: dict, round_config: dict, with_bootstrap: bool = True,
-             backend: str = "auto", on_event: Event = lambda stage, done, total: None) -> dict:
+             backend: str = "auto", on_event: Event = lambda stage, done, total: None, variants: int = 0) -> dict:
     started = time.perf_counter()
     report = {"rounds": [], "settings": {"rounds": round_count, "generation": generation_config,
-                                         "round": round_config, "bootstrap": with_bootstrap}}
+                                         "round": round_config, "bootstrap": with_bootstrap, "variants": variants}}
     if with_bootstrap:
         on_event("bootstrap", 0, 1)
-        report["bootstrap"] = bootstrap()
+        report["bootstrap"] = bootstrap(variants)
         on_event("bootstrap", 1, 1)
     report["start_version"] = versions.active_version().name
     get_model = _model_loader(backend)

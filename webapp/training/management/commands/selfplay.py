@@ -24,6 +24,10 @@ class Command(BaseCommand):
         parser.add_argument("--report", default="var/selfplay-report", help="folder for report.md and report.json")
         parser.add_argument("--no-bootstrap", action="store_true",
                             help="skip importing P3 and verifying its train-split reference solutions")
+        parser.add_argument("--variants", type=int, default=0,
+                            help="with the bootstrap: new instances per P3 train puzzle (new parameter values, "
+                                 "the reference solution rewritten to them); those that pass verification are "
+                                 "training pairs")
         parser.add_argument("--backend", default="auto", help="generation backend (auto: llama.cpp for the GGUF base)")
         group = parser.add_argument_group("self-play generation (0 batches: train on the data already there)")
         for name in ("batches", "puzzles_per_prompt", "attempts", "generation_tokens", "solving_tokens",
@@ -79,7 +83,8 @@ class Command(BaseCommand):
             bar.refresh()
 
         try:
-            report = run_loop(o["rounds"], generation, round_config, not o["no_bootstrap"], o["backend"], on_event)
+            report = run_loop(o["rounds"], generation, round_config, not o["no_bootstrap"], o["backend"], on_event,
+                              o["variants"])
         except (ValueError, RoundRefused, RunRefused) as exc:
             raise CommandError(str(exc)) from exc
         finally:
