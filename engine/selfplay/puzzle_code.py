@@ -89,6 +89,11 @@ def extra_parameters(sat_source: str) -> str:
     return ", ".join(parts)
 
 
+def extra_parameter_names(sat_source: str) -> list[str]:
+    """The names of the parameters after the answer, in order."""
+    return [arg.arg for arg in _positional(first_function(sat_source))[1:]]
+
+
 def answer_annotation(sat_source: str) -> str:
     """The answer parameter's annotation as source (`"List[int]"`), or "" where it has none."""
     positional = _positional(first_function(sat_source))
@@ -104,7 +109,22 @@ def typed_solution(solution_source: str, new_name: str, answer_type: str) -> str
     function = _renamed(solution_source, new_name)
     if answer_type and function.returns is None:
         function.returns = ast.parse(answer_type, mode="eval").body
-    return unparse(function)
+    return without_blank_lines(unparse(function))
+
+
+def without_blank_lines(source: str) -> str:
+    """`source` without its empty lines, where that changes nothing but layout. `ast.unparse` puts
+    one before every nested `def`; the prompts open `g`'s body right after its header, so a
+    training example that opens with a blank line teaches a start the model is never given."""
+    compact = "\n".join(line for line in source.split("\n") if line.strip())
+    if compact == source:
+        return source
+    with big_literals():
+        try:
+            same = ast.dump(ast.parse(compact)) == ast.dump(ast.parse(source))
+        except SyntaxError:
+            same = False
+    return compact if same else source
 
 
 def answer_parameter(sat_source: str) -> str:
