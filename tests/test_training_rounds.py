@@ -263,7 +263,7 @@ def test_selfplay_command_runs_the_loop_and_writes_its_report(tmp_path, settings
     call_command("selfplay", "--rounds", "1", "--batches", "1", "--puzzles-per-prompt", "2", "--attempts", "2",
                  "--generation-tokens", "16", "--solving-tokens", "8", "--context-tokens", "400", "--max-steps", "2",
                  "--batch-size", "2", "--block-size", "64", "--samples", "2", "--subset", "2", "--temperature", "0.8",
-                 "--humaneval-problems", "1", "--k", "1", "--variants", "1", "--report", str(out),
+                 "--humaneval-problems", "1", "--k", "1", "--variants", "1", "--search-solutions", "--report", str(out),
                  stdout=open(tmp_path / "o", "w"))
     report = json.loads((out / "report.json").read_text())
     assert report["bootstrap"]["references"]["checked"] > 500  # P3 train references, verified once
@@ -273,10 +273,17 @@ def test_selfplay_command_runs_the_loop_and_writes_its_report(tmp_path, settings
     assert made["passed"] > made["created"] / 2
     variants = Puzzle.objects.filter(source=Puzzle.Source.P3_VARIANT)
     assert variants.count() == made["created"] and not variants.filter(split="test").exists()
-    assert variants.filter(status="solved").count() == made["passed"]
+    assert variants.filter(attempts__origin="reference", attempts__status="passed").count() == made["passed"]
+    searched = report["bootstrap"]["search"]  # integer-answer puzzles (variants too), checked in 1 s
+    assert searched["written"] > 100 and searched["checked"] == searched["written"]
+    assert 50 < searched["passed"] < searched["written"]
+    searches = Attempt.objects.filter(origin=Attempt.Origin.SEARCH)
+    assert searches.filter(status="passed").count() == searched["passed"]
+    assert not searches.filter(puzzle__split="test").exists()
     row = report["rounds"][0]
     assert row["status"] == "succeeded" and row["generation"]["counts"]["generated"] == 2
-    assert row["examples"] == row["dataset"]["attempts"] > 500 + made["passed"] and row["training"]["steps"] == 2
+    assert row["examples"] == row["dataset"]["attempts"] > 500 + made["passed"] + searched["passed"]
+    assert row["training"]["steps"] == 2
     assert row["before"]["dataset"] == row["after"]["dataset"] == "p3-test-2-seed0"
     assert row["paired"]["puzzles"] == 2 and row["paired"]["k"] == 1  # puzzle by puzzle, at the gate's k
     markdown = (out / "report.md").read_text()
@@ -284,6 +291,8 @@ def test_selfplay_command_runs_the_loop_and_writes_its_report(tmp_path, settings
     assert "| round | P3 set | pass@1 before → after" in markdown and "| 1 | p3-test-2-seed0 |" in markdown
     assert "self-play generate" in markdown and "fine-tune (2 steps" in markdown
     assert f"New instances of train puzzles: {made['created']} written, {made['passed']} passed" in markdown
+    assert f"Search solutions of integer-answer puzzles: {searched['written']} written, {searched['passed']} " \
+        "passed" in markdown
     assert not Puzzle.objects.filter(split="test", attempts__kept=True).exists()  # test split never verified
 
     # A second call goes on from the first: its round is round 2, and the model it starts from was

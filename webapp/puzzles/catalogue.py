@@ -12,6 +12,7 @@ from engine.selfplay.filters import check_static
 from engine.selfplay.instance_variants import variants
 from engine.selfplay.p3 import load_p3
 from engine.selfplay.puzzle_code import fingerprint
+from engine.selfplay.search_solutions import search_solution
 from engine.selfplay.seeds import SEED_PUZZLES
 from engine.selfplay.training_text import normalised, shortest_distinct
 from webapp.puzzles.models import Attempt, Puzzle
@@ -106,10 +107,33 @@ def verify_references(splits: Iterable[str] = ("train", "other"), timeout_s: flo
     """Run the imported P3 reference solutions in the sandbox: those that pass become verified
     pairs (the shortest kept per puzzle), the rest keep their failing verdict. Test-split puzzles
     are left alone (they are for evaluation, never training). Idempotent: verified ones are skipped."""
-    from engine.sandbox import verify_many
-
     pending = list(Attempt.objects.filter(origin=Attempt.Origin.REFERENCE, status="reference",
                                           puzzle__split__in=list(splits)).select_related("puzzle"))
+    return _verify(pending, timeout_s, "reference solution, run here")
+
+
+def add_search_solutions(timeout_s: float = 1.0) -> dict[str, int]:
+    """A search solution (engine/selfplay/search_solutions.py) for every integer-answer puzzle that
+    may be trained on and has none yet, verified at once: those that pass are training pairs like
+    any other solution. `timeout_s` is the evaluation judge's limit, so a kept search is one that
+    would also count when the model writes it. Never for the test split; idempotent."""
+    puzzles = (Puzzle.objects.filter(is_current=True, answer_type="int")
+               .exclude(split=Puzzle.Split.TEST)
+               .exclude(status=Puzzle.Status.REJECTED)
+               .exclude(review_state__in=[Puzzle.ReviewState.REJECT, Puzzle.ReviewState.FLAG])
+               .exclude(attempts__origin=Attempt.Origin.SEARCH))
+    new = [Attempt(puzzle=puzzle, origin=Attempt.Origin.SEARCH, code=code, status="pending")
+           for puzzle in puzzles if (code := search_solution(puzzle.sat))]
+    with transaction.atomic():
+        created = Attempt.objects.bulk_create(new, batch_size=500)
+    return {"written": len(created), **_verify(created, timeout_s, "search solution, run here")}
+
+
+def _verify(pending: list[Attempt], timeout_s: float, detail: str) -> dict[str, int]:
+    """Sandbox verdicts for `pending` (their puzzles loaded), saved with the puzzles' kept pairs
+    and numbers in one transaction."""
+    from engine.sandbox import verify_many
+
     jobs = [{"id": str(a.pk), "kind": "puzzle", "sat": a.puzzle.sat, "sol": a.code, "timeout_s": timeout_s}
             for a in pending]
     by_id = {str(a.pk): a for a in pending}
@@ -117,7 +141,7 @@ def verify_references(splits: Iterable[str] = ("train", "other"), timeout_s: flo
     for verdict in verify_many(jobs):
         attempt = by_id[verdict.id]
         attempt.status = verdict.status
-        attempt.verdict = {"status": verdict.status, "detail": verdict.detail or "reference solution, run here"}
+        attempt.verdict = {"status": verdict.status, "detail": verdict.detail or detail}
         attempt.duration_ms = verdict.duration_ms or 0.0
         counts["passed" if verdict.status == "passed" else "failed"] += 1
     with transaction.atomic():
@@ -136,7 +160,8 @@ def refresh_stats(puzzle_ids: Iterable[int]) -> None:
             .annotate(model_total=Count("id", filter=Q(origin=Attempt.Origin.MODEL)),
                       model_ok=Count("id", filter=Q(origin=Attempt.Origin.MODEL, status="passed")),
                       any_ok=Count("id", filter=Q(status="passed")),
-                      tried=Count("id", filter=~Q(origin=Attempt.Origin.REFERENCE) | Q(status="passed"))))
+                      tried=Count("id", filter=~Q(origin__in=[Attempt.Origin.REFERENCE, Attempt.Origin.SEARCH])
+                                  | Q(status="passed"))))
     for row in rows:
         fields = {"model_attempts": row["model_total"], "model_passed": row["model_ok"],
                   "difficulty": row["model_ok"] / row["model_total"] if row["model_total"] else None}

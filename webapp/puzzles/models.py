@@ -167,6 +167,7 @@ class Attempt(models.Model):
         MODEL = "model"
         USER = "user"  # "solve it yourself"
         REFERENCE = "reference"  # shipped with the puzzle (P3, seeds)
+        SEARCH = "search"  # written by engine/selfplay/search_solutions.py: a copy of sat and a search
 
     puzzle = models.ForeignKey(Puzzle, on_delete=models.CASCADE, related_name="attempts")
     origin = models.CharField(max_length=16, choices=Origin.choices, default=Origin.MODEL)

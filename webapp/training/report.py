@@ -28,6 +28,10 @@ def markdown(report: dict) -> str:
             made = boot["variants"]
             lines[-1:-1] = ["", f"New instances of train puzzles: {made.get('created')} written, "
                                 f"{made.get('passed')} passed verification, {made.get('failed')} failed"]
+        if boot.get("search"):
+            made = boot["search"]
+            lines[-1:-1] = ["", f"Search solutions of integer-answer puzzles: {made.get('written')} written, "
+                                f"{made.get('passed')} passed verification, {made.get('failed')} failed"]
     lines += ["## Scores (held-out P3 test puzzles; HumanEval greedy)", "",
               "| round | P3 set | pass@1 before → after | pass@10 before → after | solved before → after | "
               "HumanEval pass@1 before → after | decision |", "|---|---|---|---|---|---|---|"]

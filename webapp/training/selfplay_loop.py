@@ -12,7 +12,7 @@ from collections.abc import Callable
 from django.conf import settings
 
 from engine.evaluate import paired
-from webapp.puzzles.catalogue import add_variants, import_p3, verify_references
+from webapp.puzzles.catalogue import add_search_solutions, add_variants, import_p3, verify_references
 from webapp.puzzles.generation import run_inline, start_run
 from webapp.training import rounds, training_data, versions
 from webapp.training.models import TrainingRun
@@ -38,13 +38,15 @@ def _model_loader(backend: str):
     return get
 
 
-def bootstrap(variants: int = 0) -> dict:
+def bootstrap(variants: int = 0, search: bool = False) -> dict:
     started = time.perf_counter()
     imported = import_p3(settings.AUTODIDACT_BENCHMARK_DATA / "p3")
     checked = verify_references()
     report = {**imported, "references": checked}
     if variants:
         report["variants"] = {**add_variants(variants), **verify_references()}
+    if search:
+        report["search"] = add_search_solutions()
     return {**report, "seconds": round(time.perf_counter() - started, 1)}
 
 
@@ -108,13 +110,15 @@ def _scores(evaluation: dict) -> dict:
 
 
 def run_loop(round_count: int, generation_config: dict, round_config: dict, with_bootstrap: bool = True,
-             backend: str = "auto", on_event: Event = lambda stage, done, total: None, variants: int = 0) -> dict:
+             backend: str = "auto", on_event: Event = lambda stage, done, total: None, variants: int = 0,
+             search: bool = False) -> dict:
     started = time.perf_counter()
     report = {"rounds": [], "settings": {"rounds": round_count, "generation": generation_config,
-                                         "round": round_config, "bootstrap": with_bootstrap, "variants": variants}}
+                                         "round": round_config, "bootstrap": with_bootstrap, "variants": variants,
+                                         "search": search}}
     if with_bootstrap:
         on_event("bootstrap", 0, 1)
-        report["bootstrap"] = bootstrap(variants)
+        report["bootstrap"] = bootstrap(variants, search)
         on_event("bootstrap", 1, 1)
     report["start_version"] = versions.active_version().name
     get_model = _model_loader(backend)

@@ -28,6 +28,10 @@ class Command(BaseCommand):
                             help="with the bootstrap: new instances per P3 train puzzle (new parameter values, "
                                  "the reference solution rewritten to them); those that pass verification are "
                                  "training pairs")
+        parser.add_argument("--search-solutions", action="store_true",
+                            help="with the bootstrap: a search solution (a copy of the puzzle and a loop over "
+                                 "integers) for every integer-answer puzzle that may be trained on; those that "
+                                 "pass verification in 1 s are training pairs")
         parser.add_argument("--backend", default="auto", help="generation backend (auto: llama.cpp for the GGUF base)")
         group = parser.add_argument_group("self-play generation (0 batches: train on the data already there)")
         for name in ("batches", "puzzles_per_prompt", "attempts", "generation_tokens", "solving_tokens",
@@ -84,7 +88,7 @@ class Command(BaseCommand):
 
         try:
             report = run_loop(o["rounds"], generation, round_config, not o["no_bootstrap"], o["backend"], on_event,
-                              o["variants"])
+                              o["variants"], o["search_solutions"])
         except (ValueError, RoundRefused, RunRefused) as exc:
             raise CommandError(str(exc)) from exc
         finally:
