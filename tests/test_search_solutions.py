@@ -87,3 +87,24 @@ def test_the_catalogue_adds_verified_search_solutions_once_and_never_to_the_test
     assert not Attempt.objects.filter(puzzle__in=[held_out, text, rejected]).exists()
     assert add_search_solutions()["written"] == 0  # idempotent
     ast.parse(kept.code)
+
+
+@pytest.mark.django_db
+def test_import_p3_writes_search_solutions_for_train_puzzles_only():
+    import io
+    import re
+
+    from django.core.management import call_command
+
+    from tests.support import BENCHMARK_DATA
+
+    out = io.StringIO()
+    call_command("import_p3", str(BENCHMARK_DATA / "p3"), "--search-solutions", stdout=out)
+    found = re.search(r"search solutions: (\d+) passed, (\d+) failed of (\d+) written \(test split left alone\)",
+                      out.getvalue())
+    assert found, out.getvalue()
+    passed, failed, written = map(int, found.groups())
+    assert passed + failed == written and passed > 50
+    searches = Attempt.objects.filter(origin=Attempt.Origin.SEARCH)
+    assert searches.count() == written and not searches.filter(puzzle__split="test").exists()
+    assert searches.get(puzzle__name="IntMul:0").status == "passed"  # a P3 train puzzle

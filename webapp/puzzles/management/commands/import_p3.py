@@ -2,7 +2,7 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from webapp.puzzles.catalogue import import_p3, verify_references
+from webapp.puzzles.catalogue import add_search_solutions, import_p3, verify_references
 
 
 class Command(BaseCommand):
@@ -12,6 +12,10 @@ class Command(BaseCommand):
         parser.add_argument("path", nargs="?", help="folder holding puzzles.json and split.json")
         parser.add_argument("--verify-references", action="store_true",
                             help="run the train-split reference solutions in the sandbox; those that pass "
+                                 "become verified training pairs")
+        parser.add_argument("--search-solutions", action="store_true",
+                            help="write a search solution (a copy of the puzzle and a loop over integers) for "
+                                 "every integer-answer puzzle that may be trained on; those that pass in 1 s "
                                  "become verified training pairs")
 
     def handle(self, *args, path=None, **options):
@@ -26,3 +30,7 @@ class Command(BaseCommand):
             checked = verify_references()
             self.stdout.write(f"reference solutions: {checked['passed']} passed, {checked['failed']} failed "
                               f"of {checked['checked']} checked (test split left alone)")
+        if options["search_solutions"]:
+            made = add_search_solutions()
+            self.stdout.write(f"search solutions: {made['passed']} passed, {made['failed']} failed "
+                              f"of {made['written']} written (test split left alone)")
