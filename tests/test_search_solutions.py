@@ -6,7 +6,7 @@ import pytest
 
 from engine.sandbox import verify_many
 from engine.selfplay.puzzle_code import fingerprint, without_blank_lines
-from engine.selfplay.search_solutions import SEARCH_RANGE, search_solution
+from engine.selfplay.search_solutions import SEARCH_RANGE, search_reach, search_solution
 from engine.selfplay.training_text import training_example
 from webapp.puzzles.catalogue import add_search_solutions
 from webapp.puzzles.models import Attempt, Puzzle
@@ -108,3 +108,25 @@ def test_import_p3_writes_search_solutions_for_train_puzzles_only():
     searches = Attempt.objects.filter(origin=Attempt.Origin.SEARCH)
     assert searches.count() == written and not searches.filter(puzzle__split="test").exists()
     assert searches.get(puzzle__name="IntMul:0").status == "passed"  # a P3 train puzzle
+
+
+def test_search_reach_says_how_far_the_template_alone_gets():
+    reach = search_reach([("mod", MODULAR), ("far", OUT_OF_RANGE), ("text", "def sat(s: str):\n    return s == 'a'")],
+                         verify_many)
+    assert reach == {"puzzles": 3, "integer_answers": 2, "statuses": {"passed": 1, "failed": 1}, "solved": ["mod"]}
+
+
+def test_the_command_line_reports_the_reach_on_a_p3_split():
+    import json
+    import subprocess
+    import sys
+
+    from tests.support import BENCHMARK_DATA
+
+    done = subprocess.run([sys.executable, "-m", "engine.selfplay", "search", "--split", "train",
+                           "--p3", str(BENCHMARK_DATA / "p3")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    reach = json.loads(done.stdout)
+    assert reach["split"] == "train" and reach["puzzles"] == 155  # one instance per problem
+    assert 10 < len(reach["solved"]) < reach["integer_answers"] == sum(reach["statuses"].values())
+    assert "IntMul:0" in reach["solved"]

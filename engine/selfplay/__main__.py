@@ -2,6 +2,7 @@
 
     python -m engine.selfplay run --out var/selfplay --batches 4      # resumable: rerun to continue
     python -m engine.selfplay styles --puzzles 20 --attempts 4         # which prompt style solves best
+    python -m engine.selfplay search --split test                     # what the search template alone solves
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from engine.lm.loading import load_model
 from engine.sandbox import verify_many
 from engine.selfplay.p3 import load_p3, one_per_problem
 from engine.selfplay.pipeline import BatchStore, SelfPlayConfig, SelfPlayPipeline
+from engine.selfplay.search_solutions import search_reach
 from engine.selfplay.seeds import SEED_PUZZLES
 from engine.selfplay.solving_prompts import STYLES
 from engine.selfplay.style_choice import best_style, measure_styles
@@ -38,7 +40,7 @@ def _train_puzzles(data: str | None) -> list:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m engine.selfplay", description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["run", "styles"])
+    parser.add_argument("command", choices=["run", "styles", "search"])
     parser.add_argument("--model", default="", help="HF id, local checkpoint or .gguf (default: packaged SmolLM2)")
     parser.add_argument("--backend", default="auto", help="auto, transformers or llama.cpp")
     parser.add_argument("--p3", default=str(Path(__file__).resolve().parents[2].parent / "shared" / "data" / "p3"),
@@ -52,7 +54,13 @@ def main(argv=None) -> int:
         parser.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(defaults, name))
     parser.add_argument("--style", choices=STYLES, default=defaults.style)
     parser.add_argument("--puzzles", type=int, default=20, help="styles: training puzzles to measure on")
+    parser.add_argument("--split", choices=["train", "test", "other"], default="train",
+                        help="search: the P3 split, one instance per problem as the evaluation takes them")
     args = parser.parse_args(argv)
+    if args.command == "search":
+        chosen = [(p.name, p.sat) for p in one_per_problem(load_p3(Path(args.p3))) if p.split == args.split]
+        print(json.dumps({"split": args.split, **search_reach(chosen, verify_many)}, indent=2))
+        return 0
 
     config = SelfPlayConfig.from_dict(vars(args))
     train = _train_puzzles(args.p3)

@@ -16,6 +16,8 @@ when the model writes it.
 from __future__ import annotations
 
 import textwrap
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 
 from engine.selfplay.puzzle_code import answer_annotation, extra_parameter_names, extra_parameters, rename_function
 
@@ -43,3 +45,15 @@ def search_solution(sat: str, name: str = "sol") -> str | None:
             f"                return x\n"
             f"        except Exception:\n"
             f"            pass\n")
+
+
+def search_reach(sats: Sequence[tuple[str, str]], verify: Callable[[list[dict]], Iterable],
+                 timeout_s: float = 1.0) -> dict:
+    """How far the search template alone gets on (name, sat) puzzles: the most a model that learned
+    it perfectly could solve with it. A diagnostic: it never writes training data."""
+    jobs = [{"id": name, "kind": "puzzle", "sat": sat, "sol": code, "timeout_s": timeout_s}
+            for name, sat in sats if (code := search_solution(sat))]
+    verdicts = list(verify(jobs))
+    return {"puzzles": len(sats), "integer_answers": len(jobs),
+            "statuses": dict(Counter(v.status for v in verdicts)),
+            "solved": sorted(v.id for v in verdicts if v.status == "passed")}
