@@ -85,7 +85,12 @@ def test_the_catalogue_adds_verified_search_solutions_once_and_never_to_the_test
     missed.refresh_from_db()
     assert missed.status == Puzzle.Status.UNVERIFIED  # a failed search says nothing about the puzzle
     assert not Attempt.objects.filter(puzzle__in=[held_out, text, rejected]).exists()
-    assert add_search_solutions()["written"] == 0  # idempotent
+    assert add_search_solutions() == {"written": 0, "checked": 0, "passed": 0, "failed": 0}  # idempotent
+    # A call cut short before its verdicts leaves pending attempts: the next call verifies them.
+    Attempt.objects.filter(pk=kept.pk).update(status="pending", kept=False)
+    assert add_search_solutions() == {"written": 0, "checked": 1, "passed": 1, "failed": 0}
+    kept.refresh_from_db()
+    assert kept.status == "passed" and kept.kept
     ast.parse(kept.code)
 
 

@@ -116,7 +116,8 @@ def add_search_solutions(timeout_s: float = 1.0) -> dict[str, int]:
     """A search solution (engine/selfplay/search_solutions.py) for every integer-answer puzzle that
     may be trained on and has none yet, verified at once: those that pass are training pairs like
     any other solution. `timeout_s` is the evaluation judge's limit, so a kept search is one that
-    would also count when the model writes it. Never for the test split; idempotent."""
+    would also count when the model writes it. Never for the test split; idempotent, and a call
+    cut short (a killed process) leaves pending ones that the next call verifies."""
     puzzles = (Puzzle.objects.filter(is_current=True, answer_type="int")
                .exclude(split=Puzzle.Split.TEST)
                .exclude(status=Puzzle.Status.REJECTED)
@@ -125,8 +126,9 @@ def add_search_solutions(timeout_s: float = 1.0) -> dict[str, int]:
     new = [Attempt(puzzle=puzzle, origin=Attempt.Origin.SEARCH, code=code, status="pending")
            for puzzle in puzzles if (code := search_solution(puzzle.sat))]
     with transaction.atomic():
-        created = Attempt.objects.bulk_create(new, batch_size=500)
-    return {"written": len(created), **_verify(created, timeout_s, "search solution, run here")}
+        Attempt.objects.bulk_create(new, batch_size=500)
+    pending = list(Attempt.objects.filter(origin=Attempt.Origin.SEARCH, status="pending").select_related("puzzle"))
+    return {"written": len(new), **_verify(pending, timeout_s, "search solution, run here")}
 
 
 def _verify(pending: list[Attempt], timeout_s: float, detail: str) -> dict[str, int]:
