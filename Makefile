@@ -2,6 +2,7 @@
 #   make up    install everything into .venv, then run the whole product (embedded mode by default)
 #   make test  install everything into .venv, then run the whole test suite against the local
 #              PostgreSQL and Redis (TEST_DATABASE_URL / TEST_REDIS_URL to point elsewhere)
+#   make lint  ruff over the whole tree (settings in pyproject.toml); CI runs it before the tests
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -11,7 +12,7 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
 
-.PHONY: install up test
+.PHONY: install up test lint
 install: $(STAMP)
 
 $(STAMP): requirements.txt requirements-model.txt requirements-llama.txt
@@ -33,3 +34,6 @@ up: $(STAMP)
 # (the suite flushes its Redis database).
 test: $(STAMP)
 	DATABASE_URL="$(TEST_DATABASE_URL)" REDIS_URL="$(TEST_REDIS_URL)" $(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .

@@ -42,10 +42,10 @@ def main() -> int:
 
     django.setup()
     setup_test_environment()
+    from django.conf import settings
     from django.contrib.auth.models import User
     from django.db import connection
     from django.test import Client
-    from django.conf import settings
 
     from tests.test_puzzle_list_scale import make_puzzles
     from webapp.puzzles.models import Puzzle

@@ -4,8 +4,7 @@ from engine.lm.stream_chunks import coalesce
 
 
 def fake_stream(deltas, completion):
-    for delta in deltas:
-        yield delta
+    yield from deltas
     return completion
 
 

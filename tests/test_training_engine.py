@@ -20,7 +20,7 @@ from engine.training.packing import IGNORE, TrainingText, drop_long, pack, snaps
 from engine.training.sft import SFTConfig, TrainingError, train_sft
 from tests.support import ROOT, LineReader
 
-PAIRS = [("def sat(x: int, a=%d):\n    return x + a == %d" % (a, 2 * a), "def sol(a=%d):\n    return a" % a)
+PAIRS = [(f"def sat(x: int, a={a}):\n    return x + a == {2 * a}", f"def sol(a={a}):\n    return a")
          for a in range(3, 40)]
 EXAMPLES = [TrainingText(training_example(sat, sol), source=f"pair:{i}") for i, (sat, sol) in enumerate(PAIRS)]
 CHAT = TrainingText(messages=({"role": "user", "content": "Add two numbers."},

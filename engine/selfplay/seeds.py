@@ -5,6 +5,7 @@ project rather than copied from the P3 dataset. Each comes with a solution `sol`
 suite verifies in the sandbox, and none is solved by small canonical answers (0, "", [], ...).
 """
 from __future__ import annotations
+
 from dataclasses import dataclass
 
 

@@ -17,8 +17,15 @@ from dataclasses import replace
 
 from engine.lm.code_extraction import extract_code
 from engine.lm.generation import Prompt, SamplingParams
-from engine.selfplay.puzzle_code import (answer_annotation, complete_function, extra_parameters, parse, rename_function,
-                                         typed_solution, unparse)
+from engine.selfplay.puzzle_code import (
+    answer_annotation,
+    complete_function,
+    extra_parameters,
+    parse,
+    rename_function,
+    typed_solution,
+    unparse,
+)
 
 # Worked examples written for this project, in the shape of the paper's train_prefix.txt.
 EXAMPLES = (

@@ -60,7 +60,8 @@ class ListFilters:
                    review=choice("review", ("any", "none", "approve", "reject", "flag")),
                    min_difficulty=number("min_difficulty"), max_difficulty=number("max_difficulty"),
                    q=params.get("q", "").strip()[:200],
-                   run=int(params["run"]) if str(params.get("run", "")).isdigit() else None, sort=params.get("sort") if params.get("sort") in SORTS else "new")
+                   run=int(params["run"]) if str(params.get("run", "")).isdigit() else None,
+                   sort=params.get("sort") if params.get("sort") in SORTS else "new")
 
     def queryset(self) -> QuerySet:
         puzzles = Puzzle.objects.filter(is_current=True)
