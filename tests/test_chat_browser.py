@@ -8,7 +8,7 @@ import sys
 import pytest
 from playwright.sync_api import expect
 
-from tests.support import LineReader, ROOT, SiteProcess, embedded_env, sign_in_admin
+from tests.support import ROOT, LineReader, SiteProcess, embedded_env, sign_in_admin
 
 PASSWORD = "chat-browser-password"
 TESTS = ["assert sum_squares([1, 2, 3]) == 14", "assert sum_squares([]) == 0", "assert sum_squares([-2, 5]) == 29"]
@@ -182,8 +182,8 @@ def live_site(django_db_setup, django_db_blocker, redis_url, tmp_path_factory):
 def test_hostile_model_output_and_feedback_never_run(live_site, page):
     from django.contrib.auth.models import User
 
+    from webapp.chat.model_replies import group_name
     from webapp.chat.models import Conversation, Message
-    from webapp.chat.services import group_name
 
     user = User.objects.create_user("mallory", password=PASSWORD)
     conversation = Conversation.objects.create(owner=user, kind="task", problem="Add.", title="<b>xss</b>",
@@ -203,7 +203,7 @@ def test_hostile_model_output_and_feedback_never_run(live_site, page):
     trapped, dialogs = [], []
     page.on("request", lambda request: "xss-trap" in request.url and trapped.append(request.url))
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
-    page.goto(live_site + "/accounts/login/?next=/chat/%d/" % conversation.pk)
+    page.goto(live_site + f"/accounts/login/?next=/chat/{conversation.pk}/")
     page.get_by_label("Username").fill("mallory")
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()

@@ -14,10 +14,10 @@ from django.test import Client
 
 from engine.lm.tiny import build_tiny_model
 from tests.support import start_worker, stop_worker
-from webapp.chat import rate_limits, services, testing, threads, turns
+from webapp.chat import rate_limits, testing, threads, user_turns
 from webapp.chat.models import Conversation, Message
-from webapp.core import model_worker
 from webapp.datasets.models import TrainingExample
+from webapp.serving import model_worker
 
 pytestmark = pytest.mark.django_db(transaction=True)
 TESTS = ["assert add(1, 2) == 3", "assert add(-1, 1) == 0"]
@@ -92,7 +92,7 @@ def test_a_task_is_answered_tested_and_measured(client, ada):
 
 
 def test_feedback_repair_verified_by_the_sandbox_becomes_training_data(client, ada):
-    conversation, reply = turns.open_conversation(ada, "task", problem="Add two numbers.", tests=TESTS)
+    conversation, reply = user_turns.open_conversation(ada, "task", problem="Add two numbers.", tests=TESTS)
     finished(reply.pk)
     response = client.post(f"/chat/{conversation.pk}/feedback/", {"feedback": "Return a + b, not a - b."}, **HTMX)
     assert response.status_code == 200 and "Return a + b, not a - b." in response.content.decode()
@@ -136,7 +136,7 @@ def test_failing_tests_report_each_assert_with_its_reason(ada):
 
 
 def test_a_puzzle_conversation_checks_sol_against_sat(ada):
-    conversation, reply = turns.open_conversation(ada, "puzzle", sat="def sat(s: str):\n    return s.count('a') == 3")
+    conversation, reply = user_turns.open_conversation(ada, "puzzle", sat="def sat(s: str):\n    return s.count('a') == 3")
     assert "sol()" in threads.thread(conversation)[0].prompt
     finished(reply.pk)
     Message.objects.filter(pk=reply.pk).update(code="def sol():\n    return 'aaa'\n")
@@ -144,17 +144,17 @@ def test_a_puzzle_conversation_checks_sol_against_sat(ada):
     Message.objects.filter(pk=reply.pk).update(code="def sol():\n    return 'aa'\n")
     assert testing.run_tests(reply.pk)["status"] == "failed"
     with pytest.raises(ValueError, match="not a P3 puzzle"):
-        turns.open_conversation(ada, "puzzle", sat="def sat(*args):\n    return True")
+        user_turns.open_conversation(ada, "puzzle", sat="def sat(*args):\n    return True")
 
 
 def test_edits_and_regenerations_are_branches_that_are_all_kept(client, ada):
-    conversation, first_reply = turns.open_conversation(ada, "free", text="Hello")
+    conversation, first_reply = user_turns.open_conversation(ada, "free", text="Hello")
     finished(first_reply.pk)
     stale = Conversation.objects.get(pk=conversation.pk)  # as a long-lived socket holds it
-    asked, reply = turns.send(conversation, "Write a loop")
+    asked, reply = user_turns.send(conversation, "Write a loop")
     finished(reply.pk)
     assert asked.parent_id == first_reply.pk
-    assert services.start_turn(stale, "and then?")[0].parent_id == reply.pk  # the stored leaf, not the stale one
+    assert user_turns.start_turn(stale, "and then?")[0].parent_id == reply.pk  # the stored leaf, not the stale one
     Message.objects.filter(conversation=conversation).exclude(pk__lte=reply.pk).delete()
     Conversation.objects.filter(pk=conversation.pk).update(leaf=reply)
     response = client.post(f"/chat/messages/{asked.pk}/edit/", {"text": "Write a while loop"}, **HTMX)
@@ -164,7 +164,7 @@ def test_edits_and_regenerations_are_branches_that_are_all_kept(client, ada):
     assert edited.content == "Write a while loop" and edited.parent_id == asked.parent_id
     assert 'data-testid="branch-position">2/2<' in response.content.decode()
     finished(conversation.leaf_id)
-    regenerated = turns.regenerate(Message.objects.get(pk=conversation.leaf_id))
+    regenerated = user_turns.regenerate(Message.objects.get(pk=conversation.leaf_id))
     finished(regenerated.pk)
     conversation.refresh_from_db()
     assert [m.content for m in threads.thread(conversation)][:3] == ["Hello", first_reply.content or
@@ -178,10 +178,10 @@ def test_edits_and_regenerations_are_branches_that_are_all_kept(client, ada):
 
 
 def test_refusals_save_nothing_and_say_why(client, ada, settings):
-    conversation, reply = turns.open_conversation(ada, "free", text="Hi")
+    conversation, reply = user_turns.open_conversation(ada, "free", text="Hi")
     finished(reply.pk)
     # Busy: one reply at a time per user (a placeholder nobody has picked up stays streaming).
-    _, pending = services.start_turn(conversation, "still thinking")
+    _, pending = user_turns.start_turn(conversation, "still thinking")
     response = client.post(f"/chat/{conversation.pk}/send/", {"text": "again"}, **HTMX)
     assert response.status_code == 409 and "still being written" in response.content.decode()
     Message.objects.filter(pk__in=[pending.pk, pending.parent_id]).delete()
@@ -273,9 +273,9 @@ def test_export_as_jsonl_download_and_command(client, ada, tmp_path):
 def test_mbpp_tasks_come_from_the_data_folder_but_never_from_the_test_split(client, ada):
     response = client.post("/chat/new/", {"kind": "task", "mbpp_id": "11"})
     assert response.status_code == 400 and "test split" in response.content.decode()
-    conversation, reply = turns.open_conversation(ada, "task", mbpp_id="601")
+    conversation, reply = user_turns.open_conversation(ada, "task", mbpp_id="601")
     assert conversation.source == "mbpp:601" and len(conversation.tests) == 3
     assert conversation.entry_point and conversation.entry_point in conversation.tests[0]
     finished(reply.pk)
     with pytest.raises(ValueError, match="no MBPP task 9999"):
-        turns.open_conversation(ada, "task", mbpp_id="9999")
+        user_turns.open_conversation(ada, "task", mbpp_id="9999")

@@ -18,7 +18,7 @@ from engine.lm.generation import SamplingParams
 from engine.lm.tiny import build_tiny_model
 from engine.lm.transformers_backend import TransformersModel
 from webapp.asgi import application
-from webapp.chat import services
+from webapp.chat import model_replies, user_turns
 from webapp.chat.models import Conversation, Message
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -66,7 +66,7 @@ def streaming_thread(*args) -> threading.Thread:
 
     def run():
         try:
-            services.stream_reply(*args)
+            model_replies.stream_reply(*args)
         finally:
             connection.close()
 
@@ -88,20 +88,20 @@ async def collect_until_done(comm, message_id, timeout=30.0):
 
 
 def test_one_reply_at_a_time_per_user(conversation):
-    _, reply = services.start_turn(conversation, "first question")
+    _, reply = user_turns.start_turn(conversation, "first question")
     assert reply.status == "streaming"
-    with pytest.raises(services.Busy):
-        services.start_turn(conversation, "second question")
+    with pytest.raises(model_replies.Busy):
+        user_turns.start_turn(conversation, "second question")
     other = Conversation.objects.create(owner=conversation.owner)
-    with pytest.raises(services.Busy):  # per user, across conversations (a database constraint)
-        services.start_turn(other, "third")
+    with pytest.raises(model_replies.Busy):  # per user, across conversations (a database constraint)
+        user_turns.start_turn(other, "third")
     with pytest.raises(ValueError):
-        services.start_turn(other, "   ")
+        user_turns.start_turn(other, "   ")
     assert Conversation.objects.get(pk=conversation.pk).title == "first question"
 
 
 def test_reply_streams_in_order_and_is_persisted(conversation, tiny):
-    _, reply = services.start_turn(conversation, "Write a function.")
+    _, reply = user_turns.start_turn(conversation, "Write a function.")
     params = SamplingParams(max_new_tokens=40, temperature=1.0, seed=3)
 
     cookie = session_cookie(conversation.owner)
@@ -109,7 +109,7 @@ def test_reply_streams_in_order_and_is_persisted(conversation, tiny):
     async def scenario():
         comm, history = await opened(conversation, cookie)
         assert history["type"] == "history" and [m["role"] for m in history["messages"]] == ["user", "assistant"]
-        worker = streaming_thread(reply.pk, lambda: tiny, params, 0.02)
+        worker = streaming_thread(reply.pk, lambda: (tiny, None), params, 0.02)
         events = await collect_until_done(comm, reply.pk)
         worker.join()
         await comm.disconnect()
@@ -125,13 +125,13 @@ def test_reply_streams_in_order_and_is_persisted(conversation, tiny):
 
 
 def test_stop_keeps_what_was_generated(conversation, tiny):
-    _, reply = services.start_turn(conversation, "Talk for a long time.")
+    _, reply = user_turns.start_turn(conversation, "Talk for a long time.")
 
     cookie = session_cookie(conversation.owner)
 
     async def scenario():
         comm, _ = await opened(conversation, cookie)
-        worker = streaming_thread(reply.pk, lambda: tiny, SamplingParams(max_new_tokens=5000), 0.02)
+        worker = streaming_thread(reply.pk, lambda: (tiny, None), SamplingParams(max_new_tokens=5000), 0.02)
         first = await comm.receive_json_from(timeout=30)
         assert first["type"] == "chunk"
         stopped_at = time.monotonic()
@@ -146,18 +146,18 @@ def test_stop_keeps_what_was_generated(conversation, tiny):
     assert took < 1.0
     assert events[-1]["status"] == "cancelled" and events[-1]["finish_reason"] == "cancelled"
     saved = Message.objects.get(pk=reply.pk)
-    assert saved.status == "cancelled" and 0 < len(saved.content) and saved.chunks >= 1
+    assert saved.status == "cancelled" and len(saved.content) > 0 and saved.chunks >= 1
 
 
 def test_reconnect_mid_stream_resumes_the_whole_message(conversation, tiny):
-    _, reply = services.start_turn(conversation, "Go on.")
+    _, reply = user_turns.start_turn(conversation, "Go on.")
     params = SamplingParams(max_new_tokens=300, temperature=1.0, seed=1)
 
     cookie = session_cookie(conversation.owner)
 
     async def scenario():
         first, _ = await opened(conversation, cookie)
-        worker = streaming_thread(reply.pk, lambda: tiny, params, 0.02)
+        worker = streaming_thread(reply.pk, lambda: (tiny, None), params, 0.02)
         seen = [await first.receive_json_from(timeout=30) for _ in range(2)]
         await first.disconnect()  # the browser goes away mid-stream
         second, history = await opened(conversation, cookie)
@@ -179,7 +179,7 @@ def test_reconnect_mid_stream_resumes_the_whole_message(conversation, tiny):
 
 
 def test_a_dead_worker_gives_interrupted_not_an_endless_spinner(conversation):
-    _, reply = services.start_turn(conversation, "Hello?")
+    _, reply = user_turns.start_turn(conversation, "Hello?")
     Message.objects.filter(pk=reply.pk).update(content="partial", chunks=1,
                                                heartbeat_at=timezone.now() - timedelta(seconds=60))
 
@@ -219,9 +219,9 @@ def test_other_users_cannot_open_or_stop_a_conversation(conversation):
 
 def test_send_through_a_real_model_worker_streams_a_reply(conversation, tiny_dir, redis_url):
     """The whole path: websocket -> database -> Celery (Redis) -> gpu worker -> channel layer."""
-    from tests.support import start_worker, stop_worker
-
     from django.db import connection
+
+    from tests.support import start_worker, stop_worker
 
     db = connection.settings_dict  # the worker must use pytest's test database, not the configured one
     database_url = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
@@ -292,7 +292,7 @@ def test_an_idle_socket_still_hears_its_conversation(conversation):
     async def scenario():
         comm, _ = await opened(conversation, cookie)
         await asyncio.sleep(7)
-        await get_channel_layer().group_send(services.group_name(conversation.pk), {
+        await get_channel_layer().group_send(model_replies.group_name(conversation.pk), {
             "type": "chat.event", "kind": "status", "message": 0, "status": "failed", "detail": "still here?"})
         event = await comm.receive_json_from(timeout=5)
         await comm.disconnect()

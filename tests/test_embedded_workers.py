@@ -44,7 +44,7 @@ import json, time, django
 django.setup()
 from webapp.core.embedded import EmbeddedWorkers
 from webapp.core.health import check_model_worker
-from webapp.core.model_worker import read_state
+from webapp.serving.model_worker import read_state
 from webapp.core.tasks import gpu_sample
 workers = EmbeddedWorkers(with_beat=False)
 workers.start()

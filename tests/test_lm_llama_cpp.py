@@ -62,3 +62,10 @@ def test_backend_choice(tmp_path):
         assert choose_backend("") == "llama.cpp"
         with pytest.raises(ValueError, match="GGUF files only"):
             load_model(tiny, backend="llama.cpp")
+
+
+def test_the_llama_cpp_backend_offers_the_whole_protocol(smol):
+    from tests.test_lm_runtime import protocol_members
+
+    assert [name for name in sorted(protocol_members()) if not hasattr(smol, name)] == []
+    assert smol.encode(QUESTION) and smol.quantization == "gguf"

@@ -159,3 +159,16 @@ def test_a_shared_few_shot_prefix_is_computed_once_without_changing_answers(smol
     together = [group[0].text for group in smol.sample_many(prompts, 1, params)]
     assert together == [smol.complete(p, params).text for p in prompts]
     assert shared_prefix_length([[1, 2, 3], [1, 2]]) == 1  # every prompt keeps a token of its own
+
+
+def protocol_members() -> set[str]:
+    """Everything the LanguageModel protocol promises its callers (attributes and methods)."""
+    from engine.lm.generation import LanguageModel
+
+    methods = {name for name, value in vars(LanguageModel).items() if callable(value) and not name.startswith("_")}
+    return set(LanguageModel.__annotations__) | methods
+
+
+def test_the_transformers_backend_offers_the_whole_protocol(tiny):
+    assert {"encode", "tokenizer", "backend", "quantization", "stream", "sample_many"} <= protocol_members()
+    assert [name for name in sorted(protocol_members()) if not hasattr(tiny, name)] == []

@@ -16,7 +16,7 @@ from django.db import connection
 from engine.lm.tiny import build_tiny_model
 from engine.selfplay import filters
 from tests.support import BENCHMARK_DATA, at_once, start_worker, stop_worker
-from webapp.puzzles import generation
+from webapp.puzzles import generation_runs
 from webapp.puzzles.models import Attempt, GenerationBatch, GenerationRun, Puzzle, Review
 from webapp.puzzles.reviews import add_review
 
@@ -104,14 +104,14 @@ def assert_counts_add_up(run: GenerationRun):
 
 
 def test_a_run_goes_through_every_stage_on_the_workers(gpu_worker, trainer):
-    run = generation.start_run(trainer, SMALL)
-    generation.enqueue(run)
+    run = generation_runs.start_run(trainer, SMALL)
+    generation_runs.enqueue(run)
     run = wait_for_run(run.pk)
     assert run.status == "succeeded", run.error
     assert run.batches_done == 2 and set(GenerationBatch.objects.filter(run=run).values_list("stage", flat=True)) == {"done"}
     assert_counts_add_up(run)
     assert set(run.timings) == {"generate", "filter", "solve", "verify"} and run.timings["generate"]["tokens"] > 0
-    assert run.model_name and run.started_at and run.finished_at and run.progress == 1.0
+    assert run.model_name and run.started_at and run.finished_at and run.fraction == 1.0
     for puzzle in Puzzle.objects.filter(generation_run=run):
         assert puzzle.source == "generated" and puzzle.split == "train" and puzzle.sampling["solving"]["attempts"] == 2
         assert all(a.style == "completion" and a.model_name for a in puzzle.attempts.all())
@@ -121,38 +121,38 @@ def test_only_trainers_start_runs_and_one_runs_at_a_time(trainer):
     reviewer = User.objects.create_user("rita", password="x")
     reviewer.groups.add(Group.objects.get(name="reviewer"))
     with pytest.raises(PermissionDenied):
-        generation.start_run(reviewer, SMALL)
+        generation_runs.start_run(reviewer, SMALL)
     with pytest.raises(ValueError, match="attempts must be at least 1"):
-        generation.start_run(trainer, {**SMALL, "attempts": 0})
-    first = generation.start_run(trainer, SMALL)  # not enqueued: it stays queued
-    with pytest.raises(generation.RunRefused, match=f"run {first.pk} is still queued"):
-        generation.start_run(trainer, SMALL)
+        generation_runs.start_run(trainer, {**SMALL, "attempts": 0})
+    first = generation_runs.start_run(trainer, SMALL)  # not enqueued: it stays queued
+    with pytest.raises(generation_runs.RunRefused, match=f"run {first.pk} is still queued"):
+        generation_runs.start_run(trainer, SMALL)
     with pytest.raises(PermissionDenied):
-        generation.cancel_run(reviewer, first)
-    generation.cancel_run(trainer, first)
+        generation_runs.cancel_run(reviewer, first)
+    generation_runs.cancel_run(trainer, first)
     first.refresh_from_db()
     assert first.status == "cancelled"
 
 
 def test_concurrent_starts_queue_one_run_and_refuse_the_rest(trainer):
-    outcomes = at_once(lambda: generation.start_run(trainer, SMALL).pk, generation.RunRefused)
+    outcomes = at_once(lambda: generation_runs.start_run(trainer, SMALL).pk, generation_runs.RunRefused)
     started = [o for o in outcomes if isinstance(o, int)]
     assert len(started) == 1 and GenerationRun.objects.count() == 1, outcomes
     assert all(f"run {started[0]} is still queued" in o for o in outcomes if isinstance(o, str))
 
 
 def test_a_cancelled_run_stops_between_steps(gpu_worker, trainer):
-    run = generation.start_run(trainer, {**SMALL, "batches": 50})
-    generation.enqueue(run)
+    run = generation_runs.start_run(trainer, {**SMALL, "batches": 50})
+    generation_runs.enqueue(run)
     wait_for_run(run.pk, ("running",))
-    generation.cancel_run(trainer, run)
+    generation_runs.cancel_run(trainer, run)
     run = wait_for_run(run.pk, timeout=60)
     assert run.status == "cancelled" and run.batches_done < 50
 
 
 def test_a_killed_model_worker_loses_at_most_one_batch_and_the_run_resumes(gpu_worker, trainer, monkeypatch):
-    run = generation.start_run(trainer, {**SMALL, "batches": 4, "generation_tokens": 48})
-    generation.enqueue(run)
+    run = generation_runs.start_run(trainer, {**SMALL, "batches": 4, "generation_tokens": 48})
+    generation_runs.enqueue(run)
     deadline = time.monotonic() + 90
     while not (GenerationRun.objects.get(pk=run.pk).batches_done >= 1
                and GenerationRun.objects.get(pk=run.pk).stage in ("generate", "solve")):
@@ -162,15 +162,15 @@ def test_a_killed_model_worker_loses_at_most_one_batch_and_the_run_resumes(gpu_w
     run.refresh_from_db()
     done_before = run.batches_done
     assert run.status == "running" and done_before < 4
-    with pytest.raises(generation.RunRefused, match="still going"):
-        generation.resume_run(trainer, run)
-    monkeypatch.setattr(generation, "STALLED_AFTER_S", 1.0)  # instead of a minute without heartbeats
+    with pytest.raises(generation_runs.RunRefused, match="still going"):
+        generation_runs.resume_run(trainer, run)
+    monkeypatch.setattr(GenerationRun, "STALLED_AFTER_S", 1.0)  # instead of a minute without heartbeats
     time.sleep(2.5)
     run.refresh_from_db()
-    assert generation.is_stalled(run)
-    run = generation.resume_run(trainer, run)
+    assert run.is_stalled()
+    run = generation_runs.resume_run(trainer, run)
     assert run.status == "queued"
-    generation.enqueue(run)
+    generation_runs.enqueue(run)
     gpu_worker.start("gpu-again")  # the step waited in the queue for a model worker
     run = wait_for_run(run.pk)
     assert run.status == "succeeded", run.error

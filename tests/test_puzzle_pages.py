@@ -11,7 +11,9 @@ from django.db import connection
 from django.utils.html import escape
 
 from engine.selfplay.seeds import SEED_PUZZLES
-from tests.support import signed_in_client as _client, start_worker, stop_worker, user_with_roles as _user
+from tests.support import signed_in_client as _client
+from tests.support import start_worker, stop_worker
+from tests.support import user_with_roles as _user
 from webapp.chat.models import Conversation
 from webapp.puzzles import solving
 from webapp.puzzles.catalogue import import_seeds
@@ -290,7 +292,7 @@ def test_discussing_a_test_split_puzzle_is_refused(plain, monkeypatch):
     from webapp.puzzles import views
 
     opened = []
-    monkeypatch.setattr(views.turns, "open_conversation", lambda *a, **k: opened.append((a, k)))
+    monkeypatch.setattr(views.user_turns, "open_conversation", lambda *a, **k: opened.append((a, k)))
     held_out = make("held-out", source=Puzzle.Source.P3_TEST, split=Puzzle.Split.TEST)
     response = plain.post(f"/puzzles/{held_out.pk}/discuss/")
     page = response.content.decode()
@@ -304,8 +306,8 @@ def test_discussing_a_test_split_puzzle_is_refused(plain, monkeypatch):
 
 
 def test_discussing_opens_a_chat_or_says_why_not(plain, monkeypatch):
-    from webapp.chat import turns
     from webapp.puzzles import views
+    from webapp.refusals import Unavailable
 
     puzzle = seed_puzzle()
     calls = []
@@ -314,16 +316,16 @@ def test_discussing_opens_a_chat_or_says_why_not(plain, monkeypatch):
         calls.append((kind, fields))
         return Conversation.objects.create(owner=user, kind=kind, sat=fields["sat"], title=fields["title"]), None
 
-    monkeypatch.setattr(views.turns, "open_conversation", opened)
+    monkeypatch.setattr(views.user_turns, "open_conversation", opened)
     response = plain.post(f"/puzzles/{puzzle.pk}/discuss/")
     conversation = Conversation.objects.get()
     assert response.status_code == 302 and response["Location"] == f"/chat/{conversation.pk}/"
     assert calls == [("puzzle", {"sat": puzzle.sat, "title": f"Puzzle: {puzzle.name}"})]
 
     def down(*args, **kwargs):
-        raise turns.Unavailable("the model worker is not running, so nothing was sent")
+        raise Unavailable("the model worker is not running, so nothing was sent")
 
-    monkeypatch.setattr(views.turns, "open_conversation", down)
+    monkeypatch.setattr(views.user_turns, "open_conversation", down)
     response = plain.post(f"/puzzles/{puzzle.pk}/discuss/")
     assert response.status_code == 503 and "The model worker is not running" in response.content.decode()
 

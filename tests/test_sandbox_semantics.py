@@ -140,7 +140,8 @@ def test_weaker_levels_still_verify_and_say_what_they_lack(level):
         assert "separate uid" in report["missing"]
 
 
-def test_command_line(tmp_path):
+@pytest.mark.parametrize("module", ["engine.sandbox", "engine.verify"])  # engine.verify: the documented alias
+def test_command_line(tmp_path, module):
     jobs = tmp_path / "jobs.jsonl"
     jobs.write_text("\n".join([
         json.dumps({"id": "good", "kind": "puzzle", "sat": "def sat(x: int):\n    return x > 1",
@@ -149,7 +150,7 @@ def test_command_line(tmp_path):
         "",
         json.dumps({"kind": "tests", "code": "def f(x):\n    return x", "tests": ["assert f(2) == 3"]}),
     ]) + "\n")
-    out = subprocess.run([sys.executable, "-m", "engine.verify", str(jobs), "--timeout", "2"], cwd=ROOT,
+    out = subprocess.run([sys.executable, "-m", module, str(jobs), "--timeout", "2"], cwd=ROOT,
                          capture_output=True, text=True, timeout=60)
     verdicts = {v["id"]: v for v in map(json.loads, out.stdout.splitlines())}
     assert out.returncode == 1
@@ -157,7 +158,7 @@ def test_command_line(tmp_path):
     assert verdicts["line-2"]["status"] == "error" and "line 2" in verdicts["line-2"]["detail"]
     assert verdicts["line-4"]["status"] == "failed" and "got 2" in verdicts["line-4"]["detail"]
     assert set(verdicts["good"]) == {"id", "status", "detail", "tests", "duration_ms", "isolation", "cached"}
-    stdin = subprocess.run([sys.executable, "-m", "engine.verify"], cwd=ROOT, capture_output=True, text=True,
+    stdin = subprocess.run([sys.executable, "-m", module], cwd=ROOT, capture_output=True, text=True,
                            input=jobs.read_text().splitlines()[0] + "\n", timeout=60)
     assert stdin.returncode == 0 and json.loads(stdin.stdout)["status"] == "passed"
 

@@ -9,10 +9,12 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from tests.support import signed_in_client as _client, user_with_roles as _user
-from webapp.training import versions
+from tests.support import signed_in_client as _client
+from tests.support import user_with_roles as _user
+from webapp.serving import versions
+from webapp.serving.models import ModelVersion
 from webapp.training.charts import line_chart, nice_ticks
-from webapp.training.models import ModelVersion, TrainingRun
+from webapp.training.models import TrainingRun
 from webapp.training.rounds import start_round
 
 pytestmark = pytest.mark.django_db
@@ -226,9 +228,9 @@ def test_the_run_page_shows_progress_the_loss_chart_and_before_after(trainer, re
     assert "2/5 problems" in page and 'value="88"' in page  # 80% + 20% × 2/5
 
     # finished: the table, the decision, the version, no more polling
-    version = ModelVersion.objects.create(name="v1 · round %d" % run.pk, parent=run.base_version,
-                                          created_by_run=run, status="active")
+    version = ModelVersion.objects.create(name=f"v1 · round {run.pk}", parent=run.base_version, status="active")
     TrainingRun.objects.filter(pk=run.pk).update(
+        produced_version=version,
         status="succeeded", stage="decide", lock_slot=None, finished_at=timezone.now(),
         eval_before={**evaluation("tiny-before", 0.25, 0.5, 2, 0.5), "reused": True},
         eval_after=evaluation("tiny-after", 0.5, 0.75, 3, 0.0),
@@ -326,10 +328,11 @@ def versions_with_a_round(trainer_user) -> tuple[ModelVersion, ModelVersion, Tra
     before, after = evaluation("base", 0.1, 0.3, 1, 0.5), evaluation("v1", 0.2, 0.4, 2, 0.5)
     base.metrics = {"round:settings": before}
     base.save()
-    candidate = ModelVersion.objects.create(name=f"v1 · round {run.pk}", parent=base, created_by_run=run,
+    candidate = ModelVersion.objects.create(name=f"v1 · round {run.pk}", parent=base,
                                             status="rejected", metrics={"round:settings": after},
                                             reason=f"rejected {HOSTILE}")
-    TrainingRun.objects.filter(pk=run.pk).update(status="succeeded", lock_slot=None, eval_before=before,
+    TrainingRun.objects.filter(pk=run.pk).update(produced_version=candidate, status="succeeded", lock_slot=None,
+                                                 eval_before=before,
                                                  eval_after=after)
     return base, candidate, run
 

@@ -17,10 +17,12 @@ from engine.evaluate.promotion import decide
 from engine.lm.tiny import build_tiny_model
 from engine.training.checkpoints import CheckpointDir
 from tests.support import at_once, start_worker, stop_worker
-from webapp.core.model_worker import read_state
 from webapp.puzzles.models import Attempt, Puzzle
-from webapp.training import rounds, schedule, versions
-from webapp.training.models import ModelVersion, TrainingRun
+from webapp.serving import versions
+from webapp.serving.model_worker import read_state
+from webapp.serving.models import ModelVersion
+from webapp.training import rounds, schedule
+from webapp.training.models import TrainingRun
 
 TINY_ROUND = {"sft": {"max_steps": 4, "batch_size": 2, "block_size": 64, "save_steps": 2, "learning_rate": 1e-3,
                       "warmup_steps": 1},
@@ -214,7 +216,7 @@ def test_the_schedule_starts_a_round_only_past_its_threshold():
     for i in range(2):
         Attempt.objects.create(puzzle=puzzle, code=f"def sol():\n    return {i}", status="passed", kept=True)
     assert schedule.new_examples_since_last_round() == 2
-    assert "2 new verified examples; waiting for 3" == schedule.maybe_start_round(3, TINY_ROUND)
+    assert schedule.maybe_start_round(3, TINY_ROUND) == "2 new verified examples; waiting for 3"
 
 
 @pytest.mark.timeout(900)  # two worker starts, a kill, a reap and a resumed round: slow on a busy CPU
@@ -231,7 +233,7 @@ def test_a_worker_killed_mid_training_leaves_the_active_model_and_the_round_resu
     finally:
         stop_worker(proc, signal.SIGKILL)
     killed_at = TrainingRun.objects.get(pk=run.pk).progress["step"]
-    monkeypatch.setattr(rounds, "STALLED_AFTER_S", 1.0)  # instead of 90 s without heartbeats
+    monkeypatch.setattr(TrainingRun, "STALLED_AFTER_S", 1.0)  # instead of 90 s without heartbeats
     time.sleep(1.5)
     assert rounds.reap_stalled() == 1
     run.refresh_from_db()
@@ -240,7 +242,7 @@ def test_a_worker_killed_mid_training_leaves_the_active_model_and_the_round_resu
     folders = CheckpointDir(Path(worker_env["AUTODIDACT_DATA_DIR"]) / "models" / f"round-{run.pk}")
     last = folders.latest()
     assert last is not None and int(last.name.split("-")[1]) <= killed_at + 1
-    monkeypatch.setattr(rounds, "STALLED_AFTER_S", 90.0)
+    monkeypatch.setattr(TrainingRun, "STALLED_AFTER_S", 90.0)
     rounds.resume_round(None, run)
     proc, output = start_worker("gpu-resume", "gpu", "solo", worker_env)
     try:

@@ -18,7 +18,7 @@ def make_celery_app(name: str = "autodidact") -> Celery:
     celery = Celery(name, set_as_current=(name == "autodidact"))
     celery.config_from_object("django.conf:settings", namespace="CELERY")
     celery.autodiscover_tasks()
-    from webapp.core.model_worker import ModelWorkerHeartbeat
+    from webapp.serving.model_worker import ModelWorkerHeartbeat
 
     celery.steps["worker"].add(ModelWorkerHeartbeat)
     return celery

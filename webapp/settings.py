@@ -52,8 +52,9 @@ INSTALLED_APPS = [
     "channels",
     "django_htmx",
     "django_celery_beat",
-    "webapp.core",
+    "webapp.serving",
     "webapp.accounts",
+    "webapp.core",
     "webapp.chat",
     "webapp.datasets",
     "webapp.puzzles",
@@ -72,6 +73,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "webapp.core.content_security.ContentSecurityPolicyMiddleware",
+    "webapp.core.refusal_responses.RefusalMiddleware",
 ]
 
 ROOT_URLCONF = "webapp.urls"

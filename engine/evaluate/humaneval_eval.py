@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.lm.generation import CancelToken, SamplingParams
+from engine.lm.throughput import tokens_per_s
 from engine.selfplay.pipeline import Verify
 
 STOPS = ("\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\n#", "\nassert")
@@ -39,7 +40,7 @@ class HumanEvalResult:
     def as_dict(self) -> dict:
         return {"pass_at_1": self.pass_at_1, "passed": self.passed, "problems": self.problems,
                 "tokens": self.tokens, "seconds": self.seconds,
-                "tokens_per_s": round(self.tokens / self.seconds, 1) if self.seconds else 0.0,
+                "tokens_per_s": tokens_per_s(self.tokens, self.seconds),
                 "per_problem": self.per_problem}
 
 

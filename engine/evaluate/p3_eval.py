@@ -9,15 +9,19 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from engine.config import Problems, StrictConfig
 from engine.evaluate.pass_at_k import mean_pass_at_k, report_ks
 from engine.lm.generation import CancelToken
+from engine.lm.throughput import tokens_per_s
 from engine.selfplay.p3 import P3Puzzle, load_p3, one_per_problem
 from engine.selfplay.pipeline import SelfPlayConfig, Verify, solve, verify_attempts
 from engine.selfplay.solving_prompts import STYLES
 
 
 @dataclass(frozen=True)
-class P3EvalConfig:
+class P3EvalConfig(StrictConfig):
+    KIND = "evaluation settings"
+
     samples: int = 10  # n per puzzle
     temperature: float = 0.8
     max_tokens: int = 150  # the paper's budget per attempt
@@ -29,23 +33,23 @@ class P3EvalConfig:
     max_batch_rows: int = 64
 
     def __post_init__(self):
-        if self.samples < 1 or self.max_tokens < 1 or self.subset < 0:
-            raise ValueError("samples and max_tokens must be at least 1, subset at least 0")
+        problems = Problems()
+        for name in ("samples", "max_tokens"):
+            if getattr(self, name) < 1:
+                problems.add(name, f"{name} must be at least 1")
+        if self.subset < 0:
+            problems.add("subset", "subset must be at least 0")
         if not 0 <= self.temperature <= 2:
-            raise ValueError("temperature must be between 0 and 2")
+            problems.add("temperature", "temperature must be between 0 and 2")
         if self.style not in STYLES:
-            raise ValueError(f"unknown prompt style {self.style!r}; choose one of {', '.join(STYLES)}")
+            problems.add("style", f"unknown prompt style {self.style!r}; choose one of {', '.join(STYLES)}")
+        problems.raise_any()
 
     @classmethod
-    def from_dict(cls, data: dict) -> P3EvalConfig:
-        known = set(cls.__dataclass_fields__)
-        values = {k: v for k, v in data.items() if k in known}
-        if "ks" in values:
-            values["ks"] = tuple(int(k) for k in values["ks"])
-        return cls(**values)
-
-    def as_dict(self) -> dict:
-        return asdict(self)
+    def _convert(cls, data: dict) -> dict:
+        if "ks" in data:
+            data["ks"] = tuple(int(k) for k in data["ks"])
+        return data
 
 
 @dataclass
@@ -61,10 +65,10 @@ class P3EvalResult:
 
     @property
     def tokens_per_s(self) -> float:
-        return self.tokens / self.seconds if self.seconds else 0.0
+        return tokens_per_s(self.tokens, self.seconds)
 
     def as_dict(self) -> dict:
-        return {**asdict(self), "tokens_per_s": round(self.tokens_per_s, 1)}
+        return {**asdict(self), "tokens_per_s": self.tokens_per_s}
 
 
 def held_out_puzzles(folder: str | Path, subset: int = 0, seed: int = 0) -> tuple[str, list[P3Puzzle]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 Prompt = str | list[dict]  # raw text (completion prompts) or chat messages {"role", "content"}
 
@@ -47,8 +47,21 @@ class CancelToken:
 
 
 class LanguageModel(Protocol):
-    name: str
-    device: str
+    """What every backend (transformers, llama.cpp) offers its callers: the chat, self-play,
+    evaluation and the model runtime use nothing else."""
+
+    name: str  # what records and pages call the model
+    device: str  # "cpu", "cuda", ...
+    backend: str  # "transformers" or "llama.cpp"
+    quantization: str  # "none", "int8" (torch dynamic), "gguf" (the file's own quantization)
+    load_seconds: float
+    tokenizer: Any  # a Hugging Face tokenizer (chat template, token boundaries of prompts)
+
+    def encode(self, prompt: Prompt) -> list[int]:
+        """The prompt's token ids, as the model would be given them (chat template applied)."""
+
+    def complete(self, prompt: Prompt, params: SamplingParams, cancel: CancelToken | None = None) -> Completion:
+        """One completion."""
 
     def stream(self, prompt: Prompt, params: SamplingParams, cancel: CancelToken | None = None) -> Iterator[str]:
         """Text deltas as tokens are produced; the generator's return value is the Completion."""

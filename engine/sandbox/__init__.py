@@ -3,10 +3,11 @@
     from engine.sandbox import verify, verify_many
     verify({"id": "p1", "kind": "puzzle", "sat": "def sat(x: int): return x > 3", "sol": "def sol(): return 4"})
 
-The module-level functions share one process-wide `Sandbox`, configured from the environment:
-AUTODIDACT_SANDBOX_WORKERS (default: the number of cores), AUTODIDACT_SANDBOX_LEVEL (auto |
+The module-level functions share one process-wide `Sandbox`, configured from the environment
+alone: AUTODIDACT_SANDBOX_WORKERS (default: the number of cores), AUTODIDACT_SANDBOX_LEVEL (auto |
 namespaces+uid | namespaces | rlimits) and AUTODIDACT_SANDBOX_HIDE (paths to hide, separated
-by ':'; AUTODIDACT_DATA_DIR is always hidden).
+by ':'; AUTODIDACT_DATA_DIR is always hidden). The web app does not use it: it has its own seam
+(webapp/core/verification.py), which also hides the site's data folder.
 """
 from __future__ import annotations
 
@@ -38,8 +39,9 @@ def configured_level() -> str:
     return os.environ.get("AUTODIDACT_SANDBOX_LEVEL", "auto")
 
 
-def default_sandbox(hide: Iterable[str] = ()):
-    """The process-wide Sandbox, created on first use (hiding `hide` too) and closed at exit."""
+def default_sandbox():
+    """The process-wide Sandbox, created on first use and closed at exit. What it hides depends on the
+    environment only, so every caller gets the same sandbox whatever the order of calls."""
     global _default
     with _default_lock:
         if _default is None:
@@ -53,7 +55,7 @@ def default_sandbox(hide: Iterable[str] = ()):
             _default = Sandbox(
                 workers=int(os.environ.get("AUTODIDACT_SANDBOX_WORKERS", "0")) or None,
                 level=configured_level(),
-                hide=[*hidden, *map(str, hide)],
+                hide=hidden,
             )
             atexit.register(_default.close)
         return _default

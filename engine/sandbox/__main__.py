@@ -1,8 +1,8 @@
 """Verify jobs from the command line: JSON lines in, one JSON-line verdict per job out.
 
-    python -m engine.verify jobs.jsonl > verdicts.jsonl
+    python -m engine.sandbox jobs.jsonl > verdicts.jsonl
     echo '{"id": "p1", "kind": "puzzle", "sat": "def sat(x: int): return x > 2", "sol": "def sol(): return 3"}' \\
-        | python -m engine.verify
+        | python -m engine.sandbox
 
 A line that is not a JSON object gets an `error` verdict naming the line, and the run goes
 on. Verdicts come out as jobs finish (use the `id` to match them); a job without an `id`
@@ -38,7 +38,7 @@ def read_jobs(lines, bad: list[Verdict]) -> Iterator[dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m engine.verify", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m engine.sandbox", description=__doc__.split("\n")[0])
     parser.add_argument("file", nargs="?", help="JSON-lines jobs (default: standard input)")
     parser.add_argument("--workers", type=int, default=None, help="sandbox workers (default: cores)")
     parser.add_argument("--timeout", type=float, default=Limits.wall_s, help="seconds per run")

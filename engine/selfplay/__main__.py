@@ -62,7 +62,7 @@ def main(argv=None) -> int:
         print(json.dumps({"split": args.split, **search_reach(chosen, verify_many)}, indent=2))
         return 0
 
-    config = SelfPlayConfig.from_dict(vars(args))
+    config = SelfPlayConfig.from_known(vars(args))
     train = _train_puzzles(args.p3)
     model = load_model(args.model, args.backend)
     print(f"{model.name} loaded in {model.load_seconds:.1f} s", file=sys.stderr)

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from engine.config import Problems, StrictConfig
 from engine.lm.generation import CancelToken, SamplingParams
 from engine.lm.prompt_tokens import chat_text, token_aligned
 from engine.selfplay import filters
@@ -31,7 +32,9 @@ STAGES = ("generate", "filter", "solve", "verify")
 
 
 @dataclass(frozen=True)
-class SelfPlayConfig:
+class SelfPlayConfig(StrictConfig):
+    KIND = "self-play settings"
+
     batches: int = 4  # the budget: generation prompts
     puzzles_per_prompt: int = 16  # completions of each generation prompt
     attempts: int = 8  # solving samples per puzzle that passed the filters
@@ -47,24 +50,19 @@ class SelfPlayConfig:
     seed: int = 0
 
     def __post_init__(self):
+        problems = Problems()
         for name in ("batches", "puzzles_per_prompt", "attempts", "generation_tokens", "solving_tokens",
                      "max_solutions", "max_batch_rows"):
             if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be at least 1")
-        if not 0 <= self.generation_temperature <= 2 or not 0 <= self.solving_temperature <= 2:
-            raise ValueError("temperatures must be between 0 and 2")
+                problems.add(name, f"{name} must be at least 1")
+        for name in ("generation_temperature", "solving_temperature"):
+            if not 0 <= getattr(self, name) <= 2:
+                problems.add(name, "temperatures must be between 0 and 2")
         if self.context_tokens < self.generation_tokens + 64:
-            raise ValueError("context_tokens must leave room for the examples")
+            problems.add("context_tokens", "context_tokens must leave room for the examples")
         if self.style not in STYLES:
-            raise ValueError(f"unknown prompt style {self.style!r}; choose one of {', '.join(STYLES)}")
-
-    @classmethod
-    def from_dict(cls, data: dict) -> SelfPlayConfig:
-        known = {f for f in cls.__dataclass_fields__}
-        return cls(**{k: v for k, v in data.items() if k in known})
-
-    def as_dict(self) -> dict:
-        return asdict(self)
+            problems.add("style", f"unknown prompt style {self.style!r}; choose one of {', '.join(STYLES)}")
+        problems.raise_any()
 
     def generation_params(self, batch: int) -> SamplingParams:
         return SamplingParams(max_new_tokens=self.generation_tokens, temperature=self.generation_temperature,

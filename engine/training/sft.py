@@ -13,7 +13,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from engine.config import Problems, StrictConfig
 from engine.lm.generation import CancelToken
+from engine.lm.throughput import tokens_per_s
 from engine.training.checkpoints import CheckpointDir, seal
 from engine.training.packing import BlockDataset, TrainingText, drop_long, pack, snapshot_hash
 
@@ -25,7 +27,9 @@ class TrainingError(RuntimeError):
 
 
 @dataclass(frozen=True)
-class SFTConfig:
+class SFTConfig(StrictConfig):
+    KIND = "training settings"
+
     method: str = "full"  # "full" or "lora"
     epochs: float = 1.0
     max_steps: int = 0  # > 0 overrides epochs
@@ -44,35 +48,23 @@ class SFTConfig:
     max_example_tokens: int = 0  # longer examples are left out (0: keep all); reported as `dropped`
 
     def __post_init__(self):
-        problems = []
+        problems = Problems()
         if self.method not in METHODS:
-            problems.append(f"method must be one of {', '.join(METHODS)} (got {self.method!r})")
+            problems.add("method", f"method must be one of {', '.join(METHODS)} (got {self.method!r})")
         if self.epochs <= 0 and self.max_steps <= 0:
-            problems.append("train for some epochs or some steps")
+            problems.add("epochs", "train for some epochs or some steps")
         if not 0 < self.learning_rate < 1:
-            problems.append("learning_rate must be between 0 and 1")
+            problems.add("learning_rate", "learning_rate must be between 0 and 1")
         for name in ("batch_size", "gradient_accumulation", "save_steps", "keep_checkpoints", "lora_r"):
             if int(getattr(self, name)) < 1:
-                problems.append(f"{name} must be at least 1")
+                problems.add(name, f"{name} must be at least 1")
         if not 8 <= self.block_size <= 32768:
-            problems.append("block_size must be between 8 and 32768 tokens")
+            problems.add("block_size", "block_size must be between 8 and 32768 tokens")
         if self.max_example_tokens < 0:
-            problems.append("max_example_tokens must be at least 0")
+            problems.add("max_example_tokens", "max_example_tokens must be at least 0")
         if self.device not in ("auto", "cpu", "cuda"):
-            problems.append("device must be auto, cpu or cuda")
-        if problems:
-            raise ValueError("; ".join(problems))
-
-    @classmethod
-    def from_dict(cls, data: dict) -> SFTConfig:
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown training settings: {', '.join(unknown)}")
-        return cls(**data)
-
-    def as_dict(self) -> dict:
-        return asdict(self)
+            problems.add("device", "device must be auto, cpu or cuda")
+        problems.raise_any()
 
 
 @dataclass
@@ -178,7 +170,7 @@ def _callback(folders: CheckpointDir, progress: Progress | None, cancel: CancelT
                 progress({"step": state.global_step, "max_steps": state.max_steps,
                           "epoch": round(float(state.epoch or 0), 3), "loss": curve[-1][1],
                           "learning_rate": logs.get("learning_rate"),
-                          "tokens_per_s": round(rate * tokens_per_step, 1),
+                          "tokens_per_s": tokens_per_s(done * tokens_per_step, elapsed),
                           "eta_s": round((state.max_steps - state.global_step) / rate, 1) if rate else None})
             return self._stop_if_cancelled(control)  # a cancel seen while reporting: no further step
 
@@ -244,8 +236,7 @@ def train_sft(base: str, examples: Sequence[TrainingText], out_dir: str | Path, 
         str(folders.model), trainer.state.global_step, round(float(trainer.state.epoch or 0), 3), len(examples),
         len(blocks), dataset.tokens, snapshot_hash(examples), curve, curve[-1][1] if curve else None,
         round(time.perf_counter() - started, 1),
-        round(tokens_per_step * (outcome.global_step - start_step) / max(outcome.metrics.get("train_runtime", 0), 1e-9),
-              1),
+        tokens_per_s(tokens_per_step * (outcome.global_step - start_step), outcome.metrics.get("train_runtime", 0)),
         str(resume_from) if resume_from else None, cancelled, dropped)
     if cancelled:
         return result

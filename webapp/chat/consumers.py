@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from channels.db import database_sync_to_async
 
-from webapp.chat import services, turns
+from webapp.chat import model_replies, user_turns
 from webapp.chat.models import Conversation, Message
-from webapp.chat.rate_limits import RateLimited
 from webapp.chat.threads import thread
 from webapp.core.consumers import JsonFramesConsumer
+from webapp.refusals import Refused
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_NOT_FOUND = 4404
@@ -27,10 +27,10 @@ class ChatConsumer(JsonFramesConsumer):
         if self.conversation is None:
             await self.close(code=CLOSE_NOT_FOUND)
             return
-        self.group = services.group_name(self.conversation.pk)
+        self.group = model_replies.group_name(self.conversation.pk)
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
-        await database_sync_to_async(services.reap_stale_replies)()
+        await database_sync_to_async(model_replies.reap_stale_replies)()
         await self.send_json({"type": "history", "messages": await self._messages()})
 
     async def disconnect(self, code):
@@ -55,8 +55,8 @@ class ChatConsumer(JsonFramesConsumer):
             await self.send_json({"type": "error", "detail": "send {\"type\": \"send\", \"content\": text}"})
             return
         try:
-            await database_sync_to_async(turns.send)(self.conversation, text)
-        except (services.Busy, ValueError, turns.Unavailable, RateLimited) as exc:
+            await database_sync_to_async(user_turns.send)(self.conversation, text)
+        except Refused as exc:
             await self.send_json({"type": "error", "detail": str(exc)})
 
     def _own_message(self, message_id):
@@ -66,7 +66,7 @@ class ChatConsumer(JsonFramesConsumer):
 
     def _stop(self, message_id):
         if self._own_message(message_id) is not None:
-            services.request_stop(message_id)
+            model_replies.request_stop(message_id)
 
     @database_sync_to_async
     def _messages(self):

@@ -1,5 +1,6 @@
-"""Chat turns: start a reply, stream it from the model into the database and the channel layer,
-stop it, and notice when the model worker died mid-reply."""
+"""The model's side of a chat turn: a placeholder for its reply, the reply streamed from the model
+into the database and the channel layer, stopping it, and noticing when the model worker died
+mid-reply. (What a person does to ask for a reply is in user_turns.py.)"""
 from __future__ import annotations
 
 import logging
@@ -18,14 +19,13 @@ from engine.lm.stream_chunks import coalesce
 from engine.sandbox.verdict import short
 from webapp.chat.models import Conversation, Message
 from webapp.chat.threads import ancestors, model_history
-from webapp.training.versions import attributable
+from webapp.refusals import Conflict
+from webapp.serving.versions import attributable
 
 log = logging.getLogger(__name__)
-MAX_MESSAGE_CHARS = 20_000
 HEARTBEAT_EVERY_S = 5.0
 STALE_AFTER_S = 20.0  # a started reply with no heartbeat for this long: its worker is gone
 QUEUED_TOO_LONG_S = 600.0
-REPLY_PARAMS = SamplingParams(max_new_tokens=512, temperature=0.0)
 
 
 def reply_params() -> SamplingParams:
@@ -35,7 +35,7 @@ def reply_params() -> SamplingParams:
     return SamplingParams(max_new_tokens=settings.AUTODIDACT_CHAT_MAX_TOKENS, temperature=0.0)
 
 
-class Busy(Exception):
+class Busy(Conflict):
     """The user already has a reply being generated."""
 
 
@@ -56,15 +56,6 @@ def _reply_turn(parent: Message) -> int:
     return 1 + sum(1 for m in ancestors(parent) if m.role == Message.Role.ASSISTANT)
 
 
-def _clean_text(text: str) -> str:
-    text = (text or "").strip()
-    if not text:
-        raise ValueError("the message is empty")
-    if len(text) > MAX_MESSAGE_CHARS:
-        raise ValueError(f"the message is longer than {MAX_MESSAGE_CHARS:,} characters")
-    return text
-
-
 def create_reply(conversation: Conversation, parent: Message, kind: str = Message.Kind.CHAT) -> Message:
     """A placeholder for the model's answer to `parent`, shown as the branch's end. Raises Busy."""
     try:
@@ -76,29 +67,6 @@ def create_reply(conversation: Conversation, parent: Message, kind: str = Messag
     except IntegrityError:
         raise Busy("a reply is still being written; stop it or wait for it") from None
     return reply
-
-
-def start_turn(conversation: Conversation, text: str, *, kind: str = Message.Kind.CHAT, prompt: str = "",
-               parent: Message | None | bool = True, reply_kind: str = Message.Kind.CHAT) -> tuple[Message, Message]:
-    """Save the user's message and a placeholder for the reply. Raises Busy or ValueError.
-
-    `parent=True` continues the branch on screen; None starts at the root (an edited first message)."""
-    text = _clean_text(text)
-    if parent is True:  # the leaf as stored now (a long-lived socket's copy of the conversation is stale)
-        leaf_id = Conversation.objects.filter(pk=conversation.pk).values_list("leaf_id", flat=True).first()
-        parent = Message.objects.filter(pk=leaf_id).first() if leaf_id else (
-            conversation.messages.order_by("-created_at", "-id").first())
-    try:
-        with transaction.atomic():
-            asked = Message.objects.create(conversation=conversation, owner=conversation.owner, parent=parent,
-                                           role=Message.Role.USER, kind=kind, content=text, prompt=prompt)
-            reply = create_reply(conversation, asked, reply_kind)
-    except IntegrityError:
-        raise Busy("a reply is still being written; stop it or wait for it") from None
-    if not conversation.title:
-        Conversation.objects.filter(pk=conversation.pk).update(title=short(text.splitlines()[0], 80))
-    conversation.leaf = reply
-    return asked, reply
 
 
 def request_stop(message_id: int) -> None:
@@ -130,9 +98,10 @@ class _Heartbeat:
         self._thread.join(timeout=HEARTBEAT_EVERY_S + 1)
 
 
-def stream_reply(message_id: int, get_model: Callable[[], LanguageModel],
-                 params: SamplingParams = REPLY_PARAMS, interval_s: float = 0.1) -> Message:
+def stream_reply(message_id: int, get_model: Callable[[], tuple[LanguageModel, int | None]],
+                 params: SamplingParams | None = None, interval_s: float = 0.1) -> Message:
     """Generate the reply into the placeholder: one database write and one broadcast per chunk."""
+    params = params or reply_params()
     reply = Message.objects.select_related("conversation").get(pk=message_id)
     if reply.status != Message.Status.STREAMING:
         return reply  # stopped or reaped before we started
@@ -141,9 +110,9 @@ def stream_reply(message_id: int, get_model: Callable[[], LanguageModel],
     content = ""
     with _Heartbeat(message_id):
         try:
-            model = get_model()
+            model, version_id = get_model()
             Message.objects.filter(pk=message_id).update(model_name=model.name,
-                                                          model_version_id=attributable(model))
+                                                          model_version_id=attributable(version_id))
             cancel = CancelToken()
             for chunk in coalesce(model.stream(history, params, cancel), interval_s):
                 content += chunk.text

@@ -76,7 +76,7 @@ class Message(models.Model):
     chunks = models.PositiveIntegerField(default=0)  # chunks persisted so far (the next seq)
     finish_reason = models.CharField(max_length=16, blank=True)
     model_name = models.CharField(max_length=200, blank=True)
-    model_version = models.ForeignKey("training.ModelVersion", null=True, blank=True, on_delete=models.SET_NULL,
+    model_version = models.ForeignKey("serving.ModelVersion", null=True, blank=True, on_delete=models.SET_NULL,
                                       related_name="+")  # assistant: the version that wrote it
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     turn = models.PositiveIntegerField(default=0)  # assistant: 1 for the first answer, +1 per repair

@@ -10,13 +10,13 @@ import time
 from django.conf import settings
 from django.core.cache import cache
 
+from webapp.refusals import RateLimited
+
+__all__ = ["RateLimited", "consume", "parse_limits"]
+
 PERIODS = {"second": 1, "s": 1, "minute": 60, "min": 60, "m": 60, "hour": 3600, "h": 3600, "day": 86400, "d": 86400}
 
 
-class RateLimited(Exception):
-    def __init__(self, limit: str, retry_after_s: int):
-        super().__init__(f"you have reached your limit of model replies ({limit}); try again in {retry_after_s} s")
-        self.retry_after_s = retry_after_s
 
 
 def parse_limits(spec: str) -> list[tuple[int, int, str]]:
@@ -39,7 +39,9 @@ def consume(user_id: int, now: float | None = None) -> None:
         key = f"chat:rate:{user_id}:{period}:{window}"
         cache.add(key, 0, timeout=period + 5)
         if (cache.get(key) or 0) >= count:
-            raise RateLimited(label, int(period - now % period) + 1)
+            retry_after_s = int(period - now % period) + 1
+            raise RateLimited(f"you have reached your limit of model replies ({label}); "
+                              f"try again in {retry_after_s} s", retry_after_s)
         keys.append(key)
     for key in keys:
         try:

@@ -4,9 +4,9 @@ from celery import shared_task
 
 @shared_task(name="gpu.chat_reply")
 def chat_reply(message_id: int) -> str:
-    from webapp.chat.services import reply_params, stream_reply
+    from webapp.chat.model_replies import reply_params, stream_reply
     from webapp.chat.testing import after_reply
-    from webapp.core.model_runtime import runtime
+    from webapp.serving.model_runtime import runtime
 
     status = stream_reply(message_id, runtime.get, reply_params()).status
     after_reply(message_id)
@@ -22,6 +22,6 @@ def chat_tests(message_id: int) -> str:
 
 @shared_task(name="chat.reap_stale_replies")
 def reap_stale_replies() -> int:
-    from webapp.chat.services import reap_stale_replies as reap
+    from webapp.chat.model_replies import reap_stale_replies as reap
 
     return reap()

@@ -6,8 +6,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from engine.codechat.checks import job_for, reply_code
+from webapp.chat.model_replies import broadcast
 from webapp.chat.models import Conversation, Message
-from webapp.chat.services import broadcast
 from webapp.chat.threads import model_history
 from webapp.datasets.models import TrainingExample
 
@@ -65,7 +65,8 @@ def record_verdict(reply: Message, verdict: dict) -> dict:
                 conversation.first_success_turn = reply.turn
         conversation.save(update_fields=["turns", "solved", "first_success_turn", "updated_at"])
         reply.verdict = verdict
-        if verdict.get("status") == "passed" and reply.kind == Message.Kind.REPAIR:
+        if (verdict.get("status") == "passed" and reply.kind == Message.Kind.REPAIR
+                and reply.status == Message.Status.COMPLETE):  # a stopped reply is not what the model would write
             keep_repair(reply)
     broadcast(reply.conversation_id, {"kind": "tests", "message": reply.pk, "status": verdict.get("status"),
                                       "solved": conversation.solved, "turns": conversation.turns,
@@ -74,12 +75,13 @@ def record_verdict(reply: Message, verdict: dict) -> dict:
 
 
 def keep_repair(reply: Message) -> TrainingExample:
-    """A repair the sandbox verified becomes training data (once per reply)."""
+    """A repair the sandbox verified becomes training data (once per reply): the ledger row holds the
+    messages the model was given for it (`model_history`, as the reply's stream used them)."""
     feedback = Message.objects.filter(pk=reply.parent_id).values_list("content", flat=True).first() or ""
     example, _ = TrainingExample.objects.get_or_create(source_message=reply, defaults={
         "provenance": TrainingExample.Provenance.HUMAN_FEEDBACK_REPAIR,
         "prompt": model_history(reply), "completion": reply.content, "code": reply.code,
         "feedback": feedback, "model_name": reply.model_name, "verdict": reply.verdict or {},
-        "turn": reply.turn, "created_by": reply.owner,
+        "turn": reply.turn, "created_by": reply.owner, "task_source": reply.conversation.source or "",
     })
     return example

@@ -1,4 +1,4 @@
-"""What a person can do that makes the model answer: open a conversation (free text, a task with
+"""The person's side of a chat turn: what a person can do that makes the model answer: open a conversation (free text, a task with
 tests, a puzzle), send a message, edit one, regenerate a reply, or give feedback for a repair.
 
 Each checks the model worker and the user's rate limit first, so a refused request loses nothing
@@ -6,22 +6,53 @@ Each checks the model worker and the user's rate limit first, so a refused reque
 """
 from __future__ import annotations
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from engine.codechat import prompts
 from engine.codechat.checks import entry_point_of, validate_tests
 from engine.sandbox.analysis import PuzzleFormError, analyse_puzzle
+from engine.sandbox.verdict import short
 from webapp.chat import rate_limits
+from webapp.chat.model_replies import Busy, broadcast, create_reply
 from webapp.chat.models import Conversation, Message
-from webapp.chat.services import Busy, broadcast, create_reply, start_turn
 from webapp.chat.threads import thread
-from webapp.core import model_worker
+from webapp.refusals import Invalid, Unavailable
+from webapp.serving import model_worker
 
 MAX_TESTS = 50
+MAX_MESSAGE_CHARS = 20_000
 
 
-class Unavailable(Exception):
-    """The model worker is down: nothing was saved."""
+def _clean_text(text: str) -> str:
+    text = (text or "").strip()
+    if not text:
+        raise Invalid("the message is empty")
+    if len(text) > MAX_MESSAGE_CHARS:
+        raise Invalid(f"the message is longer than {MAX_MESSAGE_CHARS:,} characters")
+    return text
+
+
+def start_turn(conversation: Conversation, text: str, *, kind: str = Message.Kind.CHAT, prompt: str = "",
+               parent: Message | None | bool = True, reply_kind: str = Message.Kind.CHAT) -> tuple[Message, Message]:
+    """Save the user's message and a placeholder for the reply. Raises Busy or Invalid.
+
+    `parent=True` continues the branch on screen; None starts at the root (an edited first message)."""
+    text = _clean_text(text)
+    if parent is True:  # the leaf as stored now (a long-lived socket's copy of the conversation is stale)
+        leaf_id = Conversation.objects.filter(pk=conversation.pk).values_list("leaf_id", flat=True).first()
+        parent = Message.objects.filter(pk=leaf_id).first() if leaf_id else (
+            conversation.messages.order_by("-created_at", "-id").first())
+    try:
+        with transaction.atomic():
+            asked = Message.objects.create(conversation=conversation, owner=conversation.owner, parent=parent,
+                                           role=Message.Role.USER, kind=kind, content=text, prompt=prompt)
+            reply = create_reply(conversation, asked, reply_kind)
+    except IntegrityError:
+        raise Busy("a reply is still being written; stop it or wait for it") from None
+    if not conversation.title:
+        Conversation.objects.filter(pk=conversation.pk).update(title=short(text.splitlines()[0], 80))
+    conversation.leaf = reply
+    return asked, reply
 
 
 def check_can_reply(user) -> dict:
@@ -69,36 +100,36 @@ def mbpp_task(task_id: str) -> dict:
     from engine.datasets.mbpp import load_mbpp
 
     if not str(task_id).strip().isdigit():
-        raise ValueError("an MBPP task id is a number, e.g. 601")
+        raise Invalid("an MBPP task id is a number, e.g. 601")
     try:
         task = load_mbpp(settings.AUTODIDACT_BENCHMARK_DATA).get(int(task_id))
     except FileNotFoundError as exc:
-        raise ValueError(str(exc)) from None
+        raise Invalid(str(exc)) from None
     if task is None:
-        raise ValueError(f"there is no MBPP task {task_id}")
+        raise Invalid(f"there is no MBPP task {task_id}")
     if not task.usable_for_training:
-        raise ValueError(f"MBPP task {task_id} is in the test split (11-510), which is kept for evaluation; "
+        raise Invalid(f"MBPP task {task_id} is in the test split (11-510), which is kept for evaluation; "
                          "choose a train (601-974), validation (511-600) or prompt (1-10) task")
     return {"problem": task.text, "tests": task.tests, "setup": task.setup, "source": f"mbpp:{task.task_id}"}
 
 
 def task_fields(kind: str, *, problem: str = "", tests: list[str] = (), sat: str = "") -> dict:
-    """Validated fields of a conversation's task; raises ValueError with every problem found."""
+    """Validated fields of a conversation's task; raises Invalid with every problem found."""
     if kind == Conversation.Kind.TASK:
         problems = [] if problem.strip() else ["describe the task in words"]
         problems += validate_tests(list(tests))
         if len(tests) > MAX_TESTS:
             problems.append(f"at most {MAX_TESTS} tests")
         if problems:
-            raise ValueError("; ".join(problems))
+            raise Invalid("; ".join(problems))
         return {"problem": problem.strip(), "tests": list(tests), "entry_point": entry_point_of(list(tests))}
     if kind == Conversation.Kind.PUZZLE:
         try:
             analyse_puzzle(sat, "def sol():\n    return None\n")
         except SyntaxError as exc:
-            raise ValueError(f"the puzzle is not valid Python: {exc.msg} (line {exc.lineno})") from None
+            raise Invalid(f"the puzzle is not valid Python: {exc.msg} (line {exc.lineno})") from None
         except PuzzleFormError as exc:
-            raise ValueError(f"not a P3 puzzle: {exc}") from None
+            raise Invalid(f"not a P3 puzzle: {exc}") from None
         return {"sat": sat.strip() + "\n", "entry_point": "sol"}
     return {}
 
@@ -106,7 +137,7 @@ def task_fields(kind: str, *, problem: str = "", tests: list[str] = (), sat: str
 def open_conversation(user, kind: str, *, text: str = "", problem: str = "", tests: list[str] = (),
                       sat: str = "", title: str = "", source: str = "user",
                       mbpp_id: str = "") -> tuple[Conversation, Message]:
-    """A new conversation and its first reply, queued. Raises ValueError, Busy, Unavailable, RateLimited."""
+    """A new conversation and its first reply, queued. Raises Invalid, Busy, Unavailable or RateLimited."""
     setup = ""
     if kind == Conversation.Kind.TASK and str(mbpp_id).strip():
         loaded = mbpp_task(mbpp_id)
@@ -115,7 +146,7 @@ def open_conversation(user, kind: str, *, text: str = "", problem: str = "", tes
     if setup:
         fields["setup"] = setup
     if kind == Conversation.Kind.FREE and not text.strip():
-        raise ValueError("the message is empty")
+        raise Invalid("the message is empty")
     state = check_can_reply(user)
     with transaction.atomic():
         conversation = Conversation.objects.create(owner=user, kind=kind, title=title.strip()[:200],
@@ -136,7 +167,7 @@ def open_conversation(user, kind: str, *, text: str = "", problem: str = "", tes
 def send(conversation: Conversation, text: str) -> tuple[Message, Message]:
     """A chat message at the end of the branch on screen."""
     if not (text or "").strip():
-        raise ValueError("the message is empty")
+        raise Invalid("the message is empty")
     state = check_can_reply(conversation.owner)
     with transaction.atomic():
         asked, reply = start_turn(conversation, text)
@@ -156,14 +187,14 @@ def give_feedback(conversation: Conversation, feedback: str) -> tuple[Message, M
     """A repair turn: the model gets the task and its previous code (the history), the sandbox's
     results on that code and the feedback, and answers with new code (tested when it finishes)."""
     if not conversation.has_tests:
-        raise ValueError("feedback turns need a task with tests or a puzzle")
+        raise Invalid("feedback turns need a task with tests or a puzzle")
     previous = latest_answer(thread(conversation))
     if previous is None:
-        raise ValueError("there is no answer to give feedback on yet")
+        raise Invalid("there is no answer to give feedback on yet")
     if previous.verdict and previous.verdict.get("status") == "running":
         raise Busy("the tests of the last answer are still running")
     if not (feedback or "").strip():
-        raise ValueError("the feedback is empty")
+        raise Invalid("the feedback is empty")
     state = check_can_reply(conversation.owner)
     with transaction.atomic():
         asked, reply = start_turn(conversation, feedback, kind=Message.Kind.FEEDBACK, parent=previous,
@@ -176,16 +207,16 @@ def give_feedback(conversation: Conversation, feedback: str) -> tuple[Message, M
 def edit(message: Message, text: str) -> tuple[Message, Message]:
     """A new version of a user message, beside the old one (its branch is kept), and a new reply."""
     if message.role != Message.Role.USER:
-        raise ValueError("only your own messages can be edited")
+        raise Invalid("only your own messages can be edited")
     conversation = message.conversation
     if not (text or "").strip():
-        raise ValueError("the message is empty")
+        raise Invalid("the message is empty")
     prompt = ""
     if message.kind == Message.Kind.FEEDBACK:
         previous = Message.objects.get(pk=message.parent_id)
         prompt = prompts.repair_prompt(text, previous.verdict, conversation.entry_point)
     elif message.kind == Message.Kind.TASK:
-        raise ValueError("the task itself cannot be edited; start a new conversation with the changed task")
+        raise Invalid("the task itself cannot be edited; start a new conversation with the changed task")
     state = check_can_reply(conversation.owner)
     reply_kind = Message.Kind.REPAIR if message.kind == Message.Kind.FEEDBACK else Message.Kind.CHAT
     with transaction.atomic():
@@ -198,7 +229,7 @@ def edit(message: Message, text: str) -> tuple[Message, Message]:
 def regenerate(message: Message) -> Message:
     """Another answer to the same message, beside the old one."""
     if message.role != Message.Role.ASSISTANT or message.parent_id is None:
-        raise ValueError("only answers can be regenerated")
+        raise Invalid("only answers can be regenerated")
     if message.status == Message.Status.STREAMING:
         raise Busy("this answer is still being written")
     state = check_can_reply(message.conversation.owner)

@@ -13,37 +13,28 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from engine.codechat.checks import split_tests
-from webapp.chat import services, threads, turns
+from webapp.chat import model_replies, threads, user_turns
 from webapp.chat.export import exportable, iter_jsonl
 from webapp.chat.models import Conversation, Message
-from webapp.chat.rate_limits import RateLimited
 from webapp.chat.rendering import code_diff, render_markdown
 from webapp.chat.testing import schedule_tests
+from webapp.core.refusal_responses import refusal_response
+from webapp.refusals import Invalid, Refused
 
 SIDEBAR_SIZE = 50
 
 
-def _status_of(exc: Exception) -> int:
-    return {services.Busy: 409, RateLimited: 429, turns.Unavailable: 503}.get(type(exc), 400)
+def _refusal(request, exc: Refused) -> HttpResponse:
+    """A request the chat cannot take: htmx gets the reason as text (the page shows it, nothing lost); a
+    plain form post goes back to the page it came from, the reason shown there."""
 
-
-def _refusal(request, exc: Exception) -> HttpResponse:
-    """A request the chat cannot take: the reason as text (the page shows it), nothing lost."""
-    status = _status_of(exc)
-    text = str(exc)
-    text = text[:1].upper() + text[1:]
-    if not request.htmx:  # a plain form post: say it on the page it came from
+    def back_to_the_page(text: str, status: int) -> HttpResponse:
         messages.error(request, text)
         back = request.headers.get("Referer", "")
         safe = url_has_allowed_host_and_scheme(back, {request.get_host()}, request.is_secure())
         return redirect(back if safe else reverse("chat:index"))
-    response = HttpResponse(text, status=status, content_type="text/plain")
-    if isinstance(exc, RateLimited):
-        response["Retry-After"] = str(exc.retry_after_s)
-    return response
 
-
-REFUSALS = (ValueError, services.Busy, RateLimited, turns.Unavailable)
+    return refusal_response(request, exc, back_to_the_page, ("chat:index", "Back to the chat"))
 
 
 def _sidebar(request, current: Conversation | None = None) -> dict:
@@ -92,7 +83,7 @@ def thread_items(conversation: Conversation) -> list[dict]:
 def _body_context(conversation: Conversation) -> dict:
     items = thread_items(conversation)
     last = items[-1]["message"] if items else None
-    answer = turns.latest_answer([item["message"] for item in items])
+    answer = user_turns.latest_answer([item["message"] for item in items])
     return {
         "conversation": conversation,
         "tests_text": "\n".join(conversation.tests),
@@ -115,7 +106,7 @@ def _start_turn(request, conversation: Conversation, start) -> HttpResponse:
     """Run a turn-starting action: the fresh body, or the reason it was refused (nothing saved)."""
     try:
         start()
-    except REFUSALS as exc:
+    except Refused as exc:
         return _refusal(request, exc)
     return _body(request, conversation)
 
@@ -133,13 +124,12 @@ def new(request):
         kind = Conversation.Kind.FREE
     form = {key: request.POST.get(key, "") for key in ("kind", "text", "problem", "tests", "sat", "title", "mbpp_id")}
     try:
-        conversation, _ = turns.open_conversation(
+        conversation, _ = user_turns.open_conversation(
             request.user, kind, text=form["text"], problem=form["problem"], tests=split_tests(form["tests"]),
             sat=form["sat"], title=form["title"], mbpp_id=form["mbpp_id"])
-    except REFUSALS as exc:
-        text = str(exc)
-        context = {**_sidebar(request), "kinds": Conversation.Kind, "form": form, "error": text[:1].upper() + text[1:]}
-        return render(request, "chat/index.html", context, status=_status_of(exc))
+    except Refused as exc:  # the form again, with what was typed
+        context = {**_sidebar(request), "kinds": Conversation.Kind, "form": form, "error": exc.reason}
+        return render(request, "chat/index.html", context, status=exc.status)
     return redirect("chat:conversation", conversation.pk)
 
 
@@ -158,14 +148,14 @@ def body(request, conversation_id: int):
 @require_POST
 def send(request, conversation_id: int):
     conversation = _own_conversation(request, conversation_id)
-    return _start_turn(request, conversation, lambda: turns.send(conversation, request.POST.get("text", "")))
+    return _start_turn(request, conversation, lambda: user_turns.send(conversation, request.POST.get("text", "")))
 
 
 @require_POST
 def feedback(request, conversation_id: int):
     conversation = _own_conversation(request, conversation_id)
     text = request.POST.get("feedback", "")
-    return _start_turn(request, conversation, lambda: turns.give_feedback(conversation, text))
+    return _start_turn(request, conversation, lambda: user_turns.give_feedback(conversation, text))
 
 
 @require_POST
@@ -173,7 +163,7 @@ def rename(request, conversation_id: int):
     conversation = _own_conversation(request, conversation_id)
     title = request.POST.get("title", "").strip()[:200]
     if not title:
-        return _refusal(request, ValueError("the title is empty"))
+        return _refusal(request, Invalid("the title is empty"))
     Conversation.objects.filter(pk=conversation.pk).update(title=title, updated_at=timezone.now())
     if request.htmx:
         return HttpResponse(status=204, headers={"HX-Refresh": "true"})
@@ -184,7 +174,7 @@ def rename(request, conversation_id: int):
 def delete(request, conversation_id: int):
     conversation = _own_conversation(request, conversation_id)
     for message_id in conversation.messages.filter(status=Message.Status.STREAMING).values_list("pk", flat=True):
-        services.request_stop(message_id)
+        model_replies.request_stop(message_id)
     conversation.delete()
     if request.htmx:
         return HttpResponse(status=204, headers={"HX-Redirect": reverse("chat:index")})
@@ -194,20 +184,20 @@ def delete(request, conversation_id: int):
 @require_POST
 def stop(request, message_id: int):
     message = _own_message(request, message_id)
-    services.request_stop(message.pk)
+    model_replies.request_stop(message.pk)
     return HttpResponse(status=204)
 
 
 @require_POST
 def regenerate(request, message_id: int):
     message = _own_message(request, message_id)
-    return _start_turn(request, message.conversation, lambda: turns.regenerate(message))
+    return _start_turn(request, message.conversation, lambda: user_turns.regenerate(message))
 
 
 @require_POST
 def edit(request, message_id: int):
     message = _own_message(request, message_id)
-    return _start_turn(request, message.conversation, lambda: turns.edit(message, request.POST.get("text", "")))
+    return _start_turn(request, message.conversation, lambda: user_turns.edit(message, request.POST.get("text", "")))
 
 
 @require_POST
@@ -221,11 +211,11 @@ def show_branch(request, message_id: int):
 def run_tests(request, message_id: int):
     message = _own_message(request, message_id)
     if not message.conversation.has_tests:
-        return _refusal(request, ValueError("this conversation has no tests"))
+        return _refusal(request, Invalid("this conversation has no tests"))
     if message.role != Message.Role.ASSISTANT or message.status == Message.Status.STREAMING:
-        return _refusal(request, ValueError("only a finished answer can be tested"))
+        return _refusal(request, Invalid("only a finished answer can be tested"))
     if not message.code:
-        return _refusal(request, ValueError("the answer has no code block to test"))
+        return _refusal(request, Invalid("the answer has no code block to test"))
     schedule_tests(message.pk)
     return _body(request, message.conversation)
 
@@ -234,7 +224,7 @@ def run_tests(request, message_id: int):
 def rate(request, message_id: int):
     message = _own_message(request, message_id)
     if message.role != Message.Role.ASSISTANT:
-        return _refusal(request, ValueError("only answers can be rated"))
+        return _refusal(request, Invalid("only answers can be rated"))
     value = {"up": 1, "down": -1}.get(request.POST.get("value", ""))
     reason = request.POST.get("reason", "").strip()[:500]
     if value is None:

@@ -13,7 +13,7 @@ from django.conf import settings
 from django.db import connection
 
 from webapp.celery_app import app as celery_app
-from webapp.core import model_worker
+from webapp.serving import model_worker
 
 # Every queue needs a consumer, or tasks routed there wait forever.
 REQUIRED_QUEUES = ("default", "verify", model_worker.GPU_QUEUE)

@@ -52,7 +52,7 @@ def gpu_sample(prompts: list, n: int = 1, params: dict | None = None) -> list[li
     from dataclasses import asdict
 
     from engine.lm.generation import SamplingParams
-    from webapp.core.model_runtime import runtime
+    from webapp.serving.model_runtime import runtime
 
-    rows = runtime.get().sample_many(prompts, n, SamplingParams(**(params or {})))
+    rows = runtime.get().model.sample_many(prompts, n, SamplingParams(**(params or {})))
     return [[asdict(completion) for completion in row] for row in rows]

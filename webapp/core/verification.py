@@ -1,17 +1,43 @@
-"""The site's sandbox: the engine's process-wide pool, also hiding the data dir."""
+"""The site's only way to the sandbox (tests/test_sandbox_seam.py keeps it so): one Sandbox per
+process that hides what sandboxed code must never read, decided by the settings alone, never by which
+caller came first: the data folder (database, secret key, checkpoints, logs), the folder of a SQLite
+database that lives elsewhere, and AUTODIDACT_SANDBOX_HIDE."""
 from __future__ import annotations
 
+import atexit
 import functools
+import os
+import threading
+from pathlib import Path
 
 from django.conf import settings
 
-from engine.sandbox import configured_level, default_sandbox
+from engine.sandbox import Sandbox, configured_level
 from engine.sandbox.isolation import probe
+
+_lock = threading.Lock()
+_sandbox = None
+
+
+def hidden_paths() -> tuple[str, ...]:
+    """Folders sandboxed code sees as empty, whatever the call order (a pure function of the settings)."""
+    paths = [Path(settings.DATA_DIR)]
+    database = settings.DATABASES["default"]
+    if database["ENGINE"].endswith("sqlite3") and str(database["NAME"]) not in ("", ":memory:"):
+        paths.append(Path(database["NAME"]).parent)
+    paths += [Path(p) for p in os.environ.get("AUTODIDACT_SANDBOX_HIDE", "").split(":") if p]
+    return tuple(dict.fromkeys(str(p.expanduser().resolve()) for p in paths))
 
 
 def sandbox():
     """Started on first use (a verify worker's first task), closed when the process exits."""
-    return default_sandbox(hide=[settings.DATA_DIR])
+    global _sandbox
+    with _lock:
+        if _sandbox is None:
+            _sandbox = Sandbox(workers=int(os.environ.get("AUTODIDACT_SANDBOX_WORKERS", "0")) or None,
+                               level=configured_level(), hide=hidden_paths())
+            atexit.register(_sandbox.close)
+        return _sandbox
 
 
 @functools.cache

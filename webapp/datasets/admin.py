@@ -5,7 +5,13 @@ from webapp.datasets.models import TrainingExample
 
 @admin.register(TrainingExample)
 class TrainingExampleAdmin(admin.ModelAdmin):
-    list_display = ("id", "provenance", "model_name", "turn", "created_by", "created_at")
+    """The ledger: the same rows `manage.py export_ledger --all` writes; `trainable` says which a round uses."""
+
+    list_display = ("id", "provenance", "task_source", "trainable", "model_name", "turn", "created_by", "created_at")
     list_filter = ("provenance", "model_name")
-    search_fields = ("code", "feedback")
-    readonly_fields = ("source_message", "created_at")
+    search_fields = ("code", "feedback", "task_source")
+    readonly_fields = ("source_message", "task_source", "prompt", "completion", "created_at")
+
+    @admin.display(boolean=True, description="trainable")
+    def trainable(self, row: TrainingExample) -> bool:
+        return row.trainable

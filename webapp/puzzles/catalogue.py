@@ -15,6 +15,7 @@ from engine.selfplay.puzzle_code import fingerprint
 from engine.selfplay.search_solutions import search_solution
 from engine.selfplay.seeds import SEED_PUZZLES
 from engine.selfplay.training_text import normalised, shortest_distinct
+from webapp.core.verification import sandbox
 from webapp.puzzles.models import Attempt, Puzzle
 
 P3_SOURCES = {"train": Puzzle.Source.P3_TRAIN, "test": Puzzle.Source.P3_TEST, "other": Puzzle.Source.P3_OTHER}
@@ -134,13 +135,11 @@ def add_search_solutions(timeout_s: float = 1.0) -> dict[str, int]:
 def _verify(pending: list[Attempt], timeout_s: float, detail: str) -> dict[str, int]:
     """Sandbox verdicts for `pending` (their puzzles loaded), saved with the puzzles' kept pairs
     and numbers in one transaction."""
-    from engine.sandbox import verify_many
-
     jobs = [{"id": str(a.pk), "kind": "puzzle", "sat": a.puzzle.sat, "sol": a.code, "timeout_s": timeout_s}
             for a in pending]
     by_id = {str(a.pk): a for a in pending}
     counts = {"checked": len(pending), "passed": 0, "failed": 0}
-    for verdict in verify_many(jobs):
+    for verdict in sandbox().verify_many(jobs):
         attempt = by_id[verdict.id]
         attempt.status = verdict.status
         attempt.verdict = {"status": verdict.status, "detail": verdict.detail or detail}

@@ -14,10 +14,10 @@ from dataclasses import asdict
 from types import SimpleNamespace
 
 from django.conf import settings
-from django.core.exceptions import PermissionDenied
 from django.db import connection, transaction
 from django.utils import timezone
 
+from engine.config import ConfigError
 from engine.sandbox.verdict import short
 from engine.selfplay import pipeline
 from engine.selfplay.filters import Candidate
@@ -25,19 +25,31 @@ from engine.selfplay.p3 import load_p3, one_per_problem
 from engine.selfplay.seeds import SEED_PUZZLES
 from webapp.accounts.roles import is_trainer
 from webapp.core.heartbeat import RowHeartbeat
+from webapp.core.verification import sandbox
 from webapp.puzzles.catalogue import mark_kept, refresh_stats
 from webapp.puzzles.models import Attempt, GenerationBatch, GenerationRun, Puzzle
-from webapp.training.versions import attributable
+from webapp.refusals import Conflict, Invalid, NotAllowed
+from webapp.serving.model_worker import describe_model
+from webapp.serving.versions import attributable
 
 log = logging.getLogger(__name__)
 NEXT = {"generate": "filter", "filter": "solve", "solve": "verify", "verify": "done"}
 GPU_STAGES = ("generate", "solve")
-HEARTBEAT_S = 5.0
-STALLED_AFTER_S = 60.0  # no heartbeat (one a second while a step runs) for this long
+ACTIVE = GenerationRun.ACTIVE
 
 
-class RunRefused(Exception):
+class RunRefused(Conflict):
     """A run cannot be started or resumed now (the reason is for the person who asked)."""
+
+    status = 400  # what the generation pages have always answered (training rounds answer 409)
+
+
+def settings_of(values: dict) -> pipeline.SelfPlayConfig:
+    """A run's settings from a form's or a command's values; Invalid names each field that is wrong."""
+    try:
+        return pipeline.SelfPlayConfig.from_dict(values)
+    except ConfigError as exc:
+        raise Invalid(str(exc), fields=exc.errors) from None
 
 
 def prompt_examples() -> list:
@@ -67,16 +79,15 @@ def _lock_runs() -> None:
 
 
 def start_run(user, settings_: dict) -> GenerationRun:
-    """Queue a run (trainers only; one active run at a time). Raises PermissionDenied, ValueError
-    (bad settings) or RunRefused."""
+    """Queue a run (trainers only; one active run at a time). Raises NotAllowed, Invalid (bad
+    settings) or RunRefused."""
     if user is not None and not is_trainer(user):
-        raise PermissionDenied("only trainers can start generation runs")
-    config = pipeline.SelfPlayConfig.from_dict(settings_)
-    from webapp.core.model_worker import describe_model
+        raise NotAllowed("only trainers can start generation runs")
+    config = settings_of(settings_)
 
     with transaction.atomic():
         _lock_runs()
-        active = GenerationRun.objects.filter(status__in=GenerationRun.ACTIVE).first()
+        active = GenerationRun.objects.filter(status__in=ACTIVE).first()
         if active is not None:
             raise RunRefused(f"generation run {active.pk} is still {active.status}; wait for it or cancel it")
         run = GenerationRun.objects.create(created_by=user, config=config.as_dict(),
@@ -88,21 +99,12 @@ def start_run(user, settings_: dict) -> GenerationRun:
 def cancel_run(user, run: GenerationRun) -> None:
     """Stop the run at its next step (trainers only; a run not yet started stops at once)."""
     if user is not None and not is_trainer(user):
-        raise PermissionDenied("only trainers can cancel generation runs")
-    GenerationRun.objects.filter(pk=run.pk, status__in=GenerationRun.ACTIVE).update(status=GenerationRun.Status.CANCELLING)
-    GenerationRun.objects.filter(pk=run.pk, status=GenerationRun.Status.CANCELLING, stage="").update(
-        status=GenerationRun.Status.CANCELLED, finished_at=timezone.now())
-
-
-def is_stalled(run: GenerationRun) -> bool:
-    """Queued or running, but nothing has happened for a while: its worker is gone."""
-    if run.status not in (GenerationRun.Status.QUEUED, GenerationRun.Status.RUNNING):
-        return False
-    return (timezone.now() - (run.heartbeat_at or run.created_at)).total_seconds() > STALLED_AFTER_S
-
-
-def resumable(run: GenerationRun) -> bool:
-    return run.status in (GenerationRun.Status.FAILED, GenerationRun.Status.CANCELLED) or is_stalled(run)
+        raise NotAllowed("only trainers can cancel generation runs")
+    if not GenerationRun.objects.filter(pk=run.pk, status__in=ACTIVE).update(cancel_requested=True):
+        run.refresh_from_db()
+        raise Conflict(f"the run is already {run.status}")
+    GenerationRun.finish(GenerationRun.objects.filter(pk=run.pk, status__in=ACTIVE, stage=""),
+                         GenerationRun.Status.CANCELLED)
 
 
 def next_step(run: GenerationRun) -> tuple[int, str] | None:
@@ -120,15 +122,16 @@ def next_step(run: GenerationRun) -> tuple[int, str] | None:
 def resume_run(user, run: GenerationRun) -> GenerationRun:
     """Carry on a failed, cancelled or stalled run from the stage that did not finish."""
     if user is not None and not is_trainer(user):
-        raise PermissionDenied("only trainers can resume generation runs")
-    if not resumable(run):
+        raise NotAllowed("only trainers can resume generation runs")
+    if not run.resumable:
         raise RunRefused("the run is still going" if run.is_active else f"the run has {run.status}")
     with transaction.atomic():
         _lock_runs()
-        other = GenerationRun.objects.filter(status__in=GenerationRun.ACTIVE).exclude(pk=run.pk).first()
-        if other is not None and not is_stalled(other):
+        other = GenerationRun.objects.filter(status__in=ACTIVE).exclude(pk=run.pk).first()
+        if other is not None and not other.is_stalled():
             raise RunRefused(f"generation run {other.pk} is {other.status}; one run at a time")
-        GenerationRun.objects.filter(pk=run.pk).update(status=GenerationRun.Status.QUEUED, error="", finished_at=None)
+        GenerationRun.objects.filter(pk=run.pk).update(status=GenerationRun.Status.QUEUED, error="", finished_at=None,
+                                                       cancel_requested=False)
     run.refresh_from_db()
     return run
 
@@ -146,21 +149,20 @@ def enqueue(run: GenerationRun) -> None:
 
 
 def _watch(run_id: int) -> RowHeartbeat:
-    """While a stage runs: the run's heartbeat, and a cancel once the run is no longer running."""
-    return RowHeartbeat(GenerationRun, run_id, lambda rows: not rows.filter(status=GenerationRun.Status.RUNNING).exists(),
+    """While a stage runs: the run's heartbeat, and a cancel once it is asked for or the run stopped."""
+    return RowHeartbeat(GenerationRun, run_id,
+                        lambda rows: not rows.filter(status=GenerationRun.Status.RUNNING, cancel_requested=False).exists(),
                         every_s=1.0)
 
 
 def _verify(jobs: list[dict]):
-    from webapp.core.verification import sandbox
-
     return sandbox().verify_many(jobs)
 
 
 def run_step(run_id: int, index: int, stage: str, get_model=None) -> bool:
     """Run one stage of one batch if it is still due; True when the run has a next step."""
     run = GenerationRun.objects.get(pk=run_id)
-    if run.status == GenerationRun.Status.CANCELLING:
+    if run.cancel_requested and run.is_active:
         _finish(run, GenerationRun.Status.CANCELLED)
         return False
     if run.status not in (GenerationRun.Status.QUEUED, GenerationRun.Status.RUNNING):
@@ -178,7 +180,7 @@ def run_step(run_id: int, index: int, stage: str, get_model=None) -> bool:
         with _watch(run.pk) as watch:
             data = dict(batch.data)
             if stage == "generate":
-                model = get_model()
+                model, _ = get_model()
                 GenerationRun.objects.filter(pk=run.pk).update(model_name=model.name)
                 functions, timing = pipeline.generate(model, prompt_examples(), config, index, watch.cancel)
                 data.update(functions=functions, counts=pipeline.new_counts())
@@ -188,11 +190,11 @@ def run_step(run_id: int, index: int, stage: str, get_model=None) -> bool:
                 candidates, timing = pipeline.filter_puzzles(data["functions"], seen, _verify, counts)
                 data.update(candidates=[asdict(c) for c in candidates], counts=counts)
             elif stage == "solve":
-                model = get_model()
+                model, version_id = get_model()
                 sats = [c["sat"] for c in data["candidates"] if not c["rejected_by"]]
                 attempts, timing = pipeline.solve(model, sats, config, index, watch.cancel) if sats \
                     else ([], pipeline.StageTiming())
-                data.update(attempts=attempts, solver=model.name, solver_version=attributable(model))
+                data.update(attempts=attempts, solver=model.name, solver_version=attributable(version_id))
             else:
                 sats = [c["sat"] for c in data["candidates"] if not c["rejected_by"]]
                 timing = pipeline.verify_attempts(sats, data["attempts"], _verify, config.verify_timeout_s)
@@ -263,8 +265,8 @@ def _total_up(run: GenerationRun) -> None:
 
 
 def _finish(run: GenerationRun, status: str) -> None:
-    GenerationRun.objects.filter(pk=run.pk).exclude(status__in=(GenerationRun.Status.SUCCEEDED,)).update(
-        status=status, stage="", finished_at=timezone.now())
+    GenerationRun.finish(GenerationRun.objects.filter(pk=run.pk).exclude(status=GenerationRun.Status.SUCCEEDED),
+                         status, stage="")
 
 
 def run_inline(run: GenerationRun, get_model, on_step=None) -> GenerationRun:

@@ -10,37 +10,23 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from webapp.core.runs import BackgroundRun, timing_row
 
-class GenerationRun(models.Model):
+
+class GenerationRun(BackgroundRun):
     """One self-play run: settings, counts per stage, status and timing."""
 
-    class Status(models.TextChoices):
-        QUEUED = "queued"
-        RUNNING = "running"
-        CANCELLING = "cancelling"
-        CANCELLED = "cancelled"
-        SUCCEEDED = "succeeded"
-        FAILED = "failed"
+    NOUN = "run"
+    STALLED_AFTER_S = 60.0  # no heartbeat (one a second while a step runs) for this long
+    STALLS_WHEN = (BackgroundRun.Status.QUEUED, BackgroundRun.Status.RUNNING)  # every step is queued anew
 
-    ACTIVE = (Status.QUEUED, Status.RUNNING, Status.CANCELLING)
-
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="+")
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
-    config = models.JSONField(default=dict)  # engine.selfplay.pipeline.SelfPlayConfig
     model_name = models.CharField(max_length=200, blank=True)
     counts = models.JSONField(default=dict)  # engine.selfplay.pipeline.COUNTS
     timings = models.JSONField(default=dict)  # stage -> {seconds, tokens, items}
     batches_done = models.PositiveIntegerField(default=0)
-    stage = models.CharField(max_length=16, blank=True)  # of the batch in progress
-    error = models.TextField(blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
 
-    class Meta:
-        ordering = ["-created_at", "-id"]
+    class Meta(BackgroundRun.Meta):
+        pass
 
     def __str__(self):
         return f"Generation run {self.pk}"
@@ -50,11 +36,7 @@ class GenerationRun(models.Model):
         return int(self.config.get("batches", 0))
 
     @property
-    def is_active(self) -> bool:
-        return self.status in self.ACTIVE
-
-    @property
-    def progress(self) -> float:
+    def fraction(self) -> float:
         """0..1, counting each stage of the batch in progress as a quarter batch."""
         from engine.selfplay.pipeline import STAGES
 
@@ -62,6 +44,11 @@ class GenerationRun(models.Model):
             return 0.0
         partial = STAGES.index(self.stage) / len(STAGES) if self.stage in STAGES else 0.0
         return min(1.0, (self.batches_done + partial) / self.batches)
+
+    def stage_timings(self) -> list[dict]:
+        from engine.selfplay.pipeline import STAGES
+
+        return [timing_row(stage, stage, (self.timings or {}).get(stage)) for stage in STAGES]
 
 
 class GenerationBatch(models.Model):
@@ -176,7 +163,7 @@ class Attempt(models.Model):
     verdict = models.JSONField(default=dict)
     kept = models.BooleanField(default=False)  # among the puzzle's shortest distinct verified solutions
     model_name = models.CharField(max_length=200, blank=True)
-    model_version = models.ForeignKey("training.ModelVersion", null=True, blank=True, on_delete=models.SET_NULL,
+    model_version = models.ForeignKey("serving.ModelVersion", null=True, blank=True, on_delete=models.SET_NULL,
                                       related_name="+")  # the version that wrote it (model attempts)
     style = models.CharField(max_length=20, blank=True)  # the prompt style that produced it
     sampling = models.JSONField(default=dict, blank=True)

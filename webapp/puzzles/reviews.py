@@ -5,12 +5,12 @@ training data) and the new one is verified again with the old version's solution
 """
 from __future__ import annotations
 
-from django.core.exceptions import PermissionDenied
 from django.db import transaction
 
 from engine.selfplay import filters
 from webapp.accounts.roles import is_reviewer
 from webapp.puzzles.models import Attempt, Puzzle, Review
+from webapp.refusals import Invalid, NotAllowed
 
 MAX_COMMENT = 2000
 MAX_SAT_CHARS = 20_000
@@ -18,16 +18,16 @@ MAX_SAT_CHARS = 20_000
 
 def _require_reviewer(user) -> None:
     if not is_reviewer(user):
-        raise PermissionDenied("only reviewers can review or edit puzzles")
+        raise NotAllowed("only reviewers can review or edit puzzles")
 
 
 def add_review(user, puzzle: Puzzle, verdict: str, comment: str = "", attempt: Attempt | None = None) -> Review:
     """Record a review; the puzzle's review state is its latest puzzle-level verdict."""
     _require_reviewer(user)
     if verdict not in Review.Verdict.values:
-        raise ValueError(f"unknown verdict {verdict!r}; use approve, reject or flag")
+        raise Invalid(f"unknown verdict {verdict!r}; use approve, reject or flag")
     if attempt is not None and attempt.puzzle_id != puzzle.pk:
-        raise ValueError("that attempt belongs to another puzzle")
+        raise Invalid("that attempt belongs to another puzzle")
     with transaction.atomic():
         review = Review.objects.create(puzzle=puzzle, attempt=attempt, user=user, verdict=verdict,
                                        comment=(comment or "").strip()[:MAX_COMMENT])
@@ -45,12 +45,12 @@ def validate_sat(sat: str) -> filters.Candidate:
     wrong with it (nothing runs here)."""
     sat = (sat or "").replace("\r\n", "\n").strip()
     if not sat:
-        raise ValueError("the puzzle is empty")
+        raise Invalid("the puzzle is empty")
     if len(sat) > MAX_SAT_CHARS:
-        raise ValueError(f"the puzzle is longer than {MAX_SAT_CHARS:,} characters")
+        raise Invalid(f"the puzzle is longer than {MAX_SAT_CHARS:,} characters")
     candidate = filters.check_static(sat, set())
     if not candidate.accepted:
-        raise ValueError(f"not a P3 puzzle ({candidate.rejected_by}): {candidate.detail}")
+        raise Invalid(f"not a P3 puzzle ({candidate.rejected_by}): {candidate.detail}")
     return candidate
 
 
@@ -58,12 +58,12 @@ def edit_puzzle(user, puzzle: Puzzle, sat: str, description: str | None = None) 
     """A new version of `puzzle` with this `sat`; its solutions are queued for re-verification."""
     _require_reviewer(user)
     if not puzzle.is_current:
-        raise ValueError("this is an old version; edit the current one")
+        raise Invalid("this is an old version; edit the current one")
     checked = validate_sat(sat)
     with transaction.atomic():
         locked = Puzzle.objects.select_for_update().get(pk=puzzle.pk)
         if not locked.is_current:
-            raise ValueError("someone else edited this puzzle first; reload it")
+            raise Invalid("someone else edited this puzzle first; reload it")
         new = Puzzle.objects.create(
             name=locked.name, description=locked.description if description is None else description.strip(),
             sat=checked.sat, answer_type=checked.answer_type, fingerprint=checked.fingerprint,

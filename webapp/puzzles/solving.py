@@ -2,15 +2,20 @@
 in the sandbox on a verify worker, never in the web process."""
 from __future__ import annotations
 
+from celery.exceptions import TimeoutError as CeleryTimeoutError
 from django.db import transaction
 
 from engine.selfplay.solving_prompts import as_sol
+from webapp.core.verification import sandbox
 from webapp.puzzles.catalogue import mark_kept, refresh_stats
 from webapp.puzzles.models import Attempt, Puzzle
+from webapp.refusals import Invalid, Unavailable
 
 MAX_SOLUTION_CHARS = 20_000
 WAIT_S = 30.0
 TIMEOUT_S = 5.0
+NO_VERIFY_WORKER = (f"no verify worker answered within {WAIT_S:.0f} s, so the solution was not checked. "
+                    "Try again once the workers are running (see Health).")
 
 
 def _job(puzzle: Puzzle, code: str, job_id: str) -> dict:
@@ -26,14 +31,18 @@ def _verify_on_worker(jobs: list[dict]) -> list[dict]:
 def solve_yourself(user, puzzle: Puzzle, code: str) -> Attempt:
     """Verify a person's `sol` (or `g`) in the sandbox and keep it as a user attempt.
 
-    Raises ValueError for empty or oversized code; a verdict (pass or not) is always an Attempt."""
+    Raises Invalid for empty or oversized code, Unavailable when no verify worker answers; a verdict
+    (pass or not) is always an Attempt."""
     code = (code or "").replace("\r\n", "\n").strip()
     if not code:
-        raise ValueError("write a function first, e.g. def sol(): return ...")
+        raise Invalid("write a function first, e.g. def sol(): return ...")
     if len(code) > MAX_SOLUTION_CHARS:
-        raise ValueError(f"the solution is longer than {MAX_SOLUTION_CHARS:,} characters")
+        raise Invalid(f"the solution is longer than {MAX_SOLUTION_CHARS:,} characters")
     named = as_sol(code) if "def sol" not in code else code + "\n"
-    verdict = _verify_on_worker([_job(puzzle, named or code, "user")])[0]
+    try:
+        verdict = _verify_on_worker([_job(puzzle, named or code, "user")])[0]
+    except (CeleryTimeoutError, TimeoutError):
+        raise Unavailable(NO_VERIFY_WORKER) from None
     with transaction.atomic():
         attempt = Attempt.objects.create(puzzle=puzzle, origin=Attempt.Origin.USER, code=named or code,
                                          status=verdict["status"], verdict=verdict, user=user,
@@ -47,8 +56,6 @@ def solve_yourself(user, puzzle: Puzzle, code: str) -> Attempt:
 
 def reverify(puzzle_id: int) -> str:
     """Check an edited puzzle's queued solutions against its new `sat`; its status follows."""
-    from webapp.core.verification import sandbox
-
     puzzle = Puzzle.objects.get(pk=puzzle_id)
     queued = list(puzzle.attempts.filter(status="queued"))
     verdicts = {v.id: v.as_dict() for v in sandbox().verify_many([_job(puzzle, a.code, str(a.pk)) for a in queued])}

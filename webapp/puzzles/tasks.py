@@ -4,7 +4,7 @@ from celery import shared_task
 
 
 def _follow(run_id: int, index: int, stage: str, get_model=None) -> None:
-    from webapp.puzzles.generation import enqueue, run_step
+    from webapp.puzzles.generation_runs import enqueue, run_step
     from webapp.puzzles.models import GenerationRun
 
     if run_step(run_id, index, stage, get_model):
@@ -13,7 +13,7 @@ def _follow(run_id: int, index: int, stage: str, get_model=None) -> None:
 
 @shared_task(name="gpu.selfplay_step")
 def gpu_step(run_id: int, index: int, stage: str) -> None:
-    from webapp.core.model_runtime import runtime
+    from webapp.serving.model_runtime import runtime
 
     _follow(run_id, index, stage, runtime.get)
 

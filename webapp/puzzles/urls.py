@@ -11,8 +11,5 @@ urlpatterns = [
     path("<int:puzzle_id>/solve/", views.solve, name="solve"),
     path("<int:puzzle_id>/discuss/", views.discuss, name="discuss"),
     path("generate/", views.generate, name="generate"),
-    path("runs/<int:run_id>/", views.run_page, name="run"),
-    path("runs/<int:run_id>/progress/", views.run_progress, name="run-progress"),
-    path("runs/<int:run_id>/cancel/", views.cancel_run, name="run-cancel"),
-    path("runs/<int:run_id>/resume/", views.resume_run, name="run-resume"),
+    *views.RUN_PAGES.urlpatterns(),
 ]

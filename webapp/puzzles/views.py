@@ -1,37 +1,33 @@
 """Puzzle pages: the list (filters, keyboard review), a puzzle's page (solutions, attempts, reviews,
 edit, solve it yourself, discuss with the model) and self-play generation runs.
 
-The views are thin: listing, reviews, solving and generation decide; these only read the request,
-call them and render. A refusal says why: PermissionDenied is a 403 with its reason, a bad input
-is a 400 (text for htmx, the page again with the error and the typed text for a plain post).
+The views are thin: listing, reviews, solving and generation_runs decide and refuse with
+webapp.refusals; these only read the request, call them and render. A refusal says why: a 403 with
+its reason, a bad input a 400 (text for htmx, the page again with the error and the typed text for
+a plain post), a busy or missing part a 409 or 503.
 """
 from __future__ import annotations
 
-import math
-import re
-
-from celery.exceptions import TimeoutError as CeleryTimeoutError
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied
 from django.db.models import Prefetch
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse
 from django.utils.cache import patch_vary_headers
 from django.utils.http import urlencode
-from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from engine.selfplay.pipeline import STAGES, SelfPlayConfig
+from engine.selfplay.pipeline import SelfPlayConfig
 from engine.selfplay.puzzle_code import extra_parameters
 from engine.selfplay.solving_prompts import STYLES
 from webapp.accounts.roles import is_reviewer, is_trainer
-from webapp.chat import services, turns
-from webapp.chat.rate_limits import RateLimited
-from webapp.puzzles import generation, reviews, solving
-from webapp.puzzles.generation import RunRefused
+from webapp.chat import user_turns
+from webapp.core.refusal_responses import refusal_response
+from webapp.core.run_views import RunPages
+from webapp.core.settings_forms import Setting, SettingsForm
+from webapp.puzzles import generation_runs, reviews, solving
 from webapp.puzzles.listing import SORTS, ListFilters, page_of
 from webapp.puzzles.models import Attempt, GenerationRun, Puzzle, Review
+from webapp.refusals import Invalid, NotAllowed, Refused
 
 ATTEMPTS_SHOWN = 100
 REVIEWS_SHOWN = 200
@@ -43,42 +39,13 @@ REVIEW_FILTERS = (("", "Any"), ("any", "Reviewed"), ("none", "Not reviewed"), ("
                   ("reject", "Rejected"), ("flag", "Flagged"))
 TEST_SPLIT_REFUSAL = ("test-split puzzles cannot be discussed with the model: a repair the sandbox verifies in "
                       "the chat becomes training data, and the test split is kept for evaluation only")
-NO_VERIFY_WORKER = (f"No verify worker answered within {solving.WAIT_S:.0f} s, so the solution was not checked. "
-                    "Try again once the workers are running (see Health).")
+BACK = ("puzzles:list", "Back to the puzzles")
 
 
-# --- refusals ------------------------------------------------------------------------------------
-def _status_of(exc: Exception) -> int:
-    if isinstance(exc, PermissionDenied):
-        return 403
-    if isinstance(exc, (CeleryTimeoutError, TimeoutError)):
-        return 503
-    return {services.Busy: 409, RateLimited: 429, turns.Unavailable: 503}.get(type(exc), 400)
-
-
-def _reason(exc: Exception) -> str:
-    if isinstance(exc, (CeleryTimeoutError, TimeoutError)):
-        return NO_VERIFY_WORKER
-    text = str(exc) or "The request was refused."
-    return text[:1].upper() + text[1:]
-
-
-def _refusal(request, exc: Exception, page=None) -> HttpResponse:
-    """htmx: the reason as text (the page shows it next to the form). A plain post: `page(error)`
+def _refusal(request, exc: Refused, page=None) -> HttpResponse:
+    """htmx: the reason as text (the page shows it next to the form). A plain post: `page(error, status)`
     re-renders the page it came from, with what was typed; otherwise a short page with the reason."""
-    status, text = _status_of(exc), _reason(exc)
-    if request.htmx:
-        response = HttpResponse(text, status=status, content_type="text/plain; charset=utf-8")
-        if isinstance(exc, RateLimited):
-            response["Retry-After"] = str(exc.retry_after_s)
-        return response
-    if page is not None:
-        return page(text, status)
-    return render(request, "refused.html", {"reason": text, "status": status, "back_url": reverse("puzzles:list"),
-                                            "back_label": "Back to the puzzles"}, status=status)
-
-
-CHAT_REFUSALS = (ValueError, services.Busy, RateLimited, turns.Unavailable)
+    return refusal_response(request, exc, page, BACK)
 
 
 # --- the list ------------------------------------------------------------------------------------
@@ -201,12 +168,12 @@ def review(request, puzzle_id: int):
     attempt_id = request.POST.get("attempt", "")
     if attempt_id:
         if not attempt_id.isdigit():
-            return _refusal(request, ValueError("no such attempt"))
+            return _refusal(request, Invalid("no such attempt"))
         attempt = get_object_or_404(Attempt, pk=int(attempt_id), puzzle=puzzle)
     try:
         reviews.add_review(request.user, puzzle, request.POST.get("verdict", ""), request.POST.get("comment", ""),
                            attempt)
-    except (PermissionDenied, ValueError) as exc:
+    except Refused as exc:
         return _refusal(request, exc)
     puzzle.refresh_from_db()
     if request.POST.get("view") == "cell":
@@ -227,9 +194,7 @@ def edit(request, puzzle_id: int):
     sat, description = request.POST.get("sat", ""), request.POST.get("description")
     try:
         new = reviews.edit_puzzle(request.user, puzzle, sat, description)
-    except PermissionDenied as exc:
-        return _refusal(request, exc)
-    except ValueError as exc:
+    except Refused as exc:
         return _refusal(request, exc, page=lambda text, status: _puzzle_page(
             request, puzzle, status, edit_error=text, edit_open=True, edit_sat=sat,
             edit_description=puzzle.description if description is None else description))
@@ -245,7 +210,7 @@ def solve(request, puzzle_id: int):
     code = request.POST.get("code", "")
     try:
         attempt = solving.solve_yourself(request.user, puzzle, code)
-    except (ValueError, CeleryTimeoutError, TimeoutError) as exc:
+    except Refused as exc:
         return _refusal(request, exc, page=lambda text, status: _puzzle_page(
             request, puzzle, status, solve_error=text, solve_code=code))
     puzzle.refresh_from_db()
@@ -265,36 +230,32 @@ def discuss(request, puzzle_id: int):
         return _puzzle_page(request, puzzle, status, discuss_error=text)
 
     if puzzle.split == Puzzle.Split.TEST:
-        return _refusal(request, ValueError(TEST_SPLIT_REFUSAL), page=page)
+        return _refusal(request, Invalid(TEST_SPLIT_REFUSAL), page=page)
     try:
-        conversation, _ = turns.open_conversation(request.user, "puzzle", sat=puzzle.sat,
-                                                  title=f"Puzzle: {puzzle}"[:200])
-    except CHAT_REFUSALS as exc:
+        conversation, _ = user_turns.open_conversation(request.user, "puzzle", sat=puzzle.sat,
+                                                       title=f"Puzzle: {puzzle}"[:200])
+    except Refused as exc:
         return _refusal(request, exc, page=page)
     return redirect("chat:conversation", conversation.pk)
 
 
 # --- generation runs -----------------------------------------------------------------------------
-RUN_FIELDS = (  # form name, label, type
-    ("batches", "Budget (batches)", int),
-    ("puzzles_per_prompt", "Puzzles per prompt", int),
-    ("attempts", "Attempts per puzzle", int),
-    ("generation_temperature", "Generation temperature", float),
-    ("solving_temperature", "Solving temperature", float),
-    ("generation_tokens", "Generation max tokens", int),
-    ("solving_tokens", "Solving max tokens", int),
-    ("context_tokens", "Generation context tokens", int),
-    ("style", "Solving prompt style", str),
-    ("seed", "Seed", int),
-)
-RUN_HELP = {
-    "batches": "generation prompts; each makes one batch",
-    "puzzles_per_prompt": "completions sampled from each generation prompt",
-    "attempts": "solving samples for each puzzle that passes the filters",
-    "context_tokens": "the generation prompt's examples fill this",
-    "style": "how puzzles are put to the model to solve",
-}
-LABELS = {name: label for name, label, _ in RUN_FIELDS}
+class RunForm(SettingsForm):
+    SETTINGS = (
+        Setting("batches", "Budget (batches)", int, "generation prompts; each makes one batch"),
+        Setting("puzzles_per_prompt", "Puzzles per prompt", int, "completions sampled from each generation prompt"),
+        Setting("attempts", "Attempts per puzzle", int, "solving samples for each puzzle that passes the filters"),
+        Setting("generation_temperature", "Generation temperature", float),
+        Setting("solving_temperature", "Solving temperature", float),
+        Setting("generation_tokens", "Generation max tokens", int),
+        Setting("solving_tokens", "Solving max tokens", int),
+        Setting("context_tokens", "Generation context tokens", int, "the generation prompt's examples fill this"),
+        Setting("style", "Solving prompt style", str, "how puzzles are put to the model to solve"),
+        Setting("seed", "Seed", int),
+    )
+
+
+LABELS = {setting.name: setting.label for setting in RunForm.SETTINGS}
 COUNT_ROWS = (  # stage, key, label
     ("generate", "generated", "Generated"),
     ("filter", "rejected_parses", "Rejected: does not parse"),
@@ -311,45 +272,10 @@ COUNT_ROWS = (  # stage, key, label
 )
 
 
-def _run_settings(post) -> dict:
-    """The form's values, typed; ValueError names the field that is wrong."""
-    values = {}
-    for name, label, kind in RUN_FIELDS:
-        raw = post.get(name, "").strip()
-        if not raw:
-            raise ValueError(f"{label} is empty")
-        try:
-            values[name] = kind(raw)
-        except ValueError:
-            raise ValueError(f"{label} must be {'a whole number' if kind is int else 'a number'}") from None
-        if kind is float and not math.isfinite(values[name]):
-            raise ValueError(f"{label} must be a number")
-    return values
-
-
-def _readable(text: str) -> str:
-    """An engine message that starts with a field's name ("batches must be at least 1"), with the
-    name as the form labels it."""
-    name = re.match(r"[a-z_]+", text)
-    if name and name.group() in LABELS:
-        return LABELS[name.group()] + text[name.end():]
-    return text
-
-
-def _run_form(values: dict | None = None) -> list[dict]:
-    defaults = SelfPlayConfig().as_dict()
-    values = values or {}
-    return [{"name": name, "label": label, "help": RUN_HELP.get(name, ""), "kind": kind.__name__,
-             "value": values.get(name, defaults.get(name, "")),
-             "step": "0.05" if kind is float else "1"} for name, label, kind in RUN_FIELDS]
-
-
 def _generate_page(request, status: int = 200, error: str = "", values: dict | None = None) -> HttpResponse:
     runs = list(GenerationRun.objects.select_related("created_by")[:RUNS_SHOWN])
-    for run in runs:
-        run.percent = round(run.progress * 100)
-    context = {"trainer": is_trainer(request.user), "fields": _run_form(values), "styles": STYLES,
-               "runs": runs, "error": error}
+    fields = RunForm().rows({**SelfPlayConfig().as_dict(), **(values or {})})
+    context = {"trainer": is_trainer(request.user), "fields": fields, "styles": STYLES, "runs": runs, "error": error}
     return render(request, "puzzles/generate.html", context, status=status)
 
 
@@ -358,92 +284,38 @@ def generate(request):
     if request.method == "GET":
         return _generate_page(request)
     if not is_trainer(request.user):  # before the settings: a refusal says who may, not what is wrong
-        return _refusal(request, PermissionDenied("only trainers can start generation runs"))
-    values = {name: request.POST.get(name, "") for name, _, _ in RUN_FIELDS}
+        return _refusal(request, NotAllowed("only trainers can start generation runs"))
+    form = RunForm(request.POST)
     try:
-        run = generation.start_run(request.user, _run_settings(request.POST))
-    except PermissionDenied as exc:
-        return _refusal(request, exc)
-    except (ValueError, RunRefused) as exc:
-        return _refusal(request, ValueError(_readable(str(exc))),
-                        page=lambda text, status: _generate_page(request, status, text, values))
-    generation.enqueue(run)
+        if not form.is_valid():
+            raise Invalid(form.error_text())
+        run = generation_runs.start_run(request.user, form.settings())
+    except Refused as exc:
+        if isinstance(exc, Invalid) and exc.fields:
+            form.refused_by(exc)
+            exc = Invalid(form.error_text())
+        return _refusal(request, exc, page=lambda text, status: _generate_page(request, status, text, form.typed()))
+    generation_runs.enqueue(run)
     return redirect("puzzles:run", run.pk)
 
 
-def _run_context(request, run: GenerationRun) -> dict:
-    stalled = generation.is_stalled(run)
-    trainer = is_trainer(request.user)
+def _panel_context(request, run: GenerationRun) -> dict:
     counts = run.counts or {}
-    timings = []
-    for stage in STAGES:
-        timing = (run.timings or {}).get(stage) or {}
-        seconds, tokens = float(timing.get("seconds", 0.0)), int(timing.get("tokens", 0))
-        timings.append({"stage": stage, "seconds": seconds, "tokens": tokens, "items": int(timing.get("items", 0)),
-                        "rate": tokens / seconds if seconds and tokens else None, "ran": bool(timing)})
     return {
-        "run": run, "percent": round(run.progress * 100), "stalled": stalled, "polling": run.is_active,
         "current_batch": min(run.batches_done + 1, run.batches) if run.is_active else None,
         "count_rows": [{"stage": stage, "key": key, "label": label, "value": counts.get(key, 0)}
                        for stage, key, label in COUNT_ROWS],
-        "timings": timings,
-        "can_cancel": trainer and run.is_active and run.status != GenerationRun.Status.CANCELLING,
-        "can_resume": trainer and generation.resumable(run),
-        "trainer": trainer,
     }
 
 
-def _run(run_id: int) -> GenerationRun:
-    return get_object_or_404(GenerationRun.objects.select_related("created_by"), pk=run_id)
+def _page_context(request, run: GenerationRun) -> dict:
+    return {"settings_rows": [(LABELS.get(key, key.replace("_", " ")), value)
+                              for key, value in (run.config or {}).items()],
+            "puzzle_count": Puzzle.objects.filter(generation_run=run).count()}
 
 
-def _run_page(request, run: GenerationRun, status: int = 200, error: str = "") -> HttpResponse:
-    settings_rows = [(LABELS.get(key, key.replace("_", " ")), value) for key, value in (run.config or {}).items()]
-    context = {**_run_context(request, run), "settings_rows": settings_rows, "action_error": error,
-               "puzzle_count": Puzzle.objects.filter(generation_run=run).count()}
-    return render(request, "puzzles/run.html", context, status=status)
-
-
-@require_GET
-def run_page(request, run_id: int):
-    return _run_page(request, _run(run_id))
-
-
-@require_GET
-@never_cache
-def run_progress(request, run_id: int):
-    """The live part of the run page; htmx polls it every 2 s while the run is active."""
-    return render(request, "puzzles/_run_panel.html", _run_context(request, _run(run_id)))
-
-
-def _after_run_action(request, run: GenerationRun) -> HttpResponse:
-    if request.htmx:
-        run.refresh_from_db()
-        return render(request, "puzzles/_run_panel.html", _run_context(request, run))
-    return redirect("puzzles:run", run.pk)
-
-
-@require_POST
-def cancel_run(request, run_id: int):
-    run = _run(run_id)
-    if not run.is_active and is_trainer(request.user):
-        return _refusal(request, ValueError(f"the run is already {run.status}"),
-                        page=lambda text, status: _run_page(request, run, status, text))
-    try:
-        generation.cancel_run(request.user, run)
-    except PermissionDenied as exc:
-        return _refusal(request, exc)
-    return _after_run_action(request, run)
-
-
-@require_POST
-def resume_run(request, run_id: int):
-    run = _run(run_id)
-    try:
-        run = generation.resume_run(request.user, run)
-    except PermissionDenied as exc:
-        return _refusal(request, exc)
-    except RunRefused as exc:
-        return _refusal(request, exc, page=lambda text, status: _run_page(request, run, status, text))
-    generation.enqueue(run)
-    return _after_run_action(request, run)
+RUN_PAGES = RunPages(
+    GenerationRun, "puzzles", "puzzles/run.html", "puzzles/_run_panel.html", "Generation run {pk}", BACK,
+    may_act=is_trainer, cancel_run=generation_runs.cancel_run, resume_run=generation_runs.resume_run,
+    panel_context=_panel_context, page_context=_page_context, after_resume=generation_runs.enqueue,
+    stalled_hint="Resume carries on from the stage that did not finish.")

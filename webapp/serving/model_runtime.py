@@ -8,9 +8,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import NamedTuple
 
 from django.conf import settings
 
+from engine.lm.generation import LanguageModel
 from engine.lm.loading import load_model
 from engine.sandbox.verdict import short
 
@@ -21,44 +23,52 @@ def serving_target() -> dict:
     """{"id", "spec", "name"} of the model to serve: the active model version (a promotion or a
     rollback changes it), or the configured model while the training tables do not exist yet."""
     try:
-        from webapp.training.versions import active_serving
+        from webapp.serving.versions import active_serving
 
         return active_serving()
     except Exception:  # noqa: BLE001 - no database or no migrations yet: serve the configured model
         return {"id": None, "spec": settings.AUTODIDACT_MODEL, "name": ""}
 
 
+class Served(NamedTuple):
+    """A loaded model and the id of the version it was loaded as (None: the configured model, before
+    the serving tables exist). Records that a model wrote store that id (`versions.attributable`)."""
+
+    model: LanguageModel
+    version_id: int | None
+
+
 class ModelRuntime:
     def __init__(self):
-        self._model = None
+        self._served: Served | None = None
         self._serving: tuple | None = None  # (version id, spec) of the loaded model
         self._failed: tuple | None = None  # a target that would not load (not retried until it changes)
         self._swapping = False
         self._lock = threading.Lock()
         self.state: dict = {"status": "not loaded"}
 
-    def _load(self, target: dict):
+    def _load(self, target: dict) -> Served:
         model = load_model(target["spec"], settings.AUTODIDACT_BACKEND, settings.AUTODIDACT_QUANTIZE)
-        model.version_id = target["id"]
         log.info("model %s (%s) ready on %s (%s) in %.1f s", model.name, target.get("name") or "configured",
                  model.device, model.backend, model.load_seconds)
-        return model
+        return Served(model, target["id"])
 
-    def _ready(self, model, target: dict) -> None:
-        self._model, self._serving = model, (target["id"], target["spec"])
+    def _ready(self, served: Served, target: dict) -> None:
+        self._served, self._serving = served, (target["id"], target["spec"])
+        model = served.model
         self.state = {"status": "ready", "model": model.name, "device": model.device, "backend": model.backend,
                       "quantization": model.quantization, "load_s": round(model.load_seconds, 1),
                       "version": target.get("name", "")}
 
-    def get(self):
-        """The loaded model (loading it first if needed; concurrent callers wait for one load).
+    def get(self) -> Served:
+        """The loaded model and its version (loading it first if needed; concurrent callers wait for one load).
         When the active version has changed (a promotion or rollback), the new one is loaded
         while the old one keeps answering, then replaces it: a hot swap without a restart. If
         it fails to load, the old model keeps serving and the error shows in `state`."""
         target = serving_target()
         wanted = (target["id"], target["spec"])
         with self._lock:
-            if self._model is None:
+            if self._served is None:
                 self.state = {"status": "loading", "since": time.time()}
                 try:
                     self._ready(self._load(target), target)
@@ -66,29 +76,29 @@ class ModelRuntime:
                     self.state = {"status": "failed", "error": short(f"{type(exc).__name__}: {exc}", 300)}
                     log.exception("the model could not be loaded")
                     raise
-                return self._model
+                return self._served
             if wanted in (self._serving, self._failed) or self._swapping:
-                return self._model
+                return self._served
             self._swapping = True
             self.state = {**self.state, "swapping_to": target.get("name", "")}
         try:
-            model = self._load(target)
+            served = self._load(target)
         except Exception as exc:
             log.exception("the model version %r could not be loaded; the previous one keeps serving", target)
             with self._lock:
                 self._failed, self._swapping = wanted, False
                 self.state = {**{k: v for k, v in self.state.items() if k != "swapping_to"},
                               "swap_error": short(f"{type(exc).__name__}: {exc}", 300)}
-            return self._model
+            return self._served
         with self._lock:
-            self._ready(model, target)
+            self._ready(served, target)
             self._swapping = False
-            return self._model
+            return self._served
 
     def swap_if_changed(self) -> None:
         """From the worker's heartbeat: start loading a newly active version in the background,
         so that the first request after a promotion does not wait for it."""
-        if self._model is None or self._swapping:
+        if self._served is None or self._swapping:
             return
         target = serving_target()
         if (target["id"], target["spec"]) not in (self._serving, self._failed):

@@ -78,7 +78,7 @@ class ModelWorkerHeartbeat(bootsteps.StartStopStep):
         if GPU_QUEUE not in worker.app.amqp.queues.consume_from:
             return
         from engine.lm.transformers_imports import warm
-        from webapp.core.model_runtime import runtime
+        from webapp.serving.model_runtime import runtime
 
         warm()  # before the preload thread and the first task: the two must not race in transformers' lazy imports
         model = describe_model()

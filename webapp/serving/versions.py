@@ -8,18 +8,18 @@ from __future__ import annotations
 
 import time
 
-from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from webapp.training.models import ModelVersion
+from webapp.refusals import Invalid, NotAllowed
+from webapp.serving.models import ModelVersion
 
 CHECK_EVERY_S = 2.0
 _last: tuple[float, dict] | None = None  # (when read, active_serving()) in this process
 
 
 def base_name() -> str:
-    from webapp.core.model_worker import describe_model
+    from webapp.serving.model_worker import describe_model
 
     return f"v0 · {describe_model().get('model', 'base model')} (base)"
 
@@ -48,10 +48,9 @@ def active_serving() -> dict:
     return _last[1]
 
 
-def attributable(model) -> int | None:
-    """The id of the version a loaded model was loaded as, if that version still exists (a record
-    must never point at a deleted version, e.g. after a database reset under a running worker)."""
-    version_id = getattr(model, "version_id", None)
+def attributable(version_id: int | None) -> int | None:
+    """`version_id` (what the runtime served a model as) if that version still exists: a record
+    must never point at a deleted version, e.g. after a database reset under a running worker."""
     if version_id is None or not ModelVersion.objects.filter(pk=version_id).exists():
         return None
     return version_id
@@ -77,19 +76,19 @@ def _activate(version: ModelVersion, reason: str) -> ModelVersion:
 def promote(version: ModelVersion, reason: str, user=None) -> ModelVersion:
     """Make `version` the served model (admins only when a person asks)."""
     if user is not None and not user.is_staff:
-        raise PermissionDenied("only admins can promote a model version")
+        raise NotAllowed("only admins can promote a model version")
     if version.checkpoint and not _loadable(version.checkpoint):
-        raise ValueError(f"{version.name}: its checkpoint {version.checkpoint} is missing or incomplete")
+        raise Invalid(f"{version.name}: its checkpoint {version.checkpoint} is missing or incomplete")
     return _activate(version, reason)
 
 
 def rollback(user=None) -> ModelVersion:
     """Serve the active version's parent again (the previous model)."""
     if user is not None and not user.is_staff:
-        raise PermissionDenied("only admins can roll back the model")
+        raise NotAllowed("only admins can roll back the model")
     current = active_version()
     if current.parent is None:
-        raise ValueError(f"{current.name} has no parent to roll back to")
+        raise Invalid(f"{current.name} has no parent to roll back to")
     reason = f"rolled back from {current.name}" + (f" by {user.get_username()}" if user else "")
     return _activate(current.parent, reason)
 

@@ -1,9 +1,9 @@
-"""Admin for rounds and versions: start a round with a run's settings, promote, roll back."""
+"""Admin for rounds: start a round with a run's settings, cancel rounds."""
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
 
-from webapp.training import rounds, versions
-from webapp.training.models import ModelVersion, TrainingRun
+from webapp.refusals import Refused
+from webapp.training import rounds
+from webapp.training.models import TrainingRun
 
 
 @admin.register(TrainingRun)
@@ -11,7 +11,7 @@ class TrainingRunAdmin(admin.ModelAdmin):
     list_display = ("id", "status", "stage", "trigger", "created_by", "examples", "created_at", "finished_at")
     list_filter = ("status", "trigger")
     readonly_fields = ("status", "stage", "dataset", "dataset_hash", "examples", "progress", "loss_curve",
-                       "eval_before", "eval_after", "training", "decision", "log", "error", "base_version",
+                       "eval_before", "eval_after", "training", "decision", "log", "error", "base_version", "produced_version",
                        "created_at", "started_at", "finished_at", "heartbeat_at")
     actions = ["start_round_like_this", "cancel_rounds"]
 
@@ -22,7 +22,7 @@ class TrainingRunAdmin(admin.ModelAdmin):
             return
         try:
             run = rounds.start_round(request.user, queryset.get().config, trigger=TrainingRun.Trigger.ADMIN)
-        except (PermissionDenied, ValueError, rounds.RoundRefused) as exc:
+        except Refused as exc:
             self.message_user(request, str(exc), messages.ERROR)
             return
         self.message_user(request, f"Started training round {run.pk}.", messages.SUCCESS)
@@ -32,33 +32,3 @@ class TrainingRunAdmin(admin.ModelAdmin):
         for run in queryset:
             rounds.cancel_round(request.user, run)
         self.message_user(request, "Cancel requested.", messages.SUCCESS)
-
-
-@admin.register(ModelVersion)
-class ModelVersionAdmin(admin.ModelAdmin):
-    list_display = ("name", "status", "is_active", "parent", "created_by_run", "promoted_at")
-    list_filter = ("status",)
-    readonly_fields = ("is_active", "status", "metrics", "promoted_at", "created_by_run")
-    actions = ["promote_version", "roll_back"]
-
-    @admin.action(description="Promote the selected version (serve it now)")
-    def promote_version(self, request, queryset):
-        if queryset.count() != 1:
-            self.message_user(request, "Select exactly one version to promote.", messages.ERROR)
-            return
-        version = queryset.get()
-        try:
-            versions.promote(version, f"promoted by {request.user.get_username()} in the admin", request.user)
-        except (PermissionDenied, ValueError) as exc:
-            self.message_user(request, str(exc), messages.ERROR)
-            return
-        self.message_user(request, f"{version.name} is now served.", messages.SUCCESS)
-
-    @admin.action(description="Roll back the active version to its parent")
-    def roll_back(self, request, queryset):
-        try:
-            version = versions.rollback(request.user)
-        except (PermissionDenied, ValueError) as exc:
-            self.message_user(request, str(exc), messages.ERROR)
-            return
-        self.message_user(request, f"{version.name} is served again.", messages.SUCCESS)

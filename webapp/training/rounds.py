@@ -12,15 +12,14 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass, field
-from datetime import timedelta
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.conf import settings
-from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from engine.config import ConfigError, Problems, StrictConfig
 from engine.evaluate.humaneval_eval import evaluate_humaneval, load_humaneval
 from engine.evaluate.p3_eval import P3EvalConfig, evaluate_p3, held_out_puzzles
 from engine.evaluate.promotion import decide
@@ -29,20 +28,25 @@ from engine.sandbox.verdict import short
 from engine.training.sft import SFTConfig, TrainingError, train_sft
 from webapp.accounts.roles import is_trainer
 from webapp.core.heartbeat import RowHeartbeat
-from webapp.training import training_data, versions
-from webapp.training.models import ModelVersion, TrainingRun
+from webapp.core.verification import sandbox
+from webapp.refusals import Conflict, Invalid, NotAllowed
+from webapp.serving import versions
+from webapp.serving.models import ModelVersion
+from webapp.training import training_data
+from webapp.training.models import TrainingRun
 
 log = logging.getLogger(__name__)
 HEARTBEAT_S = 5.0
-STALLED_AFTER_S = 90.0
 
 
-class RoundRefused(Exception):
+class RoundRefused(Conflict):
     """A round cannot start or resume now; the message is for the person who asked."""
 
 
 @dataclass(frozen=True)
-class RoundConfig:
+class RoundConfig(StrictConfig):
+    KIND = "round settings"
+
     sources: tuple[str, ...] = training_data.SOURCES
     sft: dict = field(default_factory=dict)  # SFTConfig fields
     p3_eval: dict = field(default_factory=lambda: {"samples": 10, "subset": 0})  # P3EvalConfig fields
@@ -54,32 +58,34 @@ class RoundConfig:
     min_examples: int = 1
 
     def __post_init__(self):
+        problems = Problems()
         unknown = [s for s in self.sources if s not in training_data.SOURCES]
         if unknown or not self.sources:
-            raise ValueError(f"data sources must be among {', '.join(training_data.SOURCES)}")
-        self.sft_config()  # raises ValueError on bad settings
-        evaluation = self.eval_config()
-        if self.metric_k > evaluation.samples:
-            raise ValueError(f"pass@{self.metric_k} needs at least {self.metric_k} samples per puzzle")
+            problems.add("sources", f"data sources must be among {', '.join(training_data.SOURCES)}")
+        for nested in (self.sft_config, self.eval_config):  # their fields are the form's fields too
+            try:
+                nested()
+            except ConfigError as exc:
+                for name, message in exc.errors.items():
+                    problems.add(name, message)
+        samples = self.p3_eval.get("samples", P3EvalConfig.samples)
+        if isinstance(samples, int) and self.metric_k > samples:
+            problems.add("metric_k", f"pass@{self.metric_k} needs at least {self.metric_k} samples per puzzle")
         if not 0 <= self.margin < 1:
-            raise ValueError("margin must be at least 0 and below 1 (0.01 = one point of pass@k)")
+            problems.add("margin", "margin must be at least 0 and below 1 (0.01 = one point of pass@k)")
         if self.eval_quantize not in ("none", "int8"):
-            raise ValueError("eval_quantize must be none or int8")
+            problems.add("eval_quantize", "eval_quantize must be none or int8")
         if self.min_examples < 1:
-            raise ValueError("min_examples must be at least 1")
+            problems.add("min_examples", "min_examples must be at least 1")
         if self.humaneval_problems < 0:
-            raise ValueError("humaneval_problems must be at least 0 (0 skips the HumanEval check)")
+            problems.add("humaneval_problems", "humaneval_problems must be at least 0 (0 skips the HumanEval check)")
+        problems.raise_any()
 
     @classmethod
-    def from_dict(cls, data: dict) -> RoundConfig:
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown round settings: {', '.join(unknown)}")
-        data = dict(data)
+    def _convert(cls, data: dict) -> dict:
         if "sources" in data:
             data["sources"] = tuple(data["sources"])
-        return cls(**data)
+        return data
 
     def sft_config(self) -> SFTConfig:
         return SFTConfig.from_dict(self.sft)
@@ -88,7 +94,7 @@ class RoundConfig:
         return P3EvalConfig.from_dict({**self.p3_eval, "ks": tuple(sorted({1, self.metric_k, 10, 100}))})
 
     def as_dict(self) -> dict:
-        return {**asdict(self), "sources": list(self.sources)}
+        return {**super().as_dict(), "sources": list(self.sources)}
 
 
 # -- starting, cancelling, resuming -----------------------------------------------------------------
@@ -106,12 +112,20 @@ def _busy_message() -> str:
     return f"{which}; only one training round runs at a time. Wait for it or cancel it."
 
 
+def round_config(settings_: dict) -> RoundConfig:
+    """A round's settings; Invalid names each field that is wrong (the form shows it there)."""
+    try:
+        return RoundConfig.from_dict(settings_)
+    except ConfigError as exc:
+        raise Invalid(str(exc), fields=exc.errors) from None
+
+
 def start_round(user, settings_: dict, trigger: str = TrainingRun.Trigger.FORM, enqueue: bool = True) -> TrainingRun:
     """Queue a round (trainers only; `user=None` for the schedule and commands). Raises
-    PermissionDenied, ValueError (bad settings) or RoundRefused (one is already running)."""
+    NotAllowed, Invalid (bad settings) or RoundRefused (one is already running)."""
     if user is not None and not is_trainer(user):
-        raise PermissionDenied("only trainers can start training rounds")
-    config = RoundConfig.from_dict(settings_)
+        raise NotAllowed("only trainers can start training rounds")
+    config = round_config(settings_)
     reap_stalled()
     try:
         with transaction.atomic():
@@ -133,8 +147,10 @@ def _enqueue(run: TrainingRun) -> None:
 def cancel_round(user, run: TrainingRun) -> None:
     """Stop at the next training step or evaluation chunk; a queued round stops at once."""
     if user is not None and not is_trainer(user):
-        raise PermissionDenied("only trainers can cancel training rounds")
-    TrainingRun.objects.filter(pk=run.pk, status__in=TrainingRun.ACTIVE).update(cancel_requested=True)
+        raise NotAllowed("only trainers can cancel training rounds")
+    if not TrainingRun.objects.filter(pk=run.pk, status__in=TrainingRun.ACTIVE).update(cancel_requested=True):
+        run.refresh_from_db()
+        raise Conflict(f"round {run.pk} is already {run.status}")
     _finish(TrainingRun.objects.filter(pk=run.pk, status=TrainingRun.Status.QUEUED), TrainingRun.Status.CANCELLED,
             error="cancelled before it started")
 
@@ -142,7 +158,7 @@ def cancel_round(user, run: TrainingRun) -> None:
 def resume_round(user, run: TrainingRun, enqueue: bool = True) -> TrainingRun:
     """Continue a failed or cancelled round from where it stopped (its last sealed checkpoint)."""
     if user is not None and not is_trainer(user):
-        raise PermissionDenied("only trainers can resume training rounds")
+        raise NotAllowed("only trainers can resume training rounds")
     reap_stalled()
     run.refresh_from_db()
     if run.status not in (TrainingRun.Status.FAILED, TrainingRun.Status.CANCELLED):
@@ -156,23 +172,15 @@ def resume_round(user, run: TrainingRun, enqueue: bool = True) -> TrainingRun:
     return run
 
 
-def is_stalled(run: TrainingRun, now=None) -> bool:
-    if run.status not in (TrainingRun.Status.RUNNING, TrainingRun.Status.EVALUATING):
-        return False
-    return ((now or timezone.now()) - (run.heartbeat_at or run.created_at)).total_seconds() > STALLED_AFTER_S
-
-
 def reap_stalled() -> int:
     """Rounds whose worker stopped heartbeating: failed (resumable), the lock released."""
-    stale = timezone.now() - timedelta(seconds=STALLED_AFTER_S)
-    return _finish(TrainingRun.objects.filter(status__in=[TrainingRun.Status.RUNNING, TrainingRun.Status.EVALUATING],
-                                              heartbeat_at__lt=stale), TrainingRun.Status.FAILED,
+    return _finish(TrainingRun.stalled(), TrainingRun.Status.FAILED,
                    error="the worker stopped during the round (killed or restarted); resume it to continue "
                          "from its last checkpoint. The active model was not changed.")
 
 
 def _finish(queryset, status: str, **fields) -> int:
-    return queryset.update(status=status, lock_slot=None, finished_at=timezone.now(), **fields)
+    return TrainingRun.finish(queryset, status, lock_slot=None, **fields)
 
 
 # -- running ---------------------------------------------------------------------------------------
@@ -182,14 +190,11 @@ def _heartbeat(run_id: int) -> RowHeartbeat:
 
 def _claim(run_id: int) -> bool:
     """Take a queued round, or one whose worker died, for this process."""
-    stale = timezone.now() - timedelta(seconds=STALLED_AFTER_S)
     now = timezone.now()
     claimed = TrainingRun.objects.filter(pk=run_id, status=TrainingRun.Status.QUEUED).update(
         status=TrainingRun.Status.RUNNING, heartbeat_at=now, started_at=now)
     if not claimed:
-        claimed = TrainingRun.objects.filter(pk=run_id, status__in=[TrainingRun.Status.RUNNING,
-                                                                    TrainingRun.Status.EVALUATING],
-                                             heartbeat_at__lt=stale).update(heartbeat_at=now)
+        claimed = TrainingRun.stalled().filter(pk=run_id).update(heartbeat_at=now)
     return bool(claimed)
 
 
@@ -222,8 +227,8 @@ def evaluate_version(spec: str, config: RoundConfig, cancel: CancelToken | None 
     """P3 pass@k and HumanEval greedy pass@1 of a model, with the transformers backend (the same
     for every version, so before and after are measured alike)."""
     from engine.lm.loading import load_model
-    from engine.sandbox import verify_many
 
+    verify_many = sandbox().verify_many
     model = load_model(spec, "transformers", config.eval_quantize)
     evaluation = config.eval_config()
     name, puzzles = held_out_puzzles(settings.AUTODIDACT_BENCHMARK_DATA / "p3", evaluation.subset, evaluation.seed)
@@ -308,7 +313,7 @@ def _run_stages(run: TrainingRun, beat: RowHeartbeat) -> None:
         from engine.training.packing import snapshot_hash
 
         _update(run, dataset=ids, examples=len(examples), dataset_hash=snapshot_hash(examples))
-        _log(run, f"data: {len(ids['attempts'])} verified puzzle pairs, {len(ids['messages'])} solved repairs")
+        _log(run, f"data: {len(ids['attempts'])} verified puzzle pairs, {len(ids['examples'])} solved repairs")
     else:
         examples = _examples_of(run)
     # 2. The active model, measured with this round's settings.
@@ -333,9 +338,7 @@ def _run_stages(run: TrainingRun, beat: RowHeartbeat) -> None:
         _log(run, f"trained {result.steps} steps ({result.epochs} epochs) in {result.seconds} s, "
                   f"{result.tokens_per_s} tokens/s, final loss {result.final_loss}")
     # 4. The new model, measured alike, then the gate.
-    version = ModelVersion.objects.filter(created_by_run=run).first() or ModelVersion.objects.create(
-        name=f"v{ModelVersion.objects.count()} · round {run.pk}", parent=base, checkpoint=str(round_dir(run) / "model"),
-        created_by_run=run, status=ModelVersion.Status.CANDIDATE)
+    version = run.produced_version or _produce_version(run, base)
     if not run.eval_after:
         _update(run, stage="eval-after", status=TrainingRun.Status.EVALUATING, progress={})
         _evaluate_into(run, version, config, beat, "eval_after")
@@ -351,13 +354,23 @@ def _run_stages(run: TrainingRun, beat: RowHeartbeat) -> None:
     _finish(TrainingRun.objects.filter(pk=run.pk), TrainingRun.Status.SUCCEEDED, decision=decision.reason)
 
 
+def _produce_version(run: TrainingRun, base: ModelVersion) -> ModelVersion:
+    """The round's candidate version, created once (a resumed round finds it on the run)."""
+    with transaction.atomic():
+        version = ModelVersion.objects.create(name=f"v{ModelVersion.objects.count()} · round {run.pk}", parent=base,
+                                              checkpoint=str(round_dir(run) / "model"),
+                                              status=ModelVersion.Status.CANDIDATE)
+        _update(run, produced_version=version)
+    return version
+
+
 def _examples_of(run: TrainingRun):
     """The snapshot's examples again (same ids); a changed hash means the data was edited since."""
     from engine.training.packing import snapshot_hash
 
     examples, ids = training_data.collect(tuple(RoundConfig.from_dict(run.config).sources))
     wanted = {f"attempt:{i}" for i in run.dataset.get("attempts", [])} | {
-        f"message:{i}" for i in run.dataset.get("messages", [])}
+        f"example:{i}" for i in training_data.ledger_ids(run.dataset)}
     kept = [e for e in examples if e.source in wanted]
     if snapshot_hash(kept) != run.dataset_hash:
         _log(run, "note: some snapshot examples changed or were excluded since the round started")

@@ -12,27 +12,28 @@ from collections.abc import Callable
 from django.conf import settings
 
 from engine.evaluate import paired
+from engine.lm.throughput import tokens_per_s
 from webapp.puzzles.catalogue import add_search_solutions, add_variants, import_p3, verify_references
-from webapp.puzzles.generation import run_inline, start_run
-from webapp.training import rounds, training_data, versions
+from webapp.puzzles.generation_runs import run_inline, start_run
+from webapp.serving import versions
+from webapp.serving.model_runtime import Served
+from webapp.training import rounds, training_data
 from webapp.training.models import TrainingRun
 
 Event = Callable[[str, int, int], None]  # (stage, done, total) for progress bars
 
 
 def _model_loader(backend: str):
-    """The active version's model, loaded once per version (llama.cpp for the GGUF base on CPU)."""
+    """The active version's model and its id, loaded once per version (llama.cpp for the GGUF base on CPU)."""
     cache: dict = {}
 
-    def get():
+    def get() -> Served:
         from engine.lm.loading import load_model
 
         version = versions.active_version()
         if version.pk not in cache:
             cache.clear()
-            model = load_model(version.spec, backend)
-            model.version_id = version.pk
-            cache[version.pk] = model
+            cache[version.pk] = Served(load_model(version.spec, backend), version.pk)
         return cache[version.pk]
 
     return get
@@ -58,7 +59,7 @@ def _generation(config: dict, get_model, on_event: Event) -> dict:
         on_event("generate", current.batches_done, current.batches)
 
     run = run_inline(run, get_model, step)
-    timings = {stage: {**t, "tokens_per_s": round(t["tokens"] / t["seconds"], 1) if t["seconds"] else 0.0}
+    timings = {stage: {**t, "tokens_per_s": tokens_per_s(t["tokens"], t["seconds"])}
                for stage, t in (run.timings or {}).items()}
     return {"run": run.pk, "status": run.status, "counts": run.counts, "timings": timings, "error": run.error,
             "wall_s": round(time.perf_counter() - started, 1)}

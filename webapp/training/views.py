@@ -2,88 +2,81 @@
 versions with their scores across rounds.
 
 The views are thin: rounds.py and versions.py decide (who may, whether a round may start, what
-is promoted); these read the request, call them and render. A refusal says why: PermissionDenied
-is a 403 with its reason, bad settings a 400 with the form again and what was typed, a round
-that cannot start because another one runs a 409 that links to it.
+is promoted) and refuse with webapp.refusals; these read the request, call them and render. A
+refusal says why: a 403 with its reason, bad settings a 400 with the form again and what was
+typed, a round that cannot start because another one runs a 409 that links to it.
 """
 from __future__ import annotations
 
 import math
-import re
 
+from django import forms
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse
-from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from engine.evaluate import paired
 from engine.evaluate.p3_eval import P3EvalConfig
 from engine.training.sft import METHODS, SFTConfig
 from webapp.accounts.roles import is_trainer
-from webapp.training import rounds, versions
+from webapp.core.refusal_responses import refusal_response
+from webapp.core.run_views import RunPages
+from webapp.core.settings_forms import Setting, SettingsForm
+from webapp.refusals import Invalid, NotAllowed, Refused
+from webapp.serving import versions
+from webapp.serving.models import ModelVersion
+from webapp.training import rounds
 from webapp.training.charts import line_chart
-from webapp.training.models import ModelVersion, TrainingRun
+from webapp.training.models import TrainingRun
 from webapp.training.rounds import RoundConfig, RoundRefused
 from webapp.training.training_data import SOURCES
 
 RUNS_SHOWN = 50
 VERSIONS_SHOWN = 100
 SOURCE_LABELS = {"selfplay": "Self-play puzzle pairs (verified)", "chat": "Chat repairs that passed their tests"}
-STAGES = (("data", "Snapshot the data"), ("eval-before", "Evaluate the active model"), ("train", "Fine-tune"),
-          ("eval-after", "Evaluate the new model"), ("decide", "Decide"))
-STAGE_LABELS = dict(STAGES)
-
-# The form: name, label, type, where it goes in the settings, help. Minimums the engine does not
-# check itself (or checks in other units) are checked here.
-FIELDS = (
-    ("method", "Method", str, "sft", "full fine-tuning, or LoRA adapters merged after training"),
-    ("epochs", "Epochs", float, "sft", ""),
-    ("max_steps", "Max steps", int, "sft", "0: train for the epochs"),
-    ("learning_rate", "Learning rate", float, "sft", ""),
-    ("batch_size", "Batch size", int, "sft", "blocks per device step"),
-    ("gradient_accumulation", "Gradient accumulation", int, "sft", "steps per optimizer update"),
-    ("block_size", "Block size", int, "sft", "tokens per packed training block"),
-    ("samples", "Samples per puzzle (n)", int, "p3_eval", "attempts per held-out puzzle"),
-    ("temperature", "Temperature", float, "p3_eval", "sampling temperature of the evaluation"),
-    ("subset", "Puzzles (subset)", int, "p3_eval", "0: all 228 held-out test puzzles; else a seeded subset"),
-    ("humaneval_problems", "HumanEval problems", int, "", "greedy pass@1 on the first N; 0: skip"),
-    ("metric_k", "k for the gate", int, "", "promote only if pass@k does not drop"),
-    ("margin", "Margin (points)", float, "", "allowed drop of pass@k, in percentage points"),
-)
-LABELS = {name: label for name, label, *_ in FIELDS}
-BOUNDS = {  # name: (lowest, highest or None)
-    "max_steps": (0, None), "subset": (0, None), "humaneval_problems": (0, None), "metric_k": (1, None),
-    "temperature": (0.0, 2.0), "margin": (0.0, 99.99),
-}
+STAGE_LABELS = dict(TrainingRun.STAGES)
+BACK = ("training:runs", "Back to training")
 
 
-# --- refusals ------------------------------------------------------------------------------------
-def _refusal(request, reason: str, status: int) -> HttpResponse:
-    """htmx: the reason as text (the page shows it above the panel); otherwise a short page."""
-    text = reason[:1].upper() + reason[1:] if reason else "The request was refused."
-    if request.htmx:
-        return HttpResponse(text, status=status, content_type="text/plain; charset=utf-8")
-    return render(request, "refused.html", {"reason": text, "status": status, "back_url": reverse("training:runs"),
-                                            "back_label": "Back to training"}, status=status)
+# The form: the settings a person may change, where they go, and the bounds the engine does not check
+# itself (or checks in other units).
+class RoundForm(SettingsForm):
+    SETTINGS = (
+        Setting("method", "Method", str, "full fine-tuning, or LoRA adapters merged after training", group="sft"),
+        Setting("epochs", "Epochs", float, group="sft"),
+        Setting("max_steps", "Max steps", int, "0: train for the epochs", low=0, group="sft"),
+        Setting("learning_rate", "Learning rate", float, group="sft"),
+        Setting("batch_size", "Batch size", int, "blocks per device step", group="sft"),
+        Setting("gradient_accumulation", "Gradient accumulation", int, "steps per optimizer update", group="sft"),
+        Setting("block_size", "Block size", int, "tokens per packed training block", group="sft"),
+        Setting("samples", "Samples per puzzle (n)", int, "attempts per held-out puzzle", group="p3_eval"),
+        Setting("temperature", "Temperature", float, "sampling temperature of the evaluation", low=0.0, high=2.0,
+                group="p3_eval"),
+        Setting("subset", "Puzzles (subset)", int, "0: all 228 held-out test puzzles; else a seeded subset", low=0,
+                group="p3_eval"),
+        Setting("humaneval_problems", "HumanEval problems", int, "greedy pass@1 on the first N; 0: skip", low=0),
+        Setting("metric_k", "k for the gate", int, "promote only if pass@k does not drop", low=1),
+        Setting("margin", "Margin (points)", float, "allowed drop of pass@k, in percentage points", low=0.0,
+                high=99.99),
+    )
+    sources = forms.MultipleChoiceField(choices=[(s, s) for s in SOURCES], error_messages={
+        "required": "Choose at least one data source",
+        "invalid_choice": f"Data sources must be among {', '.join(SOURCES)}"})
+
+    def settings(self) -> dict:
+        values = super().settings()
+        values["sources"] = self.cleaned_data["sources"]
+        values["margin"] = round(values["margin"] / 100, 6)  # points on the page, a fraction in the config
+        return values
+
+    def typed(self) -> dict:
+        return {**super().typed(), "sources": self.data.getlist("sources")}
 
 
-def _readable(text: str) -> str:
-    """An engine message with its field names as the form labels them ("batch_size must be at
-    least 1" → "Batch size must be at least 1")."""
-    clauses = []
-    for clause in text.split("; "):
-        name = re.match(r"[a-z_]+", clause)
-        if name and name.group() in LABELS:
-            clause = LABELS[name.group()] + clause[name.end():]
-        clauses.append(clause)
-    text = "; ".join(clauses)
-    return text[:1].upper() + text[1:]
+LABELS = {setting.name: setting.label for setting in RoundForm.SETTINGS}
 
 
-# --- the runs and the form -----------------------------------------------------------------------
 def _defaults() -> dict:
     config, sft, evaluation = RoundConfig(), SFTConfig(), P3EvalConfig()
     values = {name: getattr(sft, name) for name in ("method", "epochs", "max_steps", "learning_rate", "batch_size",
@@ -100,52 +93,13 @@ def _number(value: float):
     return int(value) if float(value).is_integer() else value
 
 
-def round_settings(post) -> dict:
-    """The form's values as RoundConfig.from_dict wants them; ValueError names the field that is wrong."""
-    sources = post.getlist("sources")
-    if not sources:
-        raise ValueError("Choose at least one data source")
-    values = {}
-    for name, label, kind, _, _ in FIELDS:
-        raw = post.get(name, "").strip()
-        if not raw:
-            raise ValueError(f"{label} is empty")
-        try:
-            value = kind(raw)
-        except ValueError:
-            raise ValueError(f"{label} must be {'a whole number' if kind is int else 'a number'}") from None
-        if kind is float and not math.isfinite(value):
-            raise ValueError(f"{label} must be a number")
-        low, high = BOUNDS.get(name, (None, None))
-        if low is not None and value < low:
-            raise ValueError(f"{label} must be at least {low}")
-        if high is not None and value > high:
-            raise ValueError(f"{label} must be at most {high}")
-        values[name] = value
-    settings = {"sources": sources, "sft": {}, "p3_eval": {}}
-    for name, _, _, group, _ in FIELDS:
-        if group:
-            settings[group][name] = values[name]
-        else:
-            settings[name] = values[name]
-    settings["margin"] = round(values["margin"] / 100, 6)
-    return settings
-
-
 def _form(values: dict) -> dict:
-    fields = []
-    for name, label, kind, group, help_text in FIELDS:
-        low, high = BOUNDS.get(name, (None, None))
-        if low is None and kind is not str:
-            low = 0 if kind is float else 1
-        fields.append({"name": name, "label": label, "help": help_text, "kind": kind.__name__,
-                       "value": values.get(name, ""), "min": low, "max": high,
-                       "step": "any" if kind is float else "1", "group": group or "gate"})
+    rows = RoundForm().rows(values)
     chosen = values.get("sources") or []
     return {"sources": [{"value": s, "label": SOURCE_LABELS.get(s, s), "checked": s in chosen} for s in SOURCES],
             "methods": METHODS,
-            "train_fields": [f for f in fields if f["group"] == "sft"],
-            "eval_fields": [f for f in fields if f["group"] != "sft"]}
+            "train_fields": [f for f in rows if f["group"] == "sft"],
+            "eval_fields": [f for f in rows if f["group"] != "sft"]}
 
 
 def _gate(run: TrainingRun) -> dict:
@@ -167,7 +121,6 @@ def _runs_page(request, status: int = 200, error: str = "", values: dict | None 
                busy: TrainingRun | None = None) -> HttpResponse:
     runs = list(TrainingRun.objects.select_related("created_by", "produced_version")[:RUNS_SHOWN])
     for run in runs:
-        run.percent = round(run.fraction * 100)
         run.gate = _gate(run)
     context = {"trainer": is_trainer(request.user), "runs": runs, "error": error, "busy": busy,
                "active": next((run for run in runs if run.is_active), None),
@@ -180,17 +133,17 @@ def runs(request):
     if request.method == "GET":
         return _runs_page(request)
     if not is_trainer(request.user):  # before the settings: a refusal says who may, not what is wrong
-        return _refusal(request, "only trainers can start training rounds", 403)
-    values = {name: request.POST.get(name, "") for name in LABELS}
-    values["sources"] = request.POST.getlist("sources")
+        return refusal_response(request, NotAllowed("only trainers can start training rounds"), back=BACK)
+    form = RoundForm(request.POST)
     try:
-        run = rounds.start_round(request.user, round_settings(request.POST), trigger=TrainingRun.Trigger.FORM)
-    except PermissionDenied as exc:
-        return _refusal(request, str(exc), 403)
-    except ValueError as exc:
-        return _runs_page(request, 400, _readable(str(exc)), values)
+        if not form.is_valid():
+            return _runs_page(request, 400, form.error_text(), form.typed())
+        run = rounds.start_round(request.user, form.settings(), trigger=TrainingRun.Trigger.FORM)
+    except Invalid as exc:
+        form.refused_by(exc)
+        return _runs_page(request, exc.status, form.error_text(), form.typed())
     except RoundRefused as exc:
-        return _runs_page(request, 409, _readable(str(exc)), values,
+        return _runs_page(request, exc.status, exc.reason, form.typed(),
                           busy=TrainingRun.objects.filter(lock_slot=True).first())
     return redirect("training:run", run.pk)
 
@@ -232,7 +185,7 @@ def _comparison(run: TrainingRun) -> dict:
             _fraction(he_after, "passed", "problems"), kind="text")
     row("tokens-per-s", "P3 tokens/s", p3_before.get("tokens_per_s"), p3_after.get("tokens_per_s"), kind="number")
     row("seconds", "Evaluation wall time", _evaluation_time(before), _evaluation_time(after), kind="text")
-    version = getattr(run, "produced_version", None)
+    version = run.produced_version
     change = paired.compare_results(p3_before, p3_after, int(gate_k))
     return {"rows": rows, "paired": paired.summary(change) if change else "",
             "model_before": (run.base_version.name if run.base_version else before.get("model", "")) if before else "",
@@ -260,10 +213,8 @@ def _loss_chart(run: TrainingRun):
                       title=f"Training loss of round {run.pk}")
 
 
-def _run_context(request, run: TrainingRun) -> dict:
-    trainer = is_trainer(request.user)
-    progress = run.progress or {}
-    training = run.training or {}
+def _panel_context(request, run: TrainingRun) -> dict:
+    progress, training, dataset = run.progress or {}, run.training or {}, run.dataset or {}
     figures = []
     if run.is_active and run.stage == "train" and "step" in progress:
         figures = [("step", "Step", f"{progress.get('step', 0)}/{progress.get('max_steps') or '?'}"),
@@ -273,32 +224,22 @@ def _run_context(request, run: TrainingRun) -> dict:
                    ("eta", "ETA", _duration(progress.get("eta_s")))]
     elif run.is_active and run.stage in ("eval-before", "eval-after") and "total" in progress:
         figures = [("done", "Evaluated", f"{progress.get('done', 0)}/{progress.get('total', 0)} problems")]
-    version = getattr(run, "produced_version", None)
     return {
-        "run": run, "percent": round(run.fraction * 100), "polling": run.is_active,
-        "stalled": rounds.is_stalled(run), "stalled_after_s": int(rounds.STALLED_AFTER_S), "figures": figures,
-        "stage_label": STAGE_LABELS.get(run.stage, run.stage),
-        "stages": [{"key": key, "label": label, "current": key == run.stage} for key, label in STAGES],
+        "figures": figures, "stage_label": STAGE_LABELS.get(run.stage, run.stage),
+        "stages": [{"key": key, "label": label, "current": key == run.stage} for key, label in run.STAGES],
         "loss_chart": _loss_chart(run), "comparison": _comparison(run),
         "training_rows": [(label, training.get(key)) for key, label in (
             ("steps", "Steps"), ("epochs", "Epochs"), ("blocks", "Blocks"), ("tokens", "Tokens per epoch"),
             ("final_loss", "Final loss"), ("tokens_per_s", "Tokens/s"), ("seconds", "Seconds"),
             ("resumed_from", "Resumed from")) if training.get(key) not in (None, "")],
-        "version": version,
-        "dataset_counts": {"attempts": len((run.dataset or {}).get("attempts") or []),
-                           "messages": len((run.dataset or {}).get("messages") or [])},
-        "can_cancel": trainer and run.is_active and not run.cancel_requested,
-        "can_resume": trainer and run.status in (TrainingRun.Status.FAILED, TrainingRun.Status.CANCELLED),
-        "trainer": trainer,
+        "version": run.produced_version,
+        "dataset_counts": {"attempts": len(dataset.get("attempts") or []),
+                           # a snapshot from before the ledger named the chat messages instead
+                           "examples": len(dataset.get("examples", dataset.get("messages")) or [])},
     }
 
 
-def _run(run_id: int) -> TrainingRun:
-    return get_object_or_404(TrainingRun.objects.select_related("created_by", "base_version", "produced_version"),
-                             pk=run_id)
-
-
-def _run_page(request, run: TrainingRun, status: int = 200, error: str = "") -> HttpResponse:
+def _page_context(request, run: TrainingRun) -> dict:
     config = run.config or {}
     settings_rows = [("Data sources", ", ".join(config.get("sources") or []))]
     settings_rows += [(LABELS.get(k, k.replace("_", " ")), v) for k, v in (config.get("sft") or {}).items()]
@@ -307,54 +248,15 @@ def _run_page(request, run: TrainingRun, status: int = 200, error: str = "") -> 
                       if k not in ("sources", "sft", "p3_eval") and k != "margin"]
     if "margin" in config:
         settings_rows.append((LABELS["margin"], _number(round(float(config["margin"]) * 100, 4))))
-    context = {**_run_context(request, run), "settings_rows": settings_rows, "action_error": error}
-    return render(request, "training/run.html", context, status=status)
+    return {"settings_rows": settings_rows}
 
 
-@require_GET
-def run_page(request, run_id: int):
-    return _run_page(request, _run(run_id))
-
-
-@require_GET
-@never_cache
-def run_progress(request, run_id: int):
-    """The live part of the run page; htmx polls it every 2 s while the round is active."""
-    return render(request, "training/_run_panel.html", _run_context(request, _run(run_id)))
-
-
-def _after_action(request, run: TrainingRun) -> HttpResponse:
-    if request.htmx:
-        return render(request, "training/_run_panel.html", _run_context(request, _run(run.pk)))
-    return redirect("training:run", run.pk)
-
-
-@require_POST
-def cancel(request, run_id: int):
-    run = _run(run_id)
-    if not is_trainer(request.user):
-        return _refusal(request, "only trainers can cancel training rounds", 403)
-    if not run.is_active:
-        reason = f"round {run.pk} is already {run.status}"
-        return _refusal(request, reason, 409) if request.htmx else _run_page(request, run, 409, _readable(reason))
-    try:
-        rounds.cancel_round(request.user, run)
-    except PermissionDenied as exc:
-        return _refusal(request, str(exc), 403)
-    return _after_action(request, run)
-
-
-@require_POST
-def resume(request, run_id: int):
-    run = _run(run_id)
-    try:
-        run = rounds.resume_round(request.user, run)
-    except PermissionDenied as exc:
-        return _refusal(request, str(exc), 403)
-    except RoundRefused as exc:
-        reason = _readable(str(exc))
-        return _refusal(request, reason, 409) if request.htmx else _run_page(request, _run(run_id), 409, reason)
-    return _after_action(request, run)
+RUN_PAGES = RunPages(
+    TrainingRun, "training", "training/run.html", "training/_run_panel.html", "Training round {pk}", BACK,
+    may_act=is_trainer, cancel_run=rounds.cancel_round, resume_run=rounds.resume_round,
+    panel_context=_panel_context, page_context=_page_context,
+    stalled_hint="It is marked failed shortly; resume it then to carry on from its last checkpoint.",
+    related=("created_by", "base_version", "produced_version"))
 
 
 # --- model versions ------------------------------------------------------------------------------
@@ -416,7 +318,7 @@ def _models_page(request, status: int = 200, error: str = "") -> HttpResponse:
     active = versions.active_version()  # the base model becomes v0 the first time anyone asks
     reference = _reference()
     rows = []
-    for version in ModelVersion.objects.select_related("parent", "created_by_run")[:VERSIONS_SHOWN]:
+    for version in ModelVersion.objects.select_related("parent", "training_run")[:VERSIONS_SHOWN]:
         metrics, comparable = _measured(version, reference)
         p3 = (metrics or {}).get("p3") or {}
         rows.append({"version": version, "metrics": metrics, "comparable": comparable or reference is None,
@@ -440,12 +342,11 @@ def promote(request, version_id: int):
     version = get_object_or_404(ModelVersion, pk=version_id)
     try:
         if version.is_active:
-            raise ValueError(f"{version.name} is already the active model")
+            raise Invalid(f"{version.name} is already the active model")
         versions.promote(version, f"promoted by hand by {request.user.get_username()}", request.user)
-    except PermissionDenied as exc:
-        return _refusal(request, str(exc), 403)
-    except ValueError as exc:
-        return _models_page(request, 400, str(exc))  # it may start with a version's name: kept as written
+    except Refused as exc:
+        error = str(exc)  # it may start with a version's name: kept as written
+        return refusal_response(request, exc, lambda _, status: _models_page(request, status, error), BACK)
     messages.success(request, f"{version.name} is now the active model; the model worker loads it on its next request.")
     return redirect("training:models")
 
@@ -454,9 +355,8 @@ def promote(request, version_id: int):
 def rollback(request):
     try:
         version = versions.rollback(request.user)
-    except PermissionDenied as exc:
-        return _refusal(request, str(exc), 403)
-    except ValueError as exc:
-        return _models_page(request, 400, str(exc))  # it may start with a version's name: kept as written
+    except Refused as exc:
+        error = str(exc)  # it may start with a version's name: kept as written
+        return refusal_response(request, exc, lambda _, status: _models_page(request, status, error), BACK)
     messages.success(request, f"Rolled back: {version.name} is the active model again.")
     return redirect("training:models")

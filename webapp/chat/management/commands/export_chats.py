@@ -1,10 +1,9 @@
 """`python manage.py export_chats [--output FILE] [--user NAME] [--feedback-only]`: conversations as JSONL."""
-import sys
-
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from webapp.chat.export import exportable, iter_jsonl
+from webapp.core.jsonl_output import write_lines
 
 
 class Command(BaseCommand):
@@ -21,14 +20,5 @@ class Command(BaseCommand):
             owner = get_user_model().objects.filter(username=user).first()
             if owner is None:
                 raise CommandError(f"no user named {user!r}")
-        lines = iter_jsonl(exportable(owner, feedback_only).iterator(chunk_size=200))
-        count = 0
-        stream = sys.stdout if output == "-" else open(output, "w", encoding="utf-8")  # noqa: SIM115
-        try:
-            for line in lines:
-                stream.write(line)
-                count += 1
-        finally:
-            if stream is not sys.stdout:
-                stream.close()
+        count = write_lines(iter_jsonl(exportable(owner, feedback_only).iterator(chunk_size=200)), output, self.stdout)
         self.stderr.write(f"exported {count} conversation(s)" + ("" if output == "-" else f" to {output}"))

@@ -1,8 +1,7 @@
 """`manage.py export_dataset --format jsonl`: verified pairs that may be trained on, one per line."""
-import sys
-
 from django.core.management.base import BaseCommand, CommandError
 
+from webapp.core.jsonl_output import write_lines
 from webapp.puzzles.export import iter_jsonl
 from webapp.puzzles.models import Puzzle
 
@@ -20,13 +19,5 @@ class Command(BaseCommand):
     def handle(self, *args, output=None, source=None, **options):
         if source and Puzzle.Source.P3_TEST in source:
             raise CommandError("the P3 test split is for evaluation only and is never exported as training data")
-        out = open(output, "w", encoding="utf-8") if output else sys.stdout
-        count = 0
-        try:
-            for line in iter_jsonl(source):
-                out.write(line)
-                count += 1
-        finally:
-            if output:
-                out.close()
+        count = write_lines(iter_jsonl(source), output, self.stdout)
         self.stderr.write(f"exported {count} verified pairs" + (f" to {output}" if output else ""))

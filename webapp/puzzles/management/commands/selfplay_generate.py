@@ -6,10 +6,12 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 
 from engine.lm.loading import load_model
+from engine.lm.throughput import tokens_per_s
 from engine.selfplay.pipeline import SelfPlayConfig
 from engine.selfplay.solving_prompts import STYLES
-from webapp.puzzles.generation import RunRefused, resume_run, run_inline, start_run
+from webapp.puzzles.generation_runs import resume_run, run_inline, start_run
 from webapp.puzzles.models import GenerationRun
+from webapp.refusals import Refused
 
 
 class Command(BaseCommand):
@@ -41,8 +43,8 @@ class Command(BaseCommand):
             if o["resume"]:
                 run = resume_run(None, GenerationRun.objects.get(pk=o["resume"]))
             else:
-                run = start_run(None, o)  # SelfPlayConfig.from_dict takes the options it knows
-        except (ValueError, RunRefused, GenerationRun.DoesNotExist) as exc:
+                run = start_run(None, SelfPlayConfig.from_known(o).as_dict())
+        except (ValueError, Refused, GenerationRun.DoesNotExist) as exc:
             raise CommandError(str(exc)) from None
         model = load_model(o["model"] if o["model"] is not None else settings.AUTODIDACT_MODEL, o["backend"])
         self.stderr.write(f"run {run.pk}: model {model.name} loaded in {model.load_seconds:.1f} s")
@@ -58,7 +60,7 @@ class Command(BaseCommand):
         run = run_inline(run, lambda: model, progress)
         summary = {"run": run.pk, "status": run.status, "model": model.name, "config": run.config,
                    "counts": run.counts, "wall_s": round(time.perf_counter() - started, 1),
-                   "stages": {stage: {**t, "tokens_per_s": round(t["tokens"] / t["seconds"], 1) if t["seconds"] else 0}
+                   "stages": {stage: {**t, "tokens_per_s": tokens_per_s(t["tokens"], t["seconds"])}
                               for stage, t in run.timings.items()}, "error": run.error}
         self.stdout.write(json.dumps(summary, indent=2) if o["json"] else _table(summary))
         if run.status != GenerationRun.Status.SUCCEEDED:

@@ -9,9 +9,8 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from engine.selfplay.pipeline import SelfPlayConfig
-from webapp.puzzles.generation import RunRefused
+from webapp.refusals import Refused
 from webapp.training.report import markdown, write
-from webapp.training.rounds import RoundRefused
 from webapp.training.selfplay_loop import run_loop
 
 
@@ -89,7 +88,7 @@ class Command(BaseCommand):
         try:
             report = run_loop(o["rounds"], generation, round_config, not o["no_bootstrap"], o["backend"], on_event,
                               o["variants"], o["search_solutions"])
-        except (ValueError, RoundRefused, RunRefused) as exc:
+        except (ValueError, Refused) as exc:
             raise CommandError(str(exc)) from exc
         finally:
             for bar in bars.values():

@@ -7,6 +7,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
+from webapp.refusals import Refused
 from webapp.training import rounds
 from webapp.training.models import TrainingRun
 
@@ -48,7 +49,7 @@ class Command(BaseCommand):
             else:
                 run = rounds.start_round(None, settings_, trigger=TrainingRun.Trigger.COMMAND,
                                          enqueue=not options["inline"])
-        except (ValueError, rounds.RoundRefused, TrainingRun.DoesNotExist) as exc:
+        except (ValueError, Refused, TrainingRun.DoesNotExist) as exc:
             raise CommandError(str(exc)) from exc
         if not options["inline"]:
             self.stdout.write(f"queued training round {run.pk}")

@@ -1,0 +1,56 @@
+"""Refusals: what a service raises when it will not do what a person asked, and why.
+
+A `Refused` carries the HTTP status a page answers with and a message meant for the person who
+asked. Services raise only these for anything a user can cause; views turn them (and only them)
+into a page or an htmx fragment, so an unexpected `ValueError` deep inside is a logged 500, never
+a 400 whose text leaks an internal detail. Every app may import this module (it is below them all).
+"""
+from __future__ import annotations
+
+from django.core.exceptions import PermissionDenied
+
+
+class Refused(Exception):
+    status = 400
+
+    def __init__(self, message: str = "", fields: dict[str, str] | None = None):
+        super().__init__(message)
+        self.fields = dict(fields or {})  # form field -> message, when the refusal is about a form's values
+
+    @property
+    def reason(self) -> str:
+        """The message, capitalised, for a page."""
+        text = str(self) or "The request was refused."
+        return text[:1].upper() + text[1:]
+
+
+class Invalid(Refused, ValueError):
+    """Bad input: the form again, with what was typed."""
+
+    status = 400
+
+
+class NotAllowed(Refused, PermissionDenied):
+    """The person's role does not allow it."""
+
+    status = 403
+
+
+class Conflict(Refused):
+    """Not now: something else is running or the object is in the wrong state."""
+
+    status = 409
+
+
+class RateLimited(Refused):
+    status = 429
+
+    def __init__(self, message: str = "", retry_after_s: int = 60):
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class Unavailable(Refused):
+    """A part the request needs is down; nothing was saved."""
+
+    status = 503
