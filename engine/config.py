@@ -27,6 +27,14 @@ class Problems(dict):
             raise ConfigError(self)
 
 
+def check_sampling(problems: Problems, top_k: int, top_p: float) -> None:
+    """The sampling settings every config that samples carries (recorded with its results)."""
+    if top_k < 0:
+        problems.add("top_k", "top_k must be at least 0 (0: no limit)")
+    if not 0 < top_p <= 1:
+        problems.add("top_p", "top_p must be above 0 and at most 1")
+
+
 class StrictConfig:
     """Mix into a `@dataclass(frozen=True)`; `KIND` names the settings in the unknown-key message."""
 

@@ -69,3 +69,10 @@ def test_the_llama_cpp_backend_offers_the_whole_protocol(smol):
 
     assert [name for name in sorted(protocol_members()) if not hasattr(smol, name)] == []
     assert smol.encode(QUESTION) and smol.quantization == "gguf"
+
+
+def test_llama_cpp_applies_top_k(smol):
+    greedy = smol.complete(QUESTION, SamplingParams(max_new_tokens=12)).text
+    sampled = {c.text for c in smol.sample(QUESTION, 3, SamplingParams(max_new_tokens=12, temperature=1.5, top_k=1,
+                                                                         seed=5))}
+    assert sampled == {greedy}

@@ -96,8 +96,18 @@ def test_int8_quantized_model_generates_and_bad_options_are_refused(tmp_path_fac
         TransformersModel.load(folder, quantize="int3")
 
 
+def test_top_k_limits_the_choice_to_the_most_likely_tokens(tiny):
+    greedy = tiny.complete("def f(x):", SamplingParams(max_new_tokens=8)).text
+    one = {c.text for c in tiny.sample("def f(x):", 6, SamplingParams(max_new_tokens=8, temperature=1.5, top_k=1, seed=3))}
+    assert one == {greedy}  # top-k 1 at any temperature is greedy
+    wide = [c.text for c in tiny.sample("def f(x):", 6, SamplingParams(max_new_tokens=8, temperature=1.0, seed=11))]
+    same = [c.text for c in tiny.sample("def f(x):", 6, SamplingParams(max_new_tokens=8, temperature=1.0, seed=11,
+                                                                       top_k=10_000_000))]
+    assert wide == same  # a k past the vocabulary changes nothing
+
+
 def test_bad_sampling_params_are_refused():
-    for bad in ({"max_new_tokens": 0}, {"temperature": -1}, {"top_p": 0}):
+    for bad in ({"max_new_tokens": 0}, {"temperature": -1}, {"top_p": 0}, {"top_k": -1}):
         with pytest.raises(ValueError):
             SamplingParams(**bad)
 

@@ -55,6 +55,8 @@ def main(argv=None) -> int:
     parser.add_argument("--data", default="", help="p3: folder with puzzles.json/split.json; humaneval: .jsonl(.gz)")
     parser.add_argument("--samples", type=int, default=10)
     parser.add_argument("--temperature", type=float, default=0.8)
+    parser.add_argument("--top-k", type=int, default=P3EvalConfig.top_k, help="p3: 0 = no limit")
+    parser.add_argument("--top-p", type=float, default=P3EvalConfig.top_p, help="p3")
     parser.add_argument("--max-tokens", type=int, default=0, help="default: 150 (p3), 300 (humaneval)")
     parser.add_argument("--style", choices=STYLES, default="completion")
     parser.add_argument("--subset", type=int, default=0, help="p3: evaluate on this many test puzzles (seeded)")
@@ -68,7 +70,8 @@ def main(argv=None) -> int:
     progress = lambda done, total: print(f"{done}/{total}", file=sys.stderr, flush=True)  # noqa: E731
     if args.benchmark == "p3":
         config = P3EvalConfig(samples=args.samples, temperature=args.temperature, max_tokens=args.max_tokens or 150,
-                              style=args.style, subset=args.subset, seed=args.seed)
+                              style=args.style, subset=args.subset, seed=args.seed, top_k=args.top_k,
+                              top_p=args.top_p)
         name, puzzles = held_out_puzzles(args.data or DEFAULT_P3, config.subset, config.seed)
         result = evaluate_p3(model, puzzles, config, verify, name, progress).as_dict()
     else:

@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from engine.config import Problems, StrictConfig
+from engine.config import Problems, StrictConfig, check_sampling
 from engine.evaluate.pass_at_k import mean_pass_at_k, report_ks
 from engine.lm.generation import CancelToken
 from engine.lm.throughput import tokens_per_s
@@ -26,6 +26,8 @@ class P3EvalConfig(StrictConfig):
     temperature: float = 0.8
     max_tokens: int = 150  # the paper's budget per attempt
     style: str = "completion"
+    top_k: int = 50  # the paper sampled with transformers' generate defaults
+    top_p: float = 1.0
     subset: int = 0  # 0: every test puzzle; else this many, drawn with `seed`
     seed: int = 0
     timeout_s: float = 1.0  # the paper's judge timeout
@@ -43,6 +45,7 @@ class P3EvalConfig(StrictConfig):
             problems.add("temperature", "temperature must be between 0 and 2")
         if self.style not in STYLES:
             problems.add("style", f"unknown prompt style {self.style!r}; choose one of {', '.join(STYLES)}")
+        check_sampling(problems, self.top_k, self.top_p)
         problems.raise_any()
 
     @classmethod
@@ -88,6 +91,7 @@ def evaluate_p3(model, puzzles: Sequence[P3Puzzle], config: P3EvalConfig, verify
     """Sample, verify and score `puzzles`; `progress(done, total)` after every chunk of puzzles."""
     solving = SelfPlayConfig(attempts=config.samples, solving_temperature=config.temperature,
                              solving_tokens=config.max_tokens, style=config.style, seed=config.seed,
+                             top_k=config.top_k, top_p=config.top_p,
                              max_batch_rows=max(config.max_batch_rows, config.samples))
     started = time.perf_counter()
     per_puzzle, tokens = [], 0

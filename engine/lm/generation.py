@@ -13,7 +13,8 @@ Prompt = str | list[dict]  # raw text (completion prompts) or chat messages {"ro
 class SamplingParams:
     max_new_tokens: int = 256
     temperature: float = 0.0  # 0 = greedy
-    top_p: float = 1.0
+    top_p: float = 1.0  # sample from the smallest set of tokens whose probability reaches top_p
+    top_k: int = 0  # sample from the k most likely tokens (0: no limit); both apply when both are set
     stop: tuple[str, ...] = ()  # generation ends before the first of these strings
     seed: int | None = None  # same seed, same prompt, same settings: same samples
 
@@ -22,6 +23,8 @@ class SamplingParams:
             raise ValueError("max_new_tokens must be at least 1")
         if self.temperature < 0 or not 0 < self.top_p <= 1:
             raise ValueError("temperature must be >= 0 and top_p in (0, 1]")
+        if self.top_k < 0:
+            raise ValueError("top_k must be at least 0 (0: no limit)")
         object.__setattr__(self, "stop", tuple(s for s in self.stop if s))
 
 

@@ -69,7 +69,7 @@ class LlamaCppModel:
         with self._lock:
             pieces = self.llm.create_completion(
                 prompt=self.encode(prompt), max_tokens=params.max_new_tokens, temperature=params.temperature,
-                top_p=params.top_p, top_k=0, min_p=0.0, repeat_penalty=1.0, stop=list(params.stop) or None,
+                top_p=params.top_p, top_k=params.top_k, min_p=0.0, repeat_penalty=1.0, stop=list(params.stop) or None,
                 seed=params.seed if params.seed is not None else 0, stream=True)
             try:
                 for piece in pieces:

@@ -214,7 +214,11 @@ class TransformersModel:
     def _choose(logits: torch.Tensor, params: SamplingParams, generator: torch.Generator) -> torch.Tensor:
         if params.temperature == 0:
             return logits.argmax(dim=-1)
-        probs = torch.softmax(logits.float() / params.temperature, dim=-1)
+        logits = logits.float()
+        if 0 < params.top_k < logits.shape[-1]:  # as transformers' TopKLogitsWarper: keep ties with the k-th
+            kth = torch.topk(logits, params.top_k, dim=-1).values[..., -1:]
+            logits = logits.masked_fill(logits < kth, float("-inf"))
+        probs = torch.softmax(logits / params.temperature, dim=-1)
         if params.top_p < 1.0:
             sorted_probs, order = probs.sort(dim=-1, descending=True)
             outside = sorted_probs.cumsum(dim=-1) - sorted_probs > params.top_p

@@ -48,9 +48,9 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default="var/selfplay", help="run: where batches are saved (and resumed from)")
     defaults = SelfPlayConfig()
     for name in ("batches", "puzzles_per_prompt", "attempts", "generation_tokens", "solving_tokens",
-                 "context_tokens", "seed"):
+                 "context_tokens", "seed", "top_k"):
         parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name))
-    for name in ("generation_temperature", "solving_temperature"):
+    for name in ("generation_temperature", "solving_temperature", "top_p"):
         parser.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(defaults, name))
     parser.add_argument("--style", choices=STYLES, default=defaults.style)
     parser.add_argument("--puzzles", type=int, default=20, help="styles: training puzzles to measure on")

@@ -16,9 +16,10 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from engine.config import Problems, StrictConfig
+from engine.config import Problems, StrictConfig, check_sampling
 from engine.lm.generation import CancelToken, SamplingParams
 from engine.lm.prompt_tokens import chat_text, token_aligned
+from engine.lm.throughput import tokens_per_s
 from engine.selfplay import filters
 from engine.selfplay.generation_prompt import GENERATION_STOPS, generated_function, generation_prompt
 from engine.selfplay.puzzle_code import fingerprint
@@ -44,6 +45,9 @@ class SelfPlayConfig(StrictConfig):
     solving_tokens: int = 150
     context_tokens: int = 2048  # the generation prompt fills this, minus generation_tokens
     style: str = "completion"  # how puzzles are put to the model to solve (solving_prompts.STYLES)
+    # Both stages sample as the paper did (transformers' generate defaults: top-k 50, no top-p cut).
+    top_k: int = 50
+    top_p: float = 1.0
     verify_timeout_s: float = 2.0
     max_solutions: int = 8  # kept per puzzle (the shortest distinct verified ones)
     max_batch_rows: int = 64  # sequences decoded together
@@ -62,15 +66,17 @@ class SelfPlayConfig(StrictConfig):
             problems.add("context_tokens", "context_tokens must leave room for the examples")
         if self.style not in STYLES:
             problems.add("style", f"unknown prompt style {self.style!r}; choose one of {', '.join(STYLES)}")
+        check_sampling(problems, self.top_k, self.top_p)
         problems.raise_any()
 
     def generation_params(self, batch: int) -> SamplingParams:
         return SamplingParams(max_new_tokens=self.generation_tokens, temperature=self.generation_temperature,
-                              stop=GENERATION_STOPS, seed=self.seed * 100_003 + batch)
+                              top_k=self.top_k, top_p=self.top_p, stop=GENERATION_STOPS,
+                              seed=self.seed * 100_003 + batch)
 
     def solving_params(self, batch: int) -> SamplingParams:
         return SamplingParams(max_new_tokens=self.solving_tokens, temperature=self.solving_temperature,
-                              seed=self.seed * 100_003 + batch + 50_000)
+                              top_k=self.top_k, top_p=self.top_p, seed=self.seed * 100_003 + batch + 50_000)
 
 
 @dataclass
@@ -86,7 +92,7 @@ class StageTiming:
 
     @property
     def tokens_per_s(self) -> float:
-        return self.tokens / self.seconds if self.seconds else 0.0
+        return tokens_per_s(self.tokens, self.seconds)
 
 
 def new_counts() -> dict[str, int]:

@@ -35,6 +35,12 @@ def unparse(node: ast.AST) -> str:
         return ast.unparse(node)
 
 
+def puzzle_name(sat_source: str) -> str:
+    """The name the puzzle's function has in its own source (`sat` for P3's); the judge defines it
+    under that name, so a solution may call it."""
+    return first_function(sat_source).name
+
+
 def first_function(source: str) -> ast.FunctionDef:
     """The first top-level `def` of `source`; raises SyntaxError or NotAFunction."""
     tree = parse(source)
@@ -51,22 +57,43 @@ def _strip_docstring(function: ast.FunctionDef) -> None:
         function.body = body[1:] or [ast.Pass()]
 
 
-def rename_function(source: str, new_name: str, drop_docstring: bool = True) -> str:
+def rename_function(source: str, new_name: str, drop_docstring: bool = True,
+                    calls: dict[str, str] | None = None) -> str:
     """`source`'s first function under `new_name` (recursive calls follow), without its docstring.
+    `calls` renames other functions it calls ({"f6": "sat"}), where the function binds no such name.
 
     Written back with `ast.unparse`, so comments and formatting are normalised too."""
-    return unparse(_renamed(source, new_name, drop_docstring))
+    return unparse(_renamed(source, new_name, drop_docstring, calls))
 
 
-def _renamed(source: str, new_name: str, drop_docstring: bool = True) -> ast.FunctionDef:
+def _bound_names(function: ast.FunctionDef) -> set[str]:
+    """Names the function binds itself: parameters, assignments, nested definitions, imports."""
+    bound = {arg.arg for arg in ast.walk(function.args) if isinstance(arg, ast.arg)}
+    for node in ast.walk(function):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
+            bound.add(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node is not function:
+            bound.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            bound.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.arg):
+            bound.add(node.arg)
+    return bound
+
+
+def _renamed(source: str, new_name: str, drop_docstring: bool = True,
+             calls: dict[str, str] | None = None) -> ast.FunctionDef:
     function = first_function(source)
     old_name = function.name
+    bound = _bound_names(function) if calls else set()
+    mapping = {**{old: new for old, new in (calls or {}).items() if old not in bound and old != old_name},
+               old_name: new_name}
     function.name = new_name
     if drop_docstring:
         _strip_docstring(function)
     for node in ast.walk(function):
-        if isinstance(node, ast.Name) and node.id == old_name:
-            node.id = new_name
+        if isinstance(node, ast.Name) and node.id in mapping:
+            node.id = mapping[node.id]
     return function
 
 
@@ -102,11 +129,12 @@ def answer_annotation(sat_source: str) -> str:
     return unparse(positional[0].annotation)
 
 
-def typed_solution(solution_source: str, new_name: str, answer_type: str) -> str:
+def typed_solution(solution_source: str, new_name: str, answer_type: str,
+                   calls: dict[str, str] | None = None) -> str:
     """`solution_source` renamed (as `rename_function`), declaring it returns `answer_type` where it
     declares nothing: the solving prompts open `g` with the puzzle's answer type, so training
     examples and worked examples show it the same way."""
-    function = _renamed(solution_source, new_name)
+    function = _renamed(solution_source, new_name, calls=calls)
     if answer_type and function.returns is None:
         function.returns = ast.parse(answer_type, mode="eval").body
     return without_blank_lines(unparse(function))

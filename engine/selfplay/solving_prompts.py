@@ -8,12 +8,20 @@ out of what the model wrote. Every attempt records the style that produced it.
   code block that defines `g` is the solution.
 - `chat-prefill`: the same instruction, with the assistant's answer already opened as a code
   block starting `def g(...):`, so a small instruct model writes code rather than prose.
+- `paper-prefix`: the paper's own few-shot prefix (`p3/iclr2023/train_prefix.txt` in the benchmark
+  data: five `def f` / `def g` / `assert f(g())` examples), then the target as `def f` and an open
+  `def g(<its defaults>):`, cut like `completion`.
+
+As P3's judge does, a solution may call the puzzle by the name the prompt gave it (`f6`, `f`): that
+name is mapped back to the puzzle's own, which the sandbox defines beside the solution.
 """
 from __future__ import annotations
 
 import ast
+import os
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 
 from engine.lm.code_extraction import extract_code
 from engine.lm.generation import Prompt, SamplingParams
@@ -22,6 +30,7 @@ from engine.selfplay.puzzle_code import (
     complete_function,
     extra_parameters,
     parse,
+    puzzle_name,
     rename_function,
     typed_solution,
     unparse,
@@ -41,7 +50,8 @@ EXAMPLES = (
     ("def f(x: float):\n    return abs(x * x - 17) < 1e-6",
      "def g():\n    return 17 ** 0.5"),
 )
-STYLES = ("completion", "chat", "chat-prefill")
+STYLES = ("completion", "chat", "chat-prefill", "paper-prefix")
+PAPER_PREFIX = Path("p3") / "iclr2023" / "train_prefix.txt"  # in the benchmark data folder
 # Where an answer is opened for the model, its body's indentation is opened too: a small model
 # left at the end of `def g():` often starts a new top-level line, and the function ends empty.
 # With `align` (the model's tokenizer, engine.lm.prompt_tokens.token_aligned) the prompt ends at
@@ -73,9 +83,12 @@ def _solution_header(sat: str, name: str = "g") -> str:
     return f"def {name}({extra_parameters(sat)})" + (f" -> {answer_type}:" if answer_type else ":")
 
 
-def as_sol(function_source: str) -> str | None:
+def as_sol(function_source: str, sat: str | None = None, called_as: str = "") -> str | None:
+    """The solution as `def sol`; with `sat`, calls of the puzzle by the prompt's name (`called_as`)
+    go to the puzzle's own name, as P3's judge maps them."""
     try:
-        return rename_function(function_source, "sol", drop_docstring=False) + "\n"
+        calls = {called_as: puzzle_name(sat)} if sat and called_as else None
+        return rename_function(function_source, "sol", drop_docstring=False, calls=calls) + "\n"
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return None
 
@@ -100,6 +113,7 @@ class _OpenedAnswer:
     and every attempt's solution needs the opening back."""
     name = ""
     stops: tuple[str, ...] = ()
+    called_as = "f"  # what the prompt calls the puzzle
 
     def __init__(self, align: Align | None = None):
         self.align = align
@@ -121,12 +135,13 @@ class _OpenedAnswer:
         return self._parts(sat)[0]
 
     def solution(self, sat: str, text: str) -> str | None:
-        return as_sol(complete_function(self._parts(sat)[1], self._answer(text)))
+        return as_sol(complete_function(self._parts(sat)[1], self._answer(text)), sat, self.called_as)
 
 
 class CompletionStyle(_OpenedAnswer):
     name = "completion"
     stops = ("\nassert", "\ndef ", "\nclass ", "\nif __name__", "\nprint(")
+    called_as = f"f{len(EXAMPLES) + 1}"
 
     def _context_and_opening(self, sat: str) -> tuple[str, str]:
         index = len(EXAMPLES) + 1
@@ -150,7 +165,7 @@ class ChatStyle:
     def solution(self, sat: str, text: str) -> str | None:
         code = extract_code(text, "g")
         function = _function_named(code, "g") if code else None
-        return as_sol(function) if function else None
+        return as_sol(function, sat, "f") if function else None
 
 
 class ChatPrefillStyle(_OpenedAnswer):
@@ -167,6 +182,31 @@ class ChatPrefillStyle(_OpenedAnswer):
 
     def _answer(self, text: str) -> str:
         return text.split("```")[0]
+
+
+class PaperPrefixStyle(_OpenedAnswer):
+    """The paper's prompt with its own prefix file (read once from the benchmark data)."""
+    name = "paper-prefix"
+    stops = CompletionStyle.stops
+
+    def __init__(self, prefix: str, align: Align | None = None):
+        super().__init__(align)
+        self.prefix = prefix.rstrip() + "\n\n"
+
+    def _context_and_opening(self, sat: str) -> tuple[str, str]:
+        return self.prefix + rename_function(sat, "f") + "\n\n", _solution_header(sat) + BODY
+
+
+def paper_prefix(data_folder: str | Path | None = None) -> str:
+    """The text of P3's `train_prefix.txt` from the benchmark data (AUTODIDACT_BENCHMARK_DATA, else
+    `../shared/data` beside the project); FileNotFoundError says where it looked."""
+    folder = Path(data_folder or os.environ.get("AUTODIDACT_BENCHMARK_DATA")
+                  or Path(__file__).resolve().parents[2].parent / "shared" / "data")
+    path = folder / PAPER_PREFIX
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise FileNotFoundError(f"the paper-prefix style needs P3's train_prefix.txt: not found at {path}") from None
 
 
 def _function_named(code: str, name: str) -> str | None:
@@ -193,6 +233,8 @@ def solving_style(name: str, render_chat: Callable[[list[dict]], str] | None = N
         return CompletionStyle(align)
     if name == "chat":
         return ChatStyle()
+    if name == "paper-prefix":
+        return PaperPrefixStyle(paper_prefix(), align)
     if name == "chat-prefill":
         if render_chat is None:
             raise ValueError("the chat-prefill style needs the model's chat template")

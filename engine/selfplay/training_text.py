@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ast
 
-from engine.selfplay.puzzle_code import answer_annotation, rename_function, typed_solution
+from engine.selfplay.puzzle_code import answer_annotation, puzzle_name, rename_function, typed_solution
 
 MAX_SOLUTIONS_PER_PUZZLE = 8
 
@@ -28,7 +28,7 @@ def training_example(sat: str, solution: str) -> str:
     """One example in the paper's format: `def f…`, `def g…`, `assert f(g())`; `g` declares the
     answer's type, as the solving prompts open it."""
     f = rename_function(sat, "f")
-    g = typed_solution(solution, "g", answer_annotation(sat))
+    g = typed_solution(solution, "g", answer_annotation(sat), calls={puzzle_name(sat): "f"})
     return f"{f}\n\n{g}\n\nassert f(g())\n"
 
 

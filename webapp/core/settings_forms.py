@@ -20,6 +20,7 @@ class Setting:
     low: float | None = None  # checked here; everything else by the config dataclass
     high: float | None = None
     group: str = ""  # where the value goes in the settings dict ("" = top level)
+    optional: bool = False  # left empty (or not sent): the config's default applies
 
 
 def _number_text(value) -> str:
@@ -30,14 +31,15 @@ def form_field(setting: Setting) -> forms.Field:
     label = setting.label
     messages = {"required": f"{label} is empty"}
     if setting.kind is str:
-        return forms.CharField(label=label, error_messages=messages)
+        return forms.CharField(label=label, error_messages=messages, required=not setting.optional)
     messages["invalid"] = f"{label} must be {'a whole number' if setting.kind is int else 'a number'}"
     if setting.low is not None:
         messages["min_value"] = f"{label} must be at least {_number_text(setting.low)}"
     if setting.high is not None:
         messages["max_value"] = f"{label} must be at most {_number_text(setting.high)}"
     field_class = forms.IntegerField if setting.kind is int else forms.FloatField
-    return field_class(label=label, min_value=setting.low, max_value=setting.high, error_messages=messages)
+    return field_class(label=label, min_value=setting.low, max_value=setting.high, error_messages=messages,
+                       required=not setting.optional)
 
 
 class SettingsForm(forms.Form):
@@ -61,8 +63,11 @@ class SettingsForm(forms.Form):
         """The cleaned values, nested by each setting's group."""
         values: dict = {}
         for setting in self.SETTINGS:
+            value = self.cleaned_data[setting.name]
+            if setting.optional and value in (None, ""):
+                continue
             target = values.setdefault(setting.group, {}) if setting.group else values
-            target[setting.name] = self.cleaned_data[setting.name]
+            target[setting.name] = value
         return values
 
     def refused_by(self, exc: Invalid) -> None:

@@ -227,10 +227,11 @@ def _save_batch(run: GenerationRun, config: pipeline.SelfPlayConfig, data: dict)
     """The batch's accepted puzzles with all their attempts; the shortest verified ones kept."""
     accepted = [Candidate(**c) for c in data["candidates"] if not c["rejected_by"]]
     solver = data.get("solver", run.model_name)
+    shared = {"top_k": config.top_k, "top_p": config.top_p, "seed": config.seed}
     sampling = {"generation": {"temperature": config.generation_temperature, "max_new_tokens": config.generation_tokens,
-                               "context_tokens": config.context_tokens, "seed": config.seed},
+                               "context_tokens": config.context_tokens, **shared},
                 "solving": {"temperature": config.solving_temperature, "max_new_tokens": config.solving_tokens,
-                            "attempts": config.attempts, "style": config.style, "seed": config.seed}}
+                            "attempts": config.attempts, "style": config.style, **shared}}
     counts = data["counts"]
     created = []
     for candidate, tries in zip(accepted, data["attempts"]):

@@ -251,6 +251,9 @@ class RunForm(SettingsForm):
         Setting("solving_tokens", "Solving max tokens", int),
         Setting("context_tokens", "Generation context tokens", int, "the generation prompt's examples fill this"),
         Setting("style", "Solving prompt style", str, "how puzzles are put to the model to solve"),
+        Setting("top_k", "Top-k", int, "sample from the k most likely tokens (0: no limit; the paper: 50)", low=0,
+                optional=True),
+        Setting("top_p", "Top-p", float, "nucleus sampling (1: off)", low=0.01, high=1.0, optional=True),
         Setting("seed", "Seed", int),
     )
 
