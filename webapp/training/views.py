@@ -180,7 +180,8 @@ def _comparison(run: TrainingRun) -> dict:
             gate=k == gate_k)
     row("solved", "P3 solved", _fraction(p3_before), _fraction(p3_after), kind="text")
     if he_before or he_after or (run.config or {}).get("humaneval_problems"):
-        row("humaneval", "HumanEval pass@1", he_before.get("pass_at_1"), he_after.get("pass_at_1"))
+        prompt = he_after.get("prompt") or he_before.get("prompt") or "completion"
+        row("humaneval", f"HumanEval pass@1 ({prompt} prompt)", he_before.get("pass_at_1"), he_after.get("pass_at_1"))
         row("humaneval-passed", "HumanEval passed", _fraction(he_before, "passed", "problems"),
             _fraction(he_after, "passed", "problems"), kind="text")
     row("tokens-per-s", "P3 tokens/s", p3_before.get("tokens_per_s"), p3_after.get("tokens_per_s"), kind="number")
@@ -261,11 +262,11 @@ RUN_PAGES = RunPages(
 
 # --- model versions ------------------------------------------------------------------------------
 def _signature(metrics: dict) -> tuple:
-    """What makes two evaluations comparable: the same set, sampling and HumanEval problems."""
-    p3 = metrics.get("p3") or {}
+    """What makes two evaluations comparable: the same set, sampling, and HumanEval problems and prompt."""
+    p3, humaneval = metrics.get("p3") or {}, metrics.get("humaneval") or {}
     config = {k: v for k, v in (p3.get("config") or {}).items() if k not in ("ks", "max_batch_rows")}
-    return (p3.get("dataset"), tuple(sorted((k, str(v)) for k, v in config.items())),
-            (metrics.get("humaneval") or {}).get("problems"))
+    return (p3.get("dataset"), tuple(sorted((k, str(v)) for k, v in config.items())), humaneval.get("problems"),
+            humaneval.get("prompt", "completion"))
 
 
 def _reference() -> tuple | None:
