@@ -69,6 +69,16 @@ def test_paired_comparison_separates_a_real_gain_from_a_reshuffle():
         paired.compare(_rows({"a": 1}), _rows({"b": 1}))
 
 
+def test_the_paired_interval_counts_the_draw_of_attempts_too():
+    """Every puzzle at 5 of 10 before and after: resampling puzzles alone would say "exactly no
+    change" (every difference is 0); a fresh draw of the ten attempts moves pass@1 either way."""
+    rows = _rows({f"p{i}": 5 for i in range(50)})
+    same = paired.compare(rows, rows, k=1)
+    low, high = same["interval"]
+    assert same["difference"] == 0 and low < -0.02 and high > 0.02
+    assert paired.compare(rows, rows, k=1) == same  # seeded: the page shows the same interval every time
+
+
 def test_compare_command_pairs_two_saved_results(tmp_path):
     import json
     import subprocess

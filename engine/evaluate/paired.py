@@ -3,12 +3,15 @@
 Two evaluations on the same puzzles are paired. With a small model a few puzzles decide the
 score, and a fresh draw of samples moves it by as much as a round of training does, so the bare
 difference misleads. This reports which puzzles were gained and lost, the exact two-sided sign
-test on those (McNemar's test), and a paired bootstrap interval of the pass@k difference.
+test on those (McNemar's test), and a paired bootstrap interval of the pass@k difference that
+accounts for both sources of chance: which puzzles were drawn (puzzles are resampled) and which
+of each puzzle's n attempts passed (each side's count is redrawn from its own pass rate).
 """
 from __future__ import annotations
 
-import random
 from math import comb
+
+import numpy as np
 
 from engine.evaluate.pass_at_k import pass_at_k
 
@@ -40,12 +43,29 @@ def compare(before: list[dict], after: list[dict], k: int = 10, draws: int = BOO
     solved_before = {name for name in names if old[name][1] > 0}
     solved_after = {name for name in names if new[name][1] > 0}
     gained, lost = sorted(solved_after - solved_before), sorted(solved_before - solved_after)
-    rng = random.Random(seed)
-    means = sorted(sum(rng.choices(diffs, k=len(diffs))) / len(diffs) for _ in range(draws))
-    low, high = means[int(0.025 * (draws - 1))], means[int(0.975 * (draws - 1))]
+    means = np.sort(_bootstrap_means([old[name] for name in names], [new[name] for name in names], k, draws, seed))
+    low, high = float(means[int(0.025 * (draws - 1))]), float(means[int(0.975 * (draws - 1))])
     return {"k": k, "puzzles": len(names), "difference": sum(diffs) / len(diffs), "interval": [low, high],
             "gained": gained, "lost": lost, "kept": len(solved_before & solved_after),
             "sign_test_p": sign_test_p(len(gained), len(lost))}
+
+
+def _bootstrap_means(before: list[tuple[int, int]], after: list[tuple[int, int]], k: int, draws: int,
+                     seed: int) -> np.ndarray:
+    """Mean pass@k differences of `draws` resamples: puzzles drawn with replacement, and each drawn
+    puzzle's passed count redrawn on both sides as Binomial(n, c / n), its n attempts resampled."""
+    rng = np.random.default_rng(seed)
+    n_before, c_before = (np.array(column) for column in zip(*before))
+    n_after, c_after = (np.array(column) for column in zip(*after))
+    width = int(max(n_before.max(), n_after.max())) + 1
+    table = np.zeros((width, width))  # table[n, c] = pass@k(n, c, k)
+    for n in set(n_before.tolist()) | set(n_after.tolist()):
+        table[n, :n + 1] = [pass_at_k(n, c, k) for c in range(n + 1)]
+    picked = rng.integers(0, len(before), size=(draws, len(before)))
+    redrawn_before = rng.binomial(n_before[picked], c_before[picked] / n_before[picked])
+    redrawn_after = rng.binomial(n_after[picked], c_after[picked] / n_after[picked])
+    differences = table[n_after[picked], redrawn_after] - table[n_before[picked], redrawn_before]
+    return differences.mean(axis=1)
 
 
 def summary(comparison: dict) -> str:
