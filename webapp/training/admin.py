@@ -29,6 +29,12 @@ class TrainingRunAdmin(admin.ModelAdmin):
 
     @admin.action(description="Cancel the selected rounds")
     def cancel_rounds(self, request, queryset):
+        asked = 0
         for run in queryset:
-            rounds.cancel_round(request.user, run)
-        self.message_user(request, "Cancel requested.", messages.SUCCESS)
+            try:
+                rounds.cancel_round(request.user, run)
+                asked += 1
+            except Refused as exc:  # already finished, or not a trainer
+                self.message_user(request, exc.reason, messages.WARNING)
+        if asked:
+            self.message_user(request, f"Cancel requested for {asked} round(s).", messages.SUCCESS)
