@@ -121,6 +121,9 @@ def test_code_extraction():
     assert extract_code("def f():\n    return 1") == "def f():\n    return 1\n"
     assert extract_code("Sorry, I cannot help with that.") is None
     assert extract_code("```python\ndef broken(:\n```") == "def broken(:\n"  # last resort: the block itself
+    cut = "Sure:\n```python\ndef add(a, b):\n    return a + b\n\n\ndef unfinished(x):\n    return x +"
+    assert fenced_blocks(cut) == ["def add(a, b):\n    return a + b\n\n\ndef unfinished(x):\n    return x +\n"]
+    assert extract_code(cut, "add").startswith("def add(a, b):")  # a reply cut by its token limit keeps its code
     assert cut_at_dedent("\n    return x + 1\n\nprint('trailing')\ndef g(): pass") == "\n    return x + 1\n"
 
 

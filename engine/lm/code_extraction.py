@@ -6,12 +6,22 @@ import re
 
 _FENCE = re.compile(r"^(?P<fence>`{3,}|~{3,})[ \t]*(?P<lang>[\w+.-]*)[^\n]*\n(?P<body>.*?)^(?P=fence)[ \t]*$",
                     re.M | re.S)
+_OPEN_FENCE = re.compile(r"^(?P<fence>`{3,}|~{3,})[ \t]*(?P<lang>[\w+.-]*)[^\n]*\n(?P<body>.*)\Z", re.M | re.S)
 PYTHON_TAGS = {"", "python", "py", "python3", "pycon"}
 
 
 def fenced_blocks(text: str, languages=PYTHON_TAGS) -> list[str]:
-    """Complete fenced code blocks, in order, whose language tag is one of `languages`."""
-    return [m.group("body") for m in _FENCE.finditer(text) if m.group("lang").lower() in languages]
+    """Fenced code blocks, in order, whose language tag is one of `languages`. A block still open at
+    the end (a reply cut by its token limit, or stopped) counts too: it is closed there."""
+    blocks, end = [], 0
+    for match in _FENCE.finditer(text):
+        if match.group("lang").lower() in languages:
+            blocks.append(match.group("body"))
+        end = match.end()
+    tail = _OPEN_FENCE.search(text, end)
+    if tail and tail.group("lang").lower() in languages and tail.group("body").strip():
+        blocks.append(tail.group("body").rstrip() + "\n")
+    return blocks
 
 
 def _parses(code: str) -> bool:
