@@ -22,7 +22,6 @@ class BackgroundRun(models.Model):
         CANCELLED = "cancelled"
 
     ACTIVE = (Status.QUEUED, Status.RUNNING, Status.EVALUATING)
-    ENDED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
     NOUN = "run"  # what its page calls it ("The run failed"; "round" for training)
     STALLED_AFTER_S = 90.0  # no heartbeat for this long while STALLS_WHEN: its worker is gone
     STALLS_WHEN = (Status.RUNNING, Status.EVALUATING)
