@@ -173,6 +173,16 @@ def test_promotion_gate_and_manual_promote_and_rollback(tmp_path):
     assert decide(_p3({"10": 0.10}), _p3({"10": 0.095}), margin=0.01).promote
     assert "different sets" in decide(_p3({"10": 0.1}), _p3({"10": 0.2}, "p3-test-50-seed0")).reason
     assert "different samples" in decide(_p3({"10": 0.1}), _p3({"10": 0.2}, samples=20)).reason
+    # The forgetting check can fail: better on P3, but HumanEval lost beyond its margin.
+    def humaneval(pass_at_1, prompt="instruct"):
+        return {"pass_at_1": pass_at_1, "problems": 164, "prompt": prompt}
+
+    forgot = decide(_p3({"10": 0.10}), _p3({"10": 0.12}), code_before=humaneval(0.15), code_after=humaneval(0.10))
+    assert not forgot.promote and "HumanEval pass@1 15.0% → 10.0%" in forgot.reason
+    kept = decide(_p3({"10": 0.10}), _p3({"10": 0.12}), code_before=humaneval(0.15), code_after=humaneval(0.14))
+    assert kept.promote and "allowed drop 2.0%" in kept.reason
+    assert "different prompt" in decide(_p3({"10": 0.1}), _p3({"10": 0.2}), code_before=humaneval(0.1, "completion"),
+                                        code_after=humaneval(0.1)).reason
 
     base = versions.active_version()
     admin = User.objects.create_user("ada", is_staff=True)

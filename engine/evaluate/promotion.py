@@ -1,11 +1,12 @@
 """Whether a newly trained model replaces the active one: only if it is not worse on the held-out
-metric by more than a margin, and the comparison is like for like (same named set, same sampling
-settings), since a pass@10 on 50 puzzles says nothing against one on 228."""
+metric by more than a margin, nor worse on the code benchmark (HumanEval, the forgetting check) by
+more than its own margin, and each comparison is like for like (same named set, same sampling
+settings, same prompt), since a pass@10 on 50 puzzles says nothing against one on 228."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-COMPARED_SETTINGS = ("samples", "temperature", "max_tokens", "style", "subset", "seed")
+COMPARED_SETTINGS = ("samples", "temperature", "top_k", "top_p", "max_tokens", "style", "subset", "seed")
 
 
 @dataclass(frozen=True)
@@ -24,9 +25,34 @@ def comparable(before: dict, after: dict) -> str | None:
     return None
 
 
-def decide(before: dict, after: dict, k: int = 10, margin: float = 0.0) -> Decision:
+def code_comparable(before: dict, after: dict) -> str | None:
+    """Why two HumanEval results cannot be compared, or None if they can."""
+    for name in ("problems", "prompt"):
+        if before.get(name) != after.get(name):
+            return f"HumanEval evaluated with different {name} ({before.get(name)} vs {after.get(name)})"
+    return None
+
+
+def decide(before: dict, after: dict, k: int = 10, margin: float = 0.0, code_before: dict | None = None,
+           code_after: dict | None = None, code_margin: float = 0.02) -> Decision:
     """`before`/`after`: P3EvalResult.as_dict() of the active and the new model; `margin` in
-    absolute pass@k (0.01 = one point)."""
+    absolute pass@k (0.01 = one point). With `code_before`/`code_after` (HumanEvalResult dicts) the
+    new model must also keep HumanEval pass@1 within `code_margin`."""
+    decision = _decide_p3(before, after, k, margin)
+    if not decision.promote or not code_before or not code_after:
+        return decision
+    problem = code_comparable(code_before, code_after)
+    if problem:
+        return Decision(False, f"not promoted: {problem}")
+    old, new = code_before["pass_at_1"], code_after["pass_at_1"]
+    code = f"HumanEval pass@1 {old:.1%} → {new:.1%}"
+    if new + 1e-12 < old - code_margin:
+        return Decision(False, f"rejected: {code}, lost more than {code_margin:.1%} on the code benchmark "
+                               f"({decision.reason.removeprefix('promoted: ')})")
+    return Decision(True, f"{decision.reason}; {code} (allowed drop {code_margin:.1%})")
+
+
+def _decide_p3(before: dict, after: dict, k: int, margin: float) -> Decision:
     problem = comparable(before, after)
     if problem:
         return Decision(False, f"not promoted: {problem}")

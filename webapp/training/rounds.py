@@ -55,6 +55,7 @@ class RoundConfig(StrictConfig):
     humaneval_prompt: str = "instruct"  # engine.evaluate.humaneval_eval.PROMPTS
     metric_k: int = 10
     margin: float = 0.0  # allowed drop of pass@k, absolute (0.01 = one point)
+    code_margin: float = 0.02  # allowed drop of HumanEval pass@1, absolute (the forgetting check)
     # "int8" evaluates faster on CPU (both models alike, so the comparison stays fair)
     eval_quantize: str = "none"
     min_examples: int = 1
@@ -75,6 +76,8 @@ class RoundConfig(StrictConfig):
             problems.add("metric_k", f"pass@{self.metric_k} needs at least {self.metric_k} samples per puzzle")
         if not 0 <= self.margin < 1:
             problems.add("margin", "margin must be at least 0 and below 1 (0.01 = one point of pass@k)")
+        if not 0 <= self.code_margin < 1:
+            problems.add("code_margin", "code_margin must be at least 0 and below 1 (0.01 = one point of pass@1)")
         if self.eval_quantize not in ("none", "int8"):
             problems.add("eval_quantize", "eval_quantize must be none or int8")
         if self.min_examples < 1:
@@ -349,7 +352,8 @@ def _run_stages(run: TrainingRun, beat: RowHeartbeat) -> None:
         if _cancelled(run, beat):
             return
     _update(run, stage="decide")
-    decision = decide(run.eval_before["p3"], run.eval_after["p3"], config.metric_k, config.margin)
+    decision = decide(run.eval_before["p3"], run.eval_after["p3"], config.metric_k, config.margin,
+                      run.eval_before.get("humaneval"), run.eval_after.get("humaneval"), config.code_margin)
     if decision.promote:
         versions.promote(version, decision.reason)
     else:

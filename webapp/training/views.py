@@ -59,6 +59,8 @@ class RoundForm(SettingsForm):
         Setting("metric_k", "k for the gate", int, "promote only if pass@k does not drop", low=1),
         Setting("margin", "Margin (points)", float, "allowed drop of pass@k, in percentage points", low=0.0,
                 high=99.99),
+        Setting("code_margin", "HumanEval margin (points)", float, "allowed drop of HumanEval pass@1, in points",
+                low=0.0, high=99.99, optional=True),
     )
     sources = forms.MultipleChoiceField(choices=[(s, s) for s in SOURCES], error_messages={
         "required": "Choose at least one data source",
@@ -67,7 +69,9 @@ class RoundForm(SettingsForm):
     def settings(self) -> dict:
         values = super().settings()
         values["sources"] = self.cleaned_data["sources"]
-        values["margin"] = round(values["margin"] / 100, 6)  # points on the page, a fraction in the config
+        for name in ("margin", "code_margin"):  # points on the page, a fraction in the config
+            if name in values:
+                values[name] = round(values[name] / 100, 6)
         return values
 
     def typed(self) -> dict:
@@ -83,7 +87,7 @@ def _defaults() -> dict:
                                                      "gradient_accumulation", "block_size")}
     values.update(samples=evaluation.samples, temperature=evaluation.temperature, subset=evaluation.subset,
                   humaneval_problems=config.humaneval_problems, metric_k=config.metric_k,
-                  margin=_number(config.margin * 100))
+                  margin=_number(config.margin * 100), code_margin=_number(config.code_margin * 100))
     values["learning_rate"] = f"{sft.learning_rate:g}"
     values["sources"] = list(config.sources)
     return values
@@ -246,9 +250,9 @@ def _page_context(request, run: TrainingRun) -> dict:
     settings_rows += [(LABELS.get(k, k.replace("_", " ")), v) for k, v in (config.get("sft") or {}).items()]
     settings_rows += [(LABELS.get(k, k.replace("_", " ")), v) for k, v in (config.get("p3_eval") or {}).items()]
     settings_rows += [(LABELS.get(k, k.replace("_", " ")), v) for k, v in config.items()
-                      if k not in ("sources", "sft", "p3_eval") and k != "margin"]
-    if "margin" in config:
-        settings_rows.append((LABELS["margin"], _number(round(float(config["margin"]) * 100, 4))))
+                      if k not in ("sources", "sft", "p3_eval", "margin", "code_margin")]
+    settings_rows += [(LABELS[k], _number(round(float(config[k]) * 100, 4))) for k in ("margin", "code_margin")
+                      if k in config]
     return {"settings_rows": settings_rows}
 
 
