@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied
 
+from engine.config import ConfigError
+
 
 class Refused(Exception):
     status = 400
@@ -54,3 +56,12 @@ class Unavailable(Refused):
     """A part the request needs is down; nothing was saved."""
 
     status = 503
+
+
+def config_from(config_class, values: dict):
+    """`config_class.from_dict(values)` (an engine StrictConfig); its ConfigError becomes Invalid with
+    the same field -> message errors, for the form to show beside each field."""
+    try:
+        return config_class.from_dict(values)
+    except ConfigError as exc:
+        raise Invalid(str(exc), fields=exc.errors) from None

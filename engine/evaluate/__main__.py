@@ -82,7 +82,8 @@ def main(argv=None) -> int:
             problems = problems[:args.limit]
         result = evaluate_humaneval(model, problems, verify, args.max_tokens or 300, progress=progress,
                                     prompt=args.prompt).as_dict()
-    print(json.dumps({"model": model.name, "benchmark": args.benchmark, **result}))
+    print(json.dumps({"model": model.name, "backend": model.backend, "quantization": model.quantization,
+                      "benchmark": args.benchmark, **result}))
     return 0
 
 

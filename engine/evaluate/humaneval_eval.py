@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.lm.code_extraction import extract_code
+from engine.lm.code_extraction import extract_code, indented_prefix
 from engine.lm.generation import CancelToken, Prompt, SamplingParams
 from engine.lm.prompt_tokens import token_aligned
 from engine.lm.throughput import tokens_per_s
@@ -84,17 +84,7 @@ class _Prompting:
         if self.name == "instruct":
             code = extract_code(text, problem["entry_point"])
             return f"{problem['prompt'].rstrip()}\n\n\n{code}" if code else None
-        return self._given.get(problem["task_id"], problem["prompt"]) + _body(text)
-
-
-def _body(completion: str) -> str:
-    """The function's body: the completion up to its first non-empty unindented line."""
-    kept = []
-    for line in completion.split("\n"):
-        if line.strip() and not line[0].isspace():
-            break
-        kept.append(line)
-    return "\n".join(kept).rstrip() + "\n"
+        return self._given.get(problem["task_id"], problem["prompt"]) + indented_prefix(text).rstrip() + "\n"
 
 
 def evaluate_humaneval(model, problems: list[dict], verify: Verify, max_tokens: int = 300,

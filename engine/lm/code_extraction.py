@@ -55,10 +55,15 @@ def extract_code(text: str, entry_point: str | None = None) -> str | None:
 
 def cut_at_dedent(completion: str) -> str:
     """A completion of an open `def ...(`: keep the body, up to the first non-indented line."""
-    lines = completion.split("\n")
-    kept = [lines[0]]
-    for line in lines[1:]:
+    first, _, rest = completion.partition("\n")
+    return (first + "\n" + indented_prefix(rest)).rstrip() + "\n"
+
+
+def indented_prefix(text: str) -> str:
+    """`text` up to its first non-empty line that starts at the margin (a function body's end)."""
+    kept = []
+    for line in text.split("\n"):
         if line.strip() and not line[0].isspace():
             break
         kept.append(line)
-    return "\n".join(kept).rstrip() + "\n"
+    return "\n".join(kept)

@@ -17,7 +17,6 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from engine.config import ConfigError
 from engine.sandbox.verdict import short
 from engine.selfplay import pipeline
 from engine.selfplay.filters import Candidate
@@ -28,7 +27,7 @@ from webapp.core.heartbeat import RowHeartbeat
 from webapp.core.verification import sandbox
 from webapp.puzzles.catalogue import mark_kept, refresh_stats
 from webapp.puzzles.models import Attempt, GenerationBatch, GenerationRun, Puzzle
-from webapp.refusals import Conflict, Invalid, NotAllowed
+from webapp.refusals import Conflict, NotAllowed, config_from
 from webapp.serving.model_worker import describe_model
 from webapp.serving.versions import attributable
 
@@ -42,14 +41,6 @@ class RunRefused(Conflict):
     """A run cannot be started or resumed now (the reason is for the person who asked)."""
 
     status = 400  # what the generation pages have always answered (training rounds answer 409)
-
-
-def settings_of(values: dict) -> pipeline.SelfPlayConfig:
-    """A run's settings from a form's or a command's values; Invalid names each field that is wrong."""
-    try:
-        return pipeline.SelfPlayConfig.from_dict(values)
-    except ConfigError as exc:
-        raise Invalid(str(exc), fields=exc.errors) from None
 
 
 def prompt_examples() -> list:
@@ -83,7 +74,7 @@ def start_run(user, settings_: dict) -> GenerationRun:
     settings) or RunRefused."""
     if user is not None and not is_trainer(user):
         raise NotAllowed("only trainers can start generation runs")
-    config = settings_of(settings_)
+    config = config_from(pipeline.SelfPlayConfig, settings_)
 
     with transaction.atomic():
         _lock_runs()

@@ -30,7 +30,7 @@ from engine.training.sft import SFTConfig, TrainingError, train_sft
 from webapp.accounts.roles import is_trainer
 from webapp.core.heartbeat import RowHeartbeat
 from webapp.core.verification import sandbox
-from webapp.refusals import Conflict, Invalid, NotAllowed
+from webapp.refusals import Conflict, NotAllowed, config_from
 from webapp.serving import versions
 from webapp.serving.models import ModelVersion
 from webapp.training import training_data
@@ -119,20 +119,12 @@ def _busy_message() -> str:
     return f"{which}; only one training round runs at a time. Wait for it or cancel it."
 
 
-def round_config(settings_: dict) -> RoundConfig:
-    """A round's settings; Invalid names each field that is wrong (the form shows it there)."""
-    try:
-        return RoundConfig.from_dict(settings_)
-    except ConfigError as exc:
-        raise Invalid(str(exc), fields=exc.errors) from None
-
-
 def start_round(user, settings_: dict, trigger: str = TrainingRun.Trigger.FORM, enqueue: bool = True) -> TrainingRun:
     """Queue a round (trainers only; `user=None` for the schedule and commands). Raises
     NotAllowed, Invalid (bad settings) or RoundRefused (one is already running)."""
     if user is not None and not is_trainer(user):
         raise NotAllowed("only trainers can start training rounds")
-    config = round_config(settings_)
+    config = config_from(RoundConfig, settings_)
     reap_stalled()
     try:
         with transaction.atomic():
@@ -242,7 +234,7 @@ def evaluate_version(spec: str, config: RoundConfig, cancel: CancelToken | None 
     total = len(puzzles) + config.humaneval_problems
     p3 = evaluate_p3(model, puzzles, evaluation, lambda jobs: verify_many(jobs), name,
                      progress=lambda done, _: progress and progress(done, total), cancel=cancel).as_dict()
-    results = {"model": model.name, "p3": p3}
+    results = {"model": model.name, "backend": model.backend, "quantization": model.quantization, "p3": p3}
     if config.humaneval_problems and not (cancel and cancel.cancelled):
         problems = load_humaneval()[:config.humaneval_problems]
         results["humaneval"] = evaluate_humaneval(
