@@ -68,7 +68,7 @@ def test_the_llama_cpp_backend_offers_the_whole_protocol(smol):
     from tests.test_lm_runtime import protocol_members
 
     assert [name for name in sorted(protocol_members()) if not hasattr(smol, name)] == []
-    assert smol.encode(QUESTION) and smol.quantization == "gguf"
+    assert smol.encode(QUESTION) and smol.quantization == "q4_1"
 
 
 def test_llama_cpp_applies_top_k(smol):

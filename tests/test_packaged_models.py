@@ -53,7 +53,7 @@ def test_the_installed_qwen_coder_answers_through_llama_cpp():
     if not llama_cpp_backend.available():
         pytest.fail("llama-cpp-python is not installed: `make install` builds it")
     model = load_model(QWEN)
-    assert model.backend == "llama.cpp" and model.quantization == "gguf"
+    assert model.backend == "llama.cpp" and model.quantization == "q4_k_m"
     reply = model.complete([{"role": "user", "content": "Write a Python function add(a, b) that returns a + b."}],
                            SamplingParams(max_new_tokens=48))
     assert "def add(" in reply.text

@@ -56,7 +56,7 @@ class LanguageModel(Protocol):
     name: str  # what records and pages call the model
     device: str  # "cpu", "cuda", ...
     backend: str  # "transformers" or "llama.cpp"
-    quantization: str  # "none", "int8" (torch dynamic), "gguf" (the file's own quantization)
+    quantization: str  # "none", "int8" (torch dynamic), or a GGUF file's weight type ("f16", "q4_1", ...)
     load_seconds: float
     tokenizer: Any  # a Hugging Face tokenizer (chat template, token boundaries of prompts)
 

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from engine.lm.generation import CancelToken, Completion, Prompt, SamplingParams
 from engine.lm.model_source import ModelSource, resolve_model_source
 from engine.lm.prompt_tokens import encode_prompt
+from engine.lm.weight_types import gguf_weight_type
 
 DEFAULT_CONTEXT = 8192
 
@@ -38,25 +39,28 @@ class LlamaCppModel:
         self.name = name
         self.source = source
         self.device = "cpu"
-        self.quantization = "gguf"
+        self.quantization = "gguf"  # set to the file's weight type on load
         self.backend = "llama.cpp"
         self.load_seconds = 0.0
         self._lock = threading.Lock()  # one llama.cpp context: one generation at a time
 
     @classmethod
     def load(cls, spec: str = "", context: int = DEFAULT_CONTEXT, threads: int | None = None) -> LlamaCppModel:
-        """`spec` must name a GGUF file (or "" for the packaged default)."""
+        """`spec` must name a GGUF file, a checkpoint with a checked GGUF copy, or "" (the packaged default)."""
         from llama_cpp import Llama
         from transformers import AutoTokenizer
 
         started = time.perf_counter()
         source = resolve_model_source(spec)
-        if not source.gguf_file:
-            raise ValueError(f"llama.cpp serves GGUF files only; {source.display_name} is a {source.kind} model")
-        tokenizer = AutoTokenizer.from_pretrained(source.path, gguf_file=source.gguf_file)
-        llm = Llama(model_path=os.path.join(source.path, source.gguf_file), n_ctx=context,
+        if not source.llama_file:
+            raise ValueError(f"llama.cpp serves GGUF files only; {source.display_name} is a {source.kind} model "
+                             "without a checked GGUF copy (python -m engine.lm.gguf_export)")
+        extra = {"gguf_file": source.gguf_file} if source.gguf_file else {}
+        tokenizer = AutoTokenizer.from_pretrained(source.path, **extra)
+        llm = Llama(model_path=source.llama_file, n_ctx=context,
                     n_threads=threads or os.cpu_count(), verbose=False, seed=0)
         model = cls(llm, tokenizer, source.display_name, source)
+        model.quantization = gguf_weight_type(source.llama_file)
         model.load_seconds = time.perf_counter() - started
         return model
 

@@ -1,9 +1,11 @@
-"""Pick the backend for a model: llama.cpp for GGUF files on a CPU when it is installed (fast
-single-stream), the `transformers` backend otherwise (checkpoints, GPUs, batched sampling)."""
+"""Pick the backend for a model: llama.cpp on a CPU when it is installed and the model is a GGUF
+file or a trained checkpoint with a checked GGUF copy (fast, at the copy's f16), the `transformers`
+backend otherwise (checkpoints without a copy, GPUs, training)."""
 from __future__ import annotations
 
 from engine.lm import llama_cpp_backend
 from engine.lm.model_source import resolve_model_source
+from engine.lm.weight_types import gguf_weight_type
 
 BACKENDS = ("auto", "transformers", "llama.cpp")
 
@@ -18,7 +20,7 @@ def choose_backend(spec: str = "", backend: str = "auto", quantize: str = "none"
     import torch
 
     source = resolve_model_source(spec)
-    if source.gguf_file and quantize == "none" and not torch.cuda.is_available() and llama_cpp_backend.available():
+    if source.llama_file and quantize == "none" and not torch.cuda.is_available() and llama_cpp_backend.available():
         return "llama.cpp"
     return "transformers"
 
@@ -31,3 +33,25 @@ def load_model(spec: str = "", backend: str = "auto", quantize: str = "none"):
     from engine.lm.transformers_backend import TransformersModel
 
     return TransformersModel.load(spec, quantize=quantize)
+
+
+FULL_PRECISION = {"f16", "f32", "bf16"}
+
+
+def load_full_precision(spec: str = "", backend: str = "auto", copies_dir: str | None = None):
+    """A model for evaluation, never quantised: on llama.cpp a quantised GGUF (the packaged Q4
+    models) is served through its checked f16 copy (made once in `copies_dir`), a trained version
+    through its own copy; on transformers GGUF weights are dequantised to fp32 as they load."""
+    chosen = choose_backend(spec, backend)
+    if chosen != "llama.cpp":
+        from engine.lm.transformers_backend import TransformersModel
+
+        return TransformersModel.load(spec)
+    source = resolve_model_source(spec)
+    if source.gguf_file and gguf_weight_type(source.llama_file) not in FULL_PRECISION:
+        import tempfile
+
+        from engine.lm.gguf_export import full_precision_copy
+
+        spec = str(full_precision_copy(spec, copies_dir or tempfile.gettempdir()))
+    return llama_cpp_backend.LlamaCppModel.load(spec)

@@ -31,6 +31,16 @@ class ModelSource:
     path: str  # the first argument of `from_pretrained`: a directory or a hub id
     gguf_file: str | None  # file name inside `path` when the weights are a GGUF
     display_name: str
+    served_gguf: str | None = None  # a checkpoint's checked GGUF copy (engine/lm/gguf_export.py), for llama.cpp
+
+    @property
+    def llama_file(self) -> str | None:
+        """The GGUF file llama.cpp would serve, if any."""
+        import os
+
+        if self.gguf_file:
+            return os.path.join(self.path, self.gguf_file)
+        return self.served_gguf
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -77,7 +87,11 @@ def resolve_model_source(spec: str | None) -> ModelSource:
         return ModelSource(spec, "local-gguf", str(path.parent.resolve()), path.name, path.stem)
     if path.is_dir():
         if (path / "config.json").is_file():
-            return ModelSource(spec, "local-dir", str(path.resolve()), None, path.name)
+            from engine.lm.gguf_export import served_copy
+
+            copy = served_copy(path)
+            return ModelSource(spec, "local-dir", str(path.resolve()), None, path.name,
+                               str(copy.resolve()) if copy else None)
         ggufs = sorted(path.glob("*.gguf"))
         if len(ggufs) == 1:
             return ModelSource(spec, "local-gguf", str(path.resolve()), ggufs[0].name, ggufs[0].stem)

@@ -248,5 +248,28 @@ def train_sft(base: str, examples: Sequence[TrainingText], out_dir: str | Path, 
     tokenizer.save_pretrained(final)
     (final / "training.json").write_text(json.dumps({"base": base, "config": config.as_dict(),
                                                       "result": result.as_dict()}, indent=1))
+    write_served_copy(final, base)
     seal(final, folders.model)
     return result
+
+
+def write_served_copy(checkpoint: Path, base: str) -> dict | None:
+    """A checked GGUF copy of the trained model beside it, so llama.cpp can serve this version
+    (engine/lm/gguf_export.py); only for models that descend from a GGUF. A failure is recorded in
+    gguf.json and leaves the version to the transformers backend: it never fails the round."""
+    from engine.lm import llama_cpp_backend
+    from engine.lm.gguf_export import REPORT, ExportError, export_checked
+    from engine.lm.model_source import ModelNotFound, resolve_model_source
+
+    try:
+        like = resolve_model_source(base).llama_file
+    except ModelNotFound:
+        like = None
+    if not like or not llama_cpp_backend.available():
+        return None
+    try:
+        return export_checked(checkpoint, like)
+    except (ExportError, OSError, ValueError, KeyError) as exc:
+        record = {"passed": False, "error": f"{type(exc).__name__}: {exc}", "like": like}
+        (checkpoint / REPORT).write_text(json.dumps(record, indent=1))
+        return record

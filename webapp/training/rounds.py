@@ -25,6 +25,7 @@ from engine.evaluate.humaneval_eval import evaluate_humaneval, load_humaneval
 from engine.evaluate.p3_eval import P3EvalConfig, evaluate_p3, held_out_puzzles
 from engine.evaluate.promotion import decide
 from engine.lm.generation import CancelToken
+from engine.lm.loading import BACKENDS
 from engine.sandbox.verdict import short
 from engine.training.sft import SFTConfig, TrainingError, train_sft
 from webapp.accounts.roles import is_trainer
@@ -56,7 +57,11 @@ class RoundConfig(StrictConfig):
     metric_k: int = 10
     margin: float = 0.0  # allowed drop of pass@k, absolute (0.01 = one point)
     code_margin: float = 0.02  # allowed drop of HumanEval pass@1, absolute (the forgetting check)
-    # "int8" evaluates faster on CPU (both models alike, so the comparison stays fair)
+    # auto: llama.cpp on a CPU where it is installed (the packaged model through its checked f16 copy,
+    # trained versions through theirs), else transformers in fp32 (bf16 on a GPU)
+    eval_backend: str = "auto"
+    # "int8": torch dynamic int8 on transformers, faster on CPU but it damages this model
+    # (benchmarks/quantization_quality.py); every result says so
     eval_quantize: str = "none"
     min_examples: int = 1
 
@@ -80,6 +85,8 @@ class RoundConfig(StrictConfig):
             problems.add("code_margin", "code_margin must be at least 0 and below 1 (0.01 = one point of pass@1)")
         if self.eval_quantize not in ("none", "int8"):
             problems.add("eval_quantize", "eval_quantize must be none or int8")
+        if self.eval_backend not in BACKENDS:
+            problems.add("eval_backend", f"eval_backend must be one of {', '.join(BACKENDS)}")
         if self.min_examples < 1:
             problems.add("min_examples", "min_examples must be at least 1")
         if self.humaneval_prompt not in HUMANEVAL_PROMPTS:
@@ -223,12 +230,15 @@ def _summary(result: dict) -> dict:
 
 def evaluate_version(spec: str, config: RoundConfig, cancel: CancelToken | None = None,
                      progress=None) -> dict:
-    """P3 pass@k and HumanEval greedy pass@1 of a model, with the transformers backend (the same
-    for every version, so before and after are measured alike)."""
-    from engine.lm.loading import load_model
+    """P3 pass@k and HumanEval greedy pass@1 of a model at full precision (engine.lm.loading.
+    load_full_precision), unless the round asked for int8."""
+    from engine.lm.loading import load_full_precision, load_model
 
     verify_many = sandbox().verify_many
-    model = load_model(spec, "transformers", config.eval_quantize)
+    if config.eval_quantize == "int8":
+        model = load_model(spec, "transformers", "int8")
+    else:
+        model = load_full_precision(spec, config.eval_backend, str(Path(settings.DATA_DIR) / "models" / "full-precision"))
     evaluation = config.eval_config()
     name, puzzles = held_out_puzzles(settings.AUTODIDACT_BENCHMARK_DATA / "p3", evaluation.subset, evaluation.seed)
     total = len(puzzles) + config.humaneval_problems
@@ -247,7 +257,8 @@ def _evaluate_into(run: TrainingRun, version: ModelVersion, config: RoundConfig,
                    field_name: str) -> dict:
     """Evaluate `version` (or reuse its metrics measured with the same settings) into the run."""
     key = _eval_key("round", {"p3": config.eval_config().as_dict(), "humaneval": config.humaneval_problems,
-                              "humaneval_prompt": config.humaneval_prompt, "quantize": config.eval_quantize})
+                              "humaneval_prompt": config.humaneval_prompt, "quantize": config.eval_quantize,
+                              "backend": config.eval_backend})
     cached = (version.metrics or {}).get(key)
     if cached:
         _log(run, f"{version.name}: reusing its evaluation with the same settings")

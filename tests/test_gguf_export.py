@@ -1,0 +1,83 @@
+"""GGUF copies of models, so llama.cpp serves every version at full precision: the packaged Q4_1
+model's f16 copy agrees with the dequantised model transformers loads (logits and greedy tokens),
+a trained checkpoint's copy is found and served by llama.cpp, and the check catches a copy that
+does not match its checkpoint."""
+import json
+
+import pytest
+import torch
+
+from engine.lm import llama_cpp_backend
+from engine.lm.gguf_export import (
+    MAX_LOGIT_DIFF,
+    REPORT,
+    ExportError,
+    agreement,
+    export_checked,
+    full_precision_copy,
+    served_copy,
+)
+from engine.lm.loading import choose_backend, load_full_precision, load_model
+from engine.lm.model_source import resolve_model_source
+from engine.lm.tiny import build_tiny_model
+from engine.training.sft import load_for_training
+
+pytestmark = pytest.mark.timeout(600)  # each check loads the model in both backends: minutes on a busy CPU
+
+
+@pytest.fixture(scope="module")
+def f16_copy(tmp_path_factory):
+    if not llama_cpp_backend.available():
+        pytest.fail("llama-cpp-python is not installed: `make install` builds it (see requirements-llama.txt)")
+    return full_precision_copy("", tmp_path_factory.mktemp("copies"))
+
+
+@pytest.fixture(scope="module")
+def dequantised():
+    return load_for_training("", "cpu")  # the packaged model in fp32, as a round starts from it
+
+
+def test_the_packaged_model_has_an_f16_copy_that_agrees_with_it(f16_copy):
+    report = json.loads(f16_copy.with_name(f16_copy.name + ".json").read_text())
+    assert report["passed"] and report["prompts"] == 5
+    assert report["max_abs_logit_diff"] < 0.2  # measured 0.043: f16 rounding only
+    assert report["top1_agree"] == 5 and report["greedy_identical"] == 5
+    model = load_model(str(f16_copy))
+    assert model.backend == "llama.cpp" and model.quantization == "f16"
+    # evaluation never serves the Q4_1 file itself: it takes the checked copy, made once
+    evaluated = load_full_precision("", copies_dir=str(f16_copy.parent))
+    assert evaluated.quantization == "f16" and evaluated.name == f16_copy.stem
+    assert load_model("").quantization == "q4_1"
+
+
+def test_the_check_catches_a_copy_that_does_not_match(f16_copy, dequantised):
+    model, tokenizer = dequantised
+    damaged = type(model)(model.config)
+    damaged.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        damaged.model.layers[3].self_attn.q_proj.weight.mul_(-1.0)
+    check = agreement(damaged, tokenizer, f16_copy)
+    assert not check.passed and check.max_abs_logit_diff > MAX_LOGIT_DIFF
+
+
+def test_a_trained_checkpoint_gets_a_served_copy(tmp_path, dequantised):
+    model, tokenizer = dequantised
+    checkpoint = tmp_path / "model"
+    model.save_pretrained(checkpoint)
+    tokenizer.save_pretrained(checkpoint)
+    assert served_copy(checkpoint) is None and choose_backend(str(checkpoint)) == "transformers"
+    record = export_checked(checkpoint, resolve_model_source("").llama_file)
+    assert record["passed"] and record["file"] == "model-f16.gguf" and (checkpoint / REPORT).is_file()
+    assert served_copy(checkpoint) == checkpoint / "model-f16.gguf"
+    served = load_model(str(checkpoint))  # auto, on a CPU: the fast backend serves the version
+    assert served.backend == "llama.cpp" and served.quantization == "f16"
+    # a copy whose check failed is never served
+    (checkpoint / REPORT).write_text(json.dumps({**record, "passed": False}))
+    assert served_copy(checkpoint) is None and load_model(str(checkpoint)).backend == "transformers"
+
+
+def test_export_refuses_a_checkpoint_of_another_model(tmp_path):
+    tiny = tmp_path / "tiny"
+    build_tiny_model(tiny)
+    with pytest.raises(ExportError, match="layers"):
+        export_checked(tiny, resolve_model_source("").llama_file)
