@@ -32,3 +32,24 @@ def mean_pass_at_k(results: Iterable[tuple[int, int]], k: int) -> float:
 def report_ks(n: int, ks: Iterable[int] = (1, 10, 100)) -> list[int]:
     """The standard ks that n samples per problem can estimate."""
     return [k for k in ks if 1 <= k <= n]
+
+
+def pass_at_k_interval(results: Iterable[tuple[int, int]], k: int, draws: int = 1000,
+                       seed: int = 0) -> tuple[float, float]:
+    """A 95% bootstrap interval of pass@k: problems drawn with replacement and each drawn problem's
+    passed count redrawn as Binomial(n, c / n), so both the choice of problems and the draw of the
+    n samples show (with greedy n = 1 only the first moves)."""
+    import numpy as np
+
+    results = list(results)
+    if not results:
+        raise ValueError("no problems to average over")
+    n, c = (np.array(column) for column in zip(*results))
+    table = np.zeros((int(n.max()) + 1, int(n.max()) + 1))
+    for size in set(n.tolist()):
+        table[size, :size + 1] = [pass_at_k(size, hits, k) for hits in range(size + 1)]
+    rng = np.random.default_rng(seed)
+    picked = rng.integers(0, len(results), size=(draws, len(results)))
+    redrawn = rng.binomial(n[picked], c[picked] / n[picked])
+    means = np.sort(table[n[picked], redrawn].mean(axis=1))
+    return float(means[int(0.025 * (draws - 1))]), float(means[int(0.975 * (draws - 1))])
