@@ -11,9 +11,9 @@ from django.utils import timezone
 
 from tests.support import signed_in_client as _client
 from tests.support import user_with_roles as _user
+from webapp.core.charts import line_chart, nice_ticks
 from webapp.serving import versions
 from webapp.serving.models import ModelVersion
-from webapp.training.charts import line_chart, nice_ticks
 from webapp.training.models import TrainingRun
 from webapp.training.rounds import start_round
 

@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "webapp.serving",
     "webapp.accounts",
     "webapp.core",
+    "webapp.evaluation",
     "webapp.chat",
     "webapp.datasets",
     "webapp.puzzles",

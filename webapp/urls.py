@@ -8,5 +8,6 @@ urlpatterns = [
     path("chat/", include("webapp.chat.urls")),
     path("puzzles/", include("webapp.puzzles.urls")),
     path("training/", include("webapp.training.urls")),
+    path("benchmarks/", include("webapp.evaluation.urls")),
     path("admin/", admin.site.urls),
 ]

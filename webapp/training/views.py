@@ -20,6 +20,7 @@ from engine.evaluate import paired
 from engine.evaluate.p3_eval import P3EvalConfig
 from engine.training.sft import METHODS, SFTConfig
 from webapp.accounts.roles import is_trainer
+from webapp.core.charts import line_chart
 from webapp.core.refusal_responses import refusal_response
 from webapp.core.run_views import RunPages
 from webapp.core.settings_forms import Setting, SettingsForm
@@ -27,7 +28,6 @@ from webapp.refusals import Invalid, NotAllowed, Refused
 from webapp.serving import versions
 from webapp.serving.models import ModelVersion
 from webapp.training import rounds
-from webapp.training.charts import line_chart
 from webapp.training.models import TrainingRun
 from webapp.training.rounds import RoundConfig, RoundRefused
 from webapp.training.training_data import SOURCES
