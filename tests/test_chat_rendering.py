@@ -106,3 +106,4 @@ def test_mbpp_splits_follow_the_official_task_ids():
     tasks = load_mbpp(BENCHMARK_DATA)
     assert len(tasks) == 974 and sum(t.split == "test" for t in tasks.values()) == 500
     assert not tasks[11].usable_for_training and tasks[601].usable_for_training
+    assert not tasks[511].usable_for_training  # validation: what the gates select on

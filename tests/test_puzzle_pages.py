@@ -297,9 +297,11 @@ def test_discussing_a_test_split_puzzle_is_refused(plain, monkeypatch):
     response = plain.post(f"/puzzles/{held_out.pk}/discuss/")
     page = response.content.decode()
     assert response.status_code == 400 and 'data-testid="discuss-error"' in page
-    assert "test split is kept for evaluation only" in page and "becomes training data" in page
+    assert "kept for evaluation only" in page and "becomes training data" in page
     response = plain.post(f"/puzzles/{held_out.pk}/discuss/", **HTMX)
-    assert response.status_code == 400 and "test split" in response.content.decode()
+    assert response.status_code == 400 and "validation-split puzzles" in response.content.decode()
+    validation = make("validation", source=Puzzle.Source.P3_VALIDATION, split=Puzzle.Split.VALIDATION)
+    assert plain.post(f"/puzzles/{validation.pk}/discuss/").status_code == 400 and not opened
     assert opened == [] and not Conversation.objects.exists()
     page = plain.get(f"/puzzles/{held_out.pk}/").content.decode()
     assert 'data-testid="discuss-note"' in page

@@ -3,7 +3,7 @@ reach prompts or training data."""
 import pytest
 
 from engine.sandbox import verify_many
-from engine.selfplay.p3 import TestSplitLeak, load_p3, training_safe
+from engine.selfplay.p3 import TestSplitLeak, is_validation_problem, load_p3, training_safe
 from tests.support import BENCHMARK_DATA
 
 P3 = BENCHMARK_DATA / "p3"
@@ -16,9 +16,13 @@ def puzzles():
 
 def test_instances_and_problem_splits(puzzles):
     assert len(puzzles) == 1715
-    problems = {split: {p.problem for p in puzzles if p.split == split} for split in ("train", "test", "other")}
-    assert len(problems["train"]) == 155 and len(problems["test"]) == 228
-    assert not problems["train"] & problems["test"]
+    problems = {split: {p.problem for p in puzzles if p.split == split}
+                for split in ("train", "validation", "test", "other")}
+    # P3's 155 train problems: a fixed fifth of them (by a hash of the name) is held out for validation
+    assert len(problems["train"]) == 121 and len(problems["validation"]) == 34 and len(problems["test"]) == 228
+    assert not problems["train"] & problems["test"] and not problems["train"] & problems["validation"]
+    assert all(is_validation_problem(name) for name in problems["validation"])
+    assert not any(is_validation_problem(name) for name in problems["train"])
     study = next(p for p in puzzles if p.name == "Study_1:0")
     assert study.answer_type == "str" and study.sat.startswith("def sat(s: str)")
     assert study.solutions[0].startswith("def sol():\n    return")
@@ -34,7 +38,8 @@ def test_reference_solutions_of_train_puzzles_verify(puzzles):
 def test_the_test_split_never_reaches_training_data(puzzles):
     train = [p for p in puzzles if p.split == "train"]
     assert training_safe(train) == train
-    with pytest.raises(TestSplitLeak, match="test split is for evaluation only"):
-        training_safe(train + [next(p for p in puzzles if p.split == "test")], "the solving prompt")
+    for held_out in ("test", "validation"):
+        with pytest.raises(TestSplitLeak, match="test and validation splits are for evaluation only"):
+            training_safe(train + [next(p for p in puzzles if p.split == held_out)], "the solving prompt")
     with pytest.raises(FileNotFoundError, match="puzzles.json"):
         load_p3(P3 / "missing")

@@ -1,7 +1,8 @@
 """MBPP tasks (Austin et al. 2021) from `mbpp.jsonl`, each with its official split.
 
 Task ids 1-10 are the few-shot prompt split, 11-510 test, 511-600 validation, 601-974 train.
-Test tasks are for evaluation only: `usable_for_training` says which ones may end up in data.
+Test and validation tasks are for evaluation only (validation is what gates select on):
+`usable_for_training` says which ones may end up in data.
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ class MbppTask:
 
     @property
     def usable_for_training(self) -> bool:
-        return self.split != "test"
+        return self.split not in ("test", "validation")
 
 
 def load_mbpp(data_dir: str | Path) -> dict[int, MbppTask]:

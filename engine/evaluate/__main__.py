@@ -65,7 +65,8 @@ def main(argv=None) -> int:
     parser.add_argument("--top-p", type=float, default=P3EvalConfig.top_p, help="p3")
     parser.add_argument("--max-tokens", type=int, default=0, help="default: 150 (p3), 300 (humaneval)")
     parser.add_argument("--style", choices=STYLES, default="completion")
-    parser.add_argument("--subset", type=int, default=0, help="p3: evaluate on this many test puzzles (seeded)")
+    parser.add_argument("--subset", type=int, default=0, help="p3: evaluate on this many puzzles (seeded)")
+    parser.add_argument("--split", choices=["test", "validation"], default="test", help="p3: which held-out split")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--limit", type=int, default=0, help="humaneval: only the first N problems")
     parser.add_argument("--prompt", choices=PROMPTS, default="instruct",
@@ -79,8 +80,8 @@ def main(argv=None) -> int:
     if args.benchmark == "p3":
         config = P3EvalConfig(samples=args.samples, temperature=args.temperature, max_tokens=args.max_tokens or 150,
                               style=args.style, subset=args.subset, seed=args.seed, top_k=args.top_k,
-                              top_p=args.top_p)
-        name, puzzles = held_out_puzzles(args.data or DEFAULT_P3, config.subset, config.seed)
+                              top_p=args.top_p, split=args.split)
+        name, puzzles = held_out_puzzles(args.data or DEFAULT_P3, config.subset, config.seed, config.split)
         result = evaluate_p3(model, puzzles, config, verify, name, progress).as_dict()
     else:
         problems = load_humaneval(args.data or None)

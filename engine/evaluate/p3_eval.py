@@ -28,7 +28,8 @@ class P3EvalConfig(StrictConfig):
     style: str = "completion"
     top_k: int = 50  # the paper sampled with transformers' generate defaults
     top_p: float = 1.0
-    subset: int = 0  # 0: every test puzzle; else this many, drawn with `seed`
+    subset: int = 0  # 0: every puzzle of the split; else this many, drawn with `seed`
+    split: str = "test"  # "validation" (P3 train problems held out): what the round gate selects on
     seed: int = 0
     timeout_s: float = 1.0  # the paper's judge timeout
     ks: tuple[int, ...] = (1, 10, 100)
@@ -43,6 +44,8 @@ class P3EvalConfig(StrictConfig):
             problems.add("subset", "subset must be at least 0")
         if not 0 <= self.temperature <= 2:
             problems.add("temperature", "temperature must be between 0 and 2")
+        if self.split not in ("test", "validation"):
+            problems.add("split", "split must be test or validation")
         if self.style not in STYLES:
             problems.add("style", f"unknown prompt style {self.style!r}; choose one of {', '.join(STYLES)}")
         check_sampling(problems, self.top_k, self.top_p)
@@ -74,15 +77,17 @@ class P3EvalResult:
         return {**asdict(self), "tokens_per_s": self.tokens_per_s}
 
 
-def held_out_puzzles(folder: str | Path, subset: int = 0, seed: int = 0) -> tuple[str, list[P3Puzzle]]:
-    """The test puzzles (one per problem, in file order) or a seeded subset, with the set's name."""
-    tests = [p for p in one_per_problem(load_p3(folder)) if p.split == "test"]
+def held_out_puzzles(folder: str | Path, subset: int = 0, seed: int = 0,
+                     split: str = "test") -> tuple[str, list[P3Puzzle]]:
+    """The `split` puzzles (test or validation; one per problem, in file order) or a seeded subset,
+    with the set's name."""
+    tests = [p for p in one_per_problem(load_p3(folder)) if p.split == split]
     if not tests:
-        raise ValueError(f"no test-split puzzles in {folder}")
+        raise ValueError(f"no {split}-split puzzles in {folder}")
     if not subset or subset >= len(tests):
-        return f"p3-test-{len(tests)}", tests
+        return f"p3-{split}-{len(tests)}", tests
     chosen = sorted(random.Random(seed).sample(range(len(tests)), subset))
-    return f"p3-test-{subset}-seed{seed}", [tests[i] for i in chosen]
+    return f"p3-{split}-{subset}-seed{seed}", [tests[i] for i in chosen]
 
 
 def evaluate_p3(model, puzzles: Sequence[P3Puzzle], config: P3EvalConfig, verify: Verify, dataset: str = "",

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-COMPARED_SETTINGS = ("samples", "temperature", "top_k", "top_p", "max_tokens", "style", "subset", "seed")
+COMPARED_SETTINGS = ("samples", "temperature", "top_k", "top_p", "max_tokens", "style", "subset", "seed", "split")
 
 
 @dataclass(frozen=True)

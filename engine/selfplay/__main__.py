@@ -54,7 +54,7 @@ def main(argv=None) -> int:
         parser.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(defaults, name))
     parser.add_argument("--style", choices=STYLES, default=defaults.style)
     parser.add_argument("--puzzles", type=int, default=20, help="styles: training puzzles to measure on")
-    parser.add_argument("--split", choices=["train", "test", "other"], default="train",
+    parser.add_argument("--split", choices=["train", "validation", "test", "other"], default="train",
                         help="search: the P3 split, one instance per problem as the evaluation takes them")
     args = parser.parse_args(argv)
     if args.command == "search":

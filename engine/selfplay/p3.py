@@ -1,20 +1,31 @@
 """P3 puzzles from `puzzles.json` + `split.json`: one record per instance, with its split.
 
 Splits are by problem (the part of the name before ':'): 155 train and 228 test problems;
-problems in neither are `other`. Test puzzles are for evaluation only: `training_safe` is the
-check every dataset the project builds for prompts or training goes through.
+problems in neither are `other`. A fixed fifth of the train problems (`is_validation_problem`: a
+hash of the name, so no file is needed to know it) is held out as `validation`: what the round
+gate selects on, so the test split is only ever reported. Test and validation puzzles are for
+evaluation only: `training_safe` is the check every dataset the project builds for prompts or
+training goes through.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
+HELD_OUT = ("test", "validation")  # splits that never reach a prompt or training data
+
 
 class TestSplitLeak(ValueError):
-    """A test-split puzzle reached something meant for prompts or training."""
+    """A held-out (test or validation) puzzle reached something meant for prompts or training."""
 
     __test__ = False  # not a pytest test class
+
+
+def is_validation_problem(problem: str) -> bool:
+    """Is this P3 *train* problem held out for validation? One in five, by a hash of its name."""
+    return int(hashlib.sha256(problem.encode("utf-8")).hexdigest()[:8], 16) % 5 == 0
 
 
 @dataclass(frozen=True)
@@ -24,7 +35,7 @@ class P3Puzzle:
     sat: str
     answer_type: str
     solutions: tuple[str, ...]  # reference solutions, each a complete `def sol(...)`
-    split: str  # "train" | "test" | "other"
+    split: str  # "train" | "validation" | "test" | "other"
 
 
 def load_p3(folder: str | Path) -> list[P3Puzzle]:
@@ -36,6 +47,8 @@ def load_p3(folder: str | Path) -> list[P3Puzzle]:
     except FileNotFoundError as exc:
         raise FileNotFoundError(f"P3 data not found: {exc.filename} (expected puzzles.json and split.json)") from None
     split_of = {problem: name for name in ("train", "test") for problem in split.get(name, [])}
+    split_of.update({problem: "validation" for problem, name in split_of.items()
+                     if name == "train" and is_validation_problem(problem)})
     records = []
     for row in puzzles:
         problem = row["name"].split(":")[0]
@@ -47,11 +60,11 @@ def load_p3(folder: str | Path) -> list[P3Puzzle]:
 
 
 def training_safe(puzzles, what: str = "this dataset"):
-    """The puzzles, unchanged, if none is from the test split; raises TestSplitLeak otherwise."""
-    leaked = [getattr(p, "name", None) or p.sat.split("\n")[0] for p in puzzles if p.split == "test"]
+    """The puzzles, unchanged, if none is held out (test or validation); raises TestSplitLeak otherwise."""
+    leaked = [getattr(p, "name", None) or p.sat.split("\n")[0] for p in puzzles if p.split in HELD_OUT]
     if leaked:
-        raise TestSplitLeak(f"{len(leaked)} test-split puzzle(s) in {what} (e.g. {leaked[0]}); "
-                            "the test split is for evaluation only")
+        raise TestSplitLeak(f"{len(leaked)} held-out puzzle(s) in {what} (e.g. {leaked[0]}); "
+                            "the test and validation splits are for evaluation only")
     return puzzles
 
 

@@ -108,8 +108,8 @@ def mbpp_task(task_id: str) -> dict:
     if task is None:
         raise Invalid(f"there is no MBPP task {task_id}")
     if not task.usable_for_training:
-        raise Invalid(f"MBPP task {task_id} is in the test split (11-510), which is kept for evaluation; "
-                         "choose a train (601-974), validation (511-600) or prompt (1-10) task")
+        raise Invalid(f"MBPP task {task_id} is in the {task.split} split (test 11-510, validation 511-600), which "
+                         "is kept for evaluation; choose a train (601-974) or prompt (1-10) task")
     return {"problem": task.text, "tests": task.tests, "setup": task.setup, "source": f"mbpp:{task.task_id}"}
 
 

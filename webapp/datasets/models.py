@@ -9,16 +9,16 @@ from django.db import models
 
 from engine.datasets.mbpp import split_of
 
-TEST_SOURCES = ("humaneval", "p3-test")  # task sources kept for evaluation, whatever their number
+TEST_SOURCES = ("humaneval", "p3-test", "p3-validation")  # task sources kept for evaluation, whatever their number
 
 
 def trainable_source(source: str) -> bool:
     """May an example whose task came from `source` ("user", "mbpp:601", "p3-test:...") be trained on?
-    Never an MBPP test task (11-510), HumanEval or a P3 test puzzle."""
+    Never an MBPP test or validation task (11-600), HumanEval, or a P3 test or validation puzzle."""
     source = source or ""
     if source.startswith("mbpp:"):
         try:
-            return split_of(int(source.split(":", 1)[1])) != "test"
+            return split_of(int(source.split(":", 1)[1])) not in ("test", "validation")
         except ValueError:
             return False
     return not source.startswith(TEST_SOURCES)

@@ -18,7 +18,8 @@ from engine.selfplay.training_text import normalised, shortest_distinct
 from webapp.core.verification import sandbox
 from webapp.puzzles.models import Attempt, Puzzle
 
-P3_SOURCES = {"train": Puzzle.Source.P3_TRAIN, "test": Puzzle.Source.P3_TEST, "other": Puzzle.Source.P3_OTHER}
+P3_SOURCES = {"train": Puzzle.Source.P3_TRAIN, "validation": Puzzle.Source.P3_VALIDATION,
+              "test": Puzzle.Source.P3_TEST, "other": Puzzle.Source.P3_OTHER}
 REFERENCE_VERDICT = {"status": "passed", "detail": "reference solution (verified by the test suite)"}
 
 
@@ -58,7 +59,7 @@ def add_variants(per_instance: int, seed: int = 0) -> dict[str, int]:
     sources = [P3_SOURCES["train"], P3_SOURCES["other"]]
     references = (Attempt.objects.filter(origin=Attempt.Origin.REFERENCE, status="passed", kept=True,
                                          puzzle__source__in=sources, puzzle__is_current=True)
-                  .exclude(puzzle__split=Puzzle.Split.TEST).select_related("puzzle").order_by("puzzle_id", "id"))
+                  .exclude(puzzle__split__in=Puzzle.HELD_OUT).select_related("puzzle").order_by("puzzle_id", "id"))
     shortest: dict[int, Attempt] = {}
     for attempt in references:
         current = shortest.get(attempt.puzzle_id)
@@ -120,7 +121,7 @@ def add_search_solutions(timeout_s: float = 1.0) -> dict[str, int]:
     would also count when the model writes it. Never for the test split; idempotent, and a call
     cut short (a killed process) leaves pending ones that the next call verifies."""
     puzzles = (Puzzle.objects.filter(is_current=True, answer_type="int")
-               .exclude(split=Puzzle.Split.TEST)
+               .exclude(split__in=Puzzle.HELD_OUT)
                .exclude(status=Puzzle.Status.REJECTED)
                .exclude(review_state__in=[Puzzle.ReviewState.REJECT, Puzzle.ReviewState.FLAG])
                .exclude(attempts__origin=Attempt.Origin.SEARCH))

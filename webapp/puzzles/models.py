@@ -68,6 +68,7 @@ class Puzzle(models.Model):
     class Source(models.TextChoices):
         P3_TRAIN = "p3-train", "P3 train"
         P3_TEST = "p3-test", "P3 test"
+        P3_VALIDATION = "p3-validation", "P3 validation"
         P3_OTHER = "p3-other", "P3 (no split)"
         P3_VARIANT = "p3-variant", "P3 variant"  # a train puzzle with new parameter values
         SEED = "seed", "Seed"
@@ -76,8 +77,11 @@ class Puzzle(models.Model):
 
     class Split(models.TextChoices):
         TRAIN = "train"
+        VALIDATION = "validation"  # P3 train problems held out for the round gate (engine/selfplay/p3.py)
         TEST = "test"
         OTHER = "other"
+
+    HELD_OUT = (Split.TEST, Split.VALIDATION)  # never trained on, never discussed with the model
 
     class Status(models.TextChoices):
         UNVERIFIED = "unverified"
@@ -97,7 +101,7 @@ class Puzzle(models.Model):
     answer_type = models.CharField(max_length=100, blank=True)
     fingerprint = models.CharField(max_length=32, db_index=True)  # normalised AST hash
     source = models.CharField(max_length=16, choices=Source.choices)
-    split = models.CharField(max_length=8, choices=Split.choices, default=Split.TRAIN)
+    split = models.CharField(max_length=12, choices=Split.choices, default=Split.TRAIN)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.UNVERIFIED)
     # The model's solve rate so far (passed / attempts by models); None until it has attempts.
     difficulty = models.FloatField(null=True, blank=True)
@@ -134,11 +138,11 @@ class Puzzle(models.Model):
 
     @property
     def usable_for_training(self) -> bool:
-        return (self.is_current and self.split != self.Split.TEST and self.status == self.Status.SOLVED
+        return (self.is_current and self.split not in self.HELD_OUT and self.status == self.Status.SOLVED
                 and self.review_state not in (self.ReviewState.REJECT, self.ReviewState.FLAG))
 
 
-TRAINING_PUZZLES = (Q(puzzle__is_current=True) & ~Q(puzzle__split=Puzzle.Split.TEST)
+TRAINING_PUZZLES = (Q(puzzle__is_current=True) & ~Q(puzzle__split__in=Puzzle.HELD_OUT)
                     & Q(puzzle__status=Puzzle.Status.SOLVED)
                     & ~Q(puzzle__review_state__in=[Puzzle.ReviewState.REJECT, Puzzle.ReviewState.FLAG]))
 

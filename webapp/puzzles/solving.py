@@ -48,7 +48,7 @@ def solve_yourself(user, puzzle: Puzzle, code: str) -> Attempt:
                                          status=verdict["status"], verdict=verdict, user=user,
                                          duration_ms=verdict.get("duration_ms", 0.0))
         refresh_stats([puzzle.pk])
-        if attempt.passed and puzzle.split != Puzzle.Split.TEST:
+        if attempt.passed and puzzle.split not in Puzzle.HELD_OUT:
             mark_kept(puzzle)
     attempt.refresh_from_db()
     return attempt

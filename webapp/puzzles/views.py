@@ -37,8 +37,8 @@ SORT_LABELS = {"new": "Newest first", "old": "Oldest first", "hard": "Hardest fi
                "easy": "Easiest first", "attempts": "Most model attempts", "name": "Name"}
 REVIEW_FILTERS = (("", "Any"), ("any", "Reviewed"), ("none", "Not reviewed"), ("approve", "Approved"),
                   ("reject", "Rejected"), ("flag", "Flagged"))
-TEST_SPLIT_REFUSAL = ("test-split puzzles cannot be discussed with the model: a repair the sandbox verifies in "
-                      "the chat becomes training data, and the test split is kept for evaluation only")
+TEST_SPLIT_REFUSAL = ("test- and validation-split puzzles cannot be discussed with the model: a repair the sandbox "
+                      "verifies in the chat becomes training data, and those splits are kept for evaluation only")
 BACK = ("puzzles:list", "Back to the puzzles")
 
 
@@ -140,7 +140,7 @@ def _puzzle_context(request, puzzle: Puzzle, **extra) -> dict:
         "sampling": _flat(puzzle.sampling),
         "solve_code": _solution_header(puzzle.sat),
         "edit_sat": puzzle.sat, "edit_description": puzzle.description,
-        "test_split": puzzle.split == Puzzle.Split.TEST,
+        "test_split": puzzle.split in Puzzle.HELD_OUT,
     }
     context.update(extra)
     return context
@@ -229,7 +229,7 @@ def discuss(request, puzzle_id: int):
     def page(text, status):
         return _puzzle_page(request, puzzle, status, discuss_error=text)
 
-    if puzzle.split == Puzzle.Split.TEST:
+    if puzzle.split in Puzzle.HELD_OUT:
         return _refusal(request, Invalid(TEST_SPLIT_REFUSAL), page=page)
     try:
         conversation, _ = user_turns.open_conversation(request.user, "puzzle", sat=puzzle.sat,

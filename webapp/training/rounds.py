@@ -105,7 +105,9 @@ class RoundConfig(StrictConfig):
         return SFTConfig.from_dict(self.sft)
 
     def eval_config(self) -> P3EvalConfig:
-        return P3EvalConfig.from_dict({**self.p3_eval, "ks": tuple(sorted({1, self.metric_k, 10, 100}))})
+        # The gate selects on P3's validation split (train problems held out), never on the test split.
+        return P3EvalConfig.from_dict({"split": "validation", **self.p3_eval,
+                                       "ks": tuple(sorted({1, self.metric_k, 10, 100}))})
 
     def as_dict(self) -> dict:
         return {**super().as_dict(), "sources": list(self.sources)}
@@ -240,7 +242,8 @@ def evaluate_version(spec: str, config: RoundConfig, cancel: CancelToken | None 
     else:
         model = load_full_precision(spec, config.eval_backend, str(Path(settings.DATA_DIR) / "models" / "full-precision"))
     evaluation = config.eval_config()
-    name, puzzles = held_out_puzzles(settings.AUTODIDACT_BENCHMARK_DATA / "p3", evaluation.subset, evaluation.seed)
+    name, puzzles = held_out_puzzles(settings.AUTODIDACT_BENCHMARK_DATA / "p3", evaluation.subset, evaluation.seed,
+                                     evaluation.split)
     total = len(puzzles) + config.humaneval_problems
     p3 = evaluate_p3(model, puzzles, evaluation, lambda jobs: verify_many(jobs), name,
                      progress=lambda done, _: progress and progress(done, total), cancel=cancel).as_dict()

@@ -53,7 +53,7 @@ class RoundForm(SettingsForm):
         Setting("samples", "Samples per puzzle (n)", int, "attempts per held-out puzzle", group="p3_eval"),
         Setting("temperature", "Temperature", float, "sampling temperature of the evaluation", low=0.0, high=2.0,
                 group="p3_eval"),
-        Setting("subset", "Puzzles (subset)", int, "0: all 228 held-out test puzzles; else a seeded subset", low=0,
+        Setting("subset", "Puzzles (subset)", int, "0: all 34 P3 validation puzzles; else a seeded subset", low=0,
                 group="p3_eval"),
         Setting("humaneval_problems", "HumanEval problems", int, "greedy pass@1 on the first N; 0: skip", low=0),
         Setting("metric_k", "k for the gate", int, "promote only if pass@k does not drop", low=1),

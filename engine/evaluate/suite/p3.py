@@ -49,3 +49,12 @@ class P3Test(Benchmark):
 
     def reference(self, task: Task) -> str | None:
         return min(task.data["solutions"], key=len) if task.data["solutions"] else None
+
+
+class P3Validation(P3Test):
+    """A fifth of P3's train problems, never trained on or shown in prompts: what gates select on."""
+
+    name = "p3-validation"
+    title = "P3 validation"
+    split = "validation"
+    p3_split = "validation"

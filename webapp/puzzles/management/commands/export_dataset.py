@@ -17,7 +17,9 @@ class Command(BaseCommand):
                             help="only these sources (repeatable; default: all)")
 
     def handle(self, *args, output=None, source=None, **options):
-        if source and Puzzle.Source.P3_TEST in source:
-            raise CommandError("the P3 test split is for evaluation only and is never exported as training data")
+        held_out = {Puzzle.Source.P3_TEST, Puzzle.Source.P3_VALIDATION} & set(source or ())
+        if held_out:
+            raise CommandError(f"{', '.join(sorted(held_out))}: the P3 test and validation splits are for evaluation "
+                               "only and are never exported as training data")
         count = write_lines(iter_jsonl(source), output, self.stdout)
         self.stderr.write(f"exported {count} verified pairs" + (f" to {output}" if output else ""))
