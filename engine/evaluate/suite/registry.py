@@ -8,7 +8,13 @@ from engine.evaluate.suite.base import Benchmark
 # name -> "module:Class", imported on first use (each module reads its own data format)
 BENCHMARKS = {
     "p3": "engine.evaluate.suite.p3:P3Test",
+    "p3-validation": "engine.evaluate.suite.p3:P3Validation",
     "humaneval": "engine.evaluate.suite.humaneval:HumanEval",
+    "humaneval-plus": "engine.evaluate.suite.evalplus:HumanEvalPlus",
+    "mbpp": "engine.evaluate.suite.mbpp:Mbpp",
+    "mbpp-validation": "engine.evaluate.suite.mbpp:MbppValidation",
+    "mbpp-sanitized": "engine.evaluate.suite.mbpp:SanitizedMbpp",
+    "mbpp-plus": "engine.evaluate.suite.evalplus:MbppPlus",
 }
 
 
