@@ -13,7 +13,7 @@ from tests.support import SiteProcess, embedded_env, sign_in_admin
 PASSWORD = "training-browser-password"
 ROUND_S = 180  # the whole round on 2 CPU cores, generously
 TINY_FORM = {"Max steps": "4", "Block size": "64", "Batch size": "2", "Samples per puzzle (n)": "2",
-             "Temperature": "0.8", "Puzzles (subset)": "3", "HumanEval problems": "2", "k for the gate": "1",
+             "Temperature": "0.8", "Puzzles (subset)": "3", "MBPP validation tasks": "2", "k for the gate": "1",
              "Margin (points)": "0"}
 
 
@@ -43,7 +43,7 @@ def test_a_training_round_from_the_form_to_its_result(site, page, output_dir):
     expect(page.get_by_role("navigation", name="Main").get_by_role("link", name="Training")).to_have_attribute(
         "aria-current", "page")
     expect(page.get_by_test_id("no-runs")).to_be_visible()
-    expect(page.get_by_label("HumanEval problems")).to_have_value("164")  # the defaults
+    expect(page.get_by_label("MBPP validation tasks")).to_have_value("90")  # the defaults
     expect(page.get_by_label("k for the gate")).to_have_value("10")
 
     for label, value in TINY_FORM.items():

@@ -23,7 +23,7 @@ HOSTILE = "<script>alert('x')</script><img src=x onerror=alert(1)>"
 # The form as a person fills it in for a tiny round.
 SMALL = {"sources": ["selfplay", "chat"], "method": "full", "epochs": "1", "max_steps": "4",
          "learning_rate": "0.0001", "batch_size": "2", "gradient_accumulation": "1", "block_size": "64",
-         "samples": "2", "temperature": "0.8", "subset": "3", "humaneval_problems": "2", "metric_k": "1",
+         "samples": "2", "temperature": "0.8", "subset": "3", "code_problems": "2", "metric_k": "1",
          "margin": "1"}
 SETTINGS = {"sources": ["selfplay"], "sft": {"max_steps": 4, "block_size": 64, "batch_size": 2},
             "p3_eval": {"samples": 10, "temperature": 0.8, "subset": 3}, "humaneval_problems": 2, "metric_k": 10}
@@ -119,11 +119,12 @@ def test_the_list_and_the_form_for_a_trainer(trainer):
     assert response.status_code == 200 and "<html" in page
     assert '<a href="/training/" aria-current="page">Training</a>' in page  # the nav link
     assert "Start training round" in page and 'data-testid="no-runs"' in page
-    # the defaults: both sources, full fine-tuning for one epoch, the gate on pass@10 over 164 HumanEval problems
+    # the defaults: both sources, full fine-tuning for one epoch, the gate on P3 validation pass@10 and on
+    # greedy pass@1 over all 90 MBPP validation tasks
     assert page.count('name="sources"') == 2 and page.count(" checked>") == 2
     assert '<option value="full" selected>' in page and '<option value="lora">' in page
     for name, value in (("epochs", "1.0"), ("max_steps", "0"), ("learning_rate", "5e-05"), ("batch_size", "4"),
-                        ("block_size", "512"), ("samples", "10"), ("subset", "0"), ("humaneval_problems", "164"),
+                        ("block_size", "512"), ("samples", "10"), ("subset", "0"), ("code_problems", "90"),
                         ("metric_k", "10"), ("margin", "0")):
         assert f'name="{name}" value="{value}"' in page, name
     assert 'href="/training/models/"' in page
@@ -176,7 +177,7 @@ def test_a_round_starts_from_the_form_and_a_second_is_refused(trainer, trainer_u
     assert run.config["sft"] == {"method": "full", "epochs": 1.0, "max_steps": 4, "learning_rate": 0.0001,
                                  "batch_size": 2, "gradient_accumulation": 1, "block_size": 64}
     assert run.config["p3_eval"] == {"samples": 2, "temperature": 0.8, "subset": 3}
-    assert run.config["humaneval_problems"] == 2 and run.config["metric_k"] == 1 and run.config["margin"] == 0.01
+    assert run.config["code_problems"] == 2 and run.config["metric_k"] == 1 and run.config["margin"] == 0.01
     assert run.base_version == versions.active_version()
 
     response = trainer.post("/training/", SMALL)
@@ -349,7 +350,7 @@ def test_the_models_page_shows_versions_and_the_chart(trainer, trainer_user):
     assert "&lt;script&gt;" in row and "<script>alert" not in page
     chart = re.search(r'data-testid="versions-chart">(.*?)</svg>', page, re.S).group(1)
     assert chart.count("<polyline") == 3 and "P3 pass@1" in chart and "P3 pass@10" in chart
-    assert "HumanEval pass@1" in chart and ">v1<" in chart and ">v0<" in chart and ">100%<" in chart
+    assert "code pass@1" in chart and ">v1<" in chart and ">v0<" in chart and ">100%<" in chart
     assert "p3-test-3-seed0" in page
     # only admins get the buttons
     assert 'data-testid="promote"' not in page and 'data-testid="rollback"' not in page

@@ -26,7 +26,7 @@ from webapp.training.models import TrainingRun
 
 TINY_ROUND = {"sft": {"max_steps": 4, "batch_size": 2, "block_size": 64, "save_steps": 2, "learning_rate": 1e-3,
                       "warmup_steps": 1},
-              "p3_eval": {"samples": 2, "subset": 2, "max_tokens": 8}, "humaneval_problems": 1, "metric_k": 1}
+              "p3_eval": {"samples": 2, "subset": 2, "max_tokens": 8}, "code_problems": 1, "metric_k": 1}
 
 
 @pytest.fixture(scope="module")
@@ -115,8 +115,9 @@ def test_a_round_trains_evaluates_promotes_and_the_worker_hot_swaps(worker_env):
         assert len(run.dataset["attempts"]) == run.examples and len(run.dataset_hash) == 64
         assert [p[0] for p in run.loss_curve] == [1, 2, 3, 4] and run.training["steps"] == 4
         for evaluation in (run.eval_before, run.eval_after):
-            assert evaluation["p3"]["dataset"] == "p3-test-2-seed0" and set(evaluation["p3"]["pass_at_k"]) == {"1"}
-            assert evaluation["humaneval"]["problems"] == 1
+            # the gate's sets are validation sets: P3 train problems held out, MBPP 511-600
+            assert evaluation["p3"]["dataset"] == "p3-validation-2-seed0" and set(evaluation["p3"]["pass_at_k"]) == {"1"}
+            assert evaluation["code"]["problems"] == 1 and evaluation["code"]["benchmark"] == "mbpp-validation"
         new = run.produced_version
         assert new.parent_id == base.pk and new.is_active and run.decision.startswith("promoted")
         assert CheckpointDir(new.checkpoint.rsplit("/model", 1)[0]).final_model() is not None
@@ -275,16 +276,17 @@ def test_selfplay_command_runs_the_loop_and_writes_its_report(tmp_path, settings
     call_command("selfplay", "--rounds", "1", "--batches", "1", "--puzzles-per-prompt", "2", "--attempts", "2",
                  "--generation-tokens", "16", "--solving-tokens", "8", "--context-tokens", "400", "--max-steps", "2",
                  "--batch-size", "2", "--block-size", "64", "--samples", "2", "--subset", "2", "--temperature", "0.8",
-                 "--humaneval-problems", "1", "--k", "1", "--variants", "1", "--search-solutions", "--report", str(out),
+                 "--code-problems", "1", "--k", "1", "--variants", "1", "--search-solutions", "--report", str(out),
                  stdout=open(tmp_path / "o", "w"))
     report = json.loads((out / "report.json").read_text())
     assert report["bootstrap"]["references"]["checked"] > 500  # P3 train references, verified once
     assert report["bootstrap"]["references"]["passed"] == report["bootstrap"]["references"]["checked"]
-    made = report["bootstrap"]["variants"]  # one new instance per train puzzle, verified like the rest
-    assert made["created"] > 500 and made["checked"] == made["created"] == made["passed"] + made["failed"]
+    # one new instance per train puzzle (never a validation or test one), verified like the rest
+    made = report["bootstrap"]["variants"]
+    assert made["created"] > 450 and made["checked"] == made["created"] == made["passed"] + made["failed"]
     assert made["passed"] > made["created"] / 2
     variants = Puzzle.objects.filter(source=Puzzle.Source.P3_VARIANT)
-    assert variants.count() == made["created"] and not variants.filter(split="test").exists()
+    assert variants.count() == made["created"] and not variants.filter(split__in=("test", "validation")).exists()
     assert variants.filter(attempts__origin="reference", attempts__status="passed").count() == made["passed"]
     searched = report["bootstrap"]["search"]  # integer-answer puzzles (variants too), checked in 1 s
     assert searched["written"] > 100 and searched["checked"] == searched["written"]
@@ -296,11 +298,11 @@ def test_selfplay_command_runs_the_loop_and_writes_its_report(tmp_path, settings
     assert row["status"] == "succeeded" and row["generation"]["counts"]["generated"] == 2
     assert row["examples"] == row["dataset"]["attempts"] > 500 + made["passed"] + searched["passed"]
     assert row["training"]["steps"] == 2
-    assert row["before"]["dataset"] == row["after"]["dataset"] == "p3-test-2-seed0"
+    assert row["before"]["dataset"] == row["after"]["dataset"] == "p3-validation-2-seed0"
     assert row["paired"]["puzzles"] == 2 and row["paired"]["k"] == 1  # puzzle by puzzle, at the gate's k
     markdown = (out / "report.md").read_text()
     assert "- round 1: pass@1 " in markdown and "sign test p = " in markdown
-    assert "| round | P3 set | pass@1 before → after" in markdown and "| 1 | p3-test-2-seed0 |" in markdown
+    assert "| round | P3 set | pass@1 before → after" in markdown and "| 1 | p3-validation-2-seed0 |" in markdown
     assert "self-play generate" in markdown and "fine-tune (2 steps" in markdown
     assert f"New instances of train puzzles: {made['created']} written, {made['passed']} passed" in markdown
     assert f"Search solutions of integer-answer puzzles: {searched['written']} written, {searched['passed']} " \
@@ -311,7 +313,7 @@ def test_selfplay_command_runs_the_loop_and_writes_its_report(tmp_path, settings
     # evaluated with the same settings as round 1's "after", so that evaluation is reused, not re-timed.
     call_command("selfplay", "--no-bootstrap", "--rounds", "1", "--batches", "0", "--max-steps", "2",
                  "--batch-size", "2", "--block-size", "64", "--samples", "2", "--subset", "2", "--temperature", "0.8",
-                 "--humaneval-problems", "1", "--k", "1", "--report", str(out), stdout=open(tmp_path / "o", "w"))
+                 "--code-problems", "1", "--k", "1", "--report", str(out), stdout=open(tmp_path / "o", "w"))
     second = json.loads((out / "report.json").read_text())["rounds"][0]
     assert second["round"] == 2 and second["before"]["reused"] and not second["after"]["reused"]
     markdown = (out / "report.md").read_text()

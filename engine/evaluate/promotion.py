@@ -1,5 +1,5 @@
 """Whether a newly trained model replaces the active one: only if it is not worse on the held-out
-metric by more than a margin, nor worse on the code benchmark (HumanEval, the forgetting check) by
+metric by more than a margin, nor worse on the code benchmark (the forgetting check, on a validation set) by
 more than its own margin, and each comparison is like for like (same named set, same sampling
 settings, same prompt), since a pass@10 on 50 puzzles says nothing against one on 228."""
 from __future__ import annotations
@@ -26,18 +26,20 @@ def comparable(before: dict, after: dict) -> str | None:
 
 
 def code_comparable(before: dict, after: dict) -> str | None:
-    """Why two HumanEval results cannot be compared, or None if they can."""
-    for name in ("problems", "prompt"):
+    """Why two code-benchmark results cannot be compared, or None if they can."""
+    for name in ("benchmark", "problems", "prompt"):
         if before.get(name) != after.get(name):
-            return f"HumanEval evaluated with different {name} ({before.get(name)} vs {after.get(name)})"
+            return f"{after.get('title', 'HumanEval')} evaluated with different {name} " \
+                   f"({before.get(name)} vs {after.get(name)})"
     return None
 
 
 def decide(before: dict, after: dict, k: int = 10, margin: float = 0.0, code_before: dict | None = None,
            code_after: dict | None = None, code_margin: float = 0.02) -> Decision:
     """`before`/`after`: P3EvalResult.as_dict() of the active and the new model; `margin` in
-    absolute pass@k (0.01 = one point). With `code_before`/`code_after` (HumanEvalResult dicts) the
-    new model must also keep HumanEval pass@1 within `code_margin`."""
+    absolute pass@k (0.01 = one point). With `code_before`/`code_after` (dicts with pass_at_1,
+    problems, prompt and the benchmark's name and title) the new model must also keep the code
+    benchmark's pass@1 within `code_margin`."""
     decision = _decide_p3(before, after, k, margin)
     if not decision.promote or not code_before or not code_after:
         return decision
@@ -45,7 +47,7 @@ def decide(before: dict, after: dict, k: int = 10, margin: float = 0.0, code_bef
     if problem:
         return Decision(False, f"not promoted: {problem}")
     old, new = code_before["pass_at_1"], code_after["pass_at_1"]
-    code = f"HumanEval pass@1 {old:.1%} → {new:.1%}"
+    code = f"{code_after.get('title', 'HumanEval')} pass@1 {old:.1%} → {new:.1%}"
     if new + 1e-12 < old - code_margin:
         return Decision(False, f"rejected: {code}, lost more than {code_margin:.1%} on the code benchmark "
                                f"({decision.reason.removeprefix('promoted: ')})")

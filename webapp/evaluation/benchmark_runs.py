@@ -141,10 +141,7 @@ def _execute(run: BenchmarkRun, model, beat: RowHeartbeat) -> None:
     verify = sandbox().verify_many
     result = run_benchmark(suite, model, config, lambda jobs: verify(jobs), info, done, on_task=store,
                            cancel=beat.cancel)
-    summary = {key: value for key, value in result.as_dict().items() if key not in ("rows",)}
-    previous = run.summary or {}
-    summary["seconds"] = round(result.seconds + float(previous.get("seconds_before", 0.0)), 1)
-    summary["seconds_before"] = summary["seconds"]
+    summary = {key: value for key, value in result.as_dict().items() if key != "rows"}  # seconds: this leg only
     status = BenchmarkRun.Status.CANCELLED if result.cancelled else BenchmarkRun.Status.SUCCEEDED
     BenchmarkRun.finish(BenchmarkRun.objects.filter(pk=run.pk), status, summary=summary, stage="",
                         tasks_done=result.done, error="cancelled; finished tasks are kept" if result.cancelled else "")

@@ -59,8 +59,9 @@ class TrainingRun(BackgroundRun):
             if not result or result.get("reused") or result.get("seconds") is None:
                 return None  # a reused evaluation spent its time in an earlier round
             p3 = result.get("p3") or {}
-            items = (p3.get("puzzles") or 0) + ((result.get("humaneval") or {}).get("problems") or 0)
-            tokens = (p3.get("tokens") or 0) + ((result.get("humaneval") or {}).get("tokens") or 0)
+            checks = [result.get("code") or {}, result.get("humaneval") or {}]
+            items = (p3.get("puzzles") or 0) + sum(check.get("problems") or 0 for check in checks)
+            tokens = (p3.get("tokens") or 0) + sum(check.get("tokens") or 0 for check in checks)
             return {"seconds": result["seconds"], "items": items, "tokens": tokens}
 
         fine_tune = ({"seconds": training["seconds"], "items": training.get("steps", 0),
@@ -84,3 +85,15 @@ class TrainingRun(BackgroundRun):
             done, total = self.progress.get("done", 0), self.progress.get("total") or 0
             return start + 0.2 * (done / total if total else 0.0)
         return start
+
+
+def code_result(evaluation: dict | None) -> dict:
+    """An evaluation's forgetting check: the code validation benchmark ("code"), or HumanEval in
+    rounds from before validation sets ("humaneval")."""
+    evaluation = evaluation or {}
+    return evaluation.get("code") or evaluation.get("humaneval") or {}
+
+
+def code_title(evaluation: dict | None) -> str:
+    found = code_result(evaluation)
+    return found.get("title") or ("HumanEval" if found else "code benchmark")

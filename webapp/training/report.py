@@ -32,15 +32,16 @@ def markdown(report: dict) -> str:
             made = boot["search"]
             lines[-1:-1] = ["", f"Search solutions of integer-answer puzzles: {made.get('written')} written, "
                                 f"{made.get('passed')} passed verification, {made.get('failed')} failed"]
-    lines += ["## Scores (held-out P3 test puzzles; HumanEval greedy)", "",
+    lines += ["## Scores (the gate's held-out sets: P3 validation; code benchmark greedy)", "",
               "| round | P3 set | pass@1 before → after | pass@10 before → after | solved before → after | "
-              "HumanEval pass@1 before → after | decision |", "|---|---|---|---|---|---|---|"]
+              "code pass@1 before → after | decision |", "|---|---|---|---|---|---|---|"]
     for row in report["rounds"]:
         b, a = row["before"], row["after"]
         lines.append(f"| {row['round']} | {b.get('dataset') or '–'} | {_pass(b, '1')} → {_pass(a, '1')} | "
                      f"{_pass(b, '10')} → {_pass(a, '10')} | {b.get('solved')}/{b.get('puzzles')} → "
-                     f"{a.get('solved')}/{a.get('puzzles')} | {_pct(b.get('humaneval_pass_at_1'))} → "
-                     f"{_pct(a.get('humaneval_pass_at_1'))} | {row['decision'] or row['error'] or row['status']} |")
+                     f"{a.get('solved')}/{a.get('puzzles')} | {a.get('code_benchmark') or ''} "
+                     f"{_pct(b.get('code_pass_at_1'))} → {_pct(a.get('code_pass_at_1'))} | "
+                     f"{row['decision'] or row['error'] or row['status']} |")
     changes = [(row["round"], row["paired"]) for row in report["rounds"] if row.get("paired")]
     if changes:
         lines += ["", "Puzzle by puzzle (a 95% paired bootstrap interval; the exact sign test on puzzles gained "
@@ -74,9 +75,9 @@ def markdown(report: dict) -> str:
                 continue
             lines.append(f"| {row['round']} | evaluate {when}: P3 | {s.get('p3_seconds') or 0:.1f} | – | "
                          f"{s.get('p3_tokens_per_s') or 0} |")
-            if s.get("humaneval_seconds") is not None:
-                lines.append(f"| {row['round']} | evaluate {when}: HumanEval | {s['humaneval_seconds']:.1f} | – | "
-                             f"{s.get('humaneval_tokens_per_s') or 0} |")
+            if s.get("code_seconds") is not None:
+                lines.append(f"| {row['round']} | evaluate {when}: {s.get('code_benchmark')} | {s['code_seconds']:.1f} "
+                             f"| – | {s.get('code_tokens_per_s') or 0} |")
     return "\n".join(lines) + "\n"
 
 

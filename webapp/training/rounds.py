@@ -24,6 +24,10 @@ from engine.evaluate.humaneval_eval import PROMPTS as HUMANEVAL_PROMPTS
 from engine.evaluate.humaneval_eval import evaluate_humaneval, load_humaneval
 from engine.evaluate.p3_eval import P3EvalConfig, evaluate_p3, held_out_puzzles
 from engine.evaluate.promotion import decide
+from engine.evaluate.suite.registry import benchmark_class as get_benchmark_class
+from engine.evaluate.suite.registry import get_benchmark
+from engine.evaluate.suite.registry import names as suite_names
+from engine.evaluate.suite.runner import RunSettings, run_benchmark
 from engine.lm.generation import CancelToken
 from engine.lm.loading import BACKENDS
 from engine.sandbox.verdict import short
@@ -35,7 +39,7 @@ from webapp.refusals import Conflict, NotAllowed, config_from
 from webapp.serving import versions
 from webapp.serving.models import ModelVersion
 from webapp.training import training_data
-from webapp.training.models import TrainingRun
+from webapp.training.models import TrainingRun, code_result, code_title
 
 log = logging.getLogger(__name__)
 HEARTBEAT_S = 5.0
@@ -52,7 +56,12 @@ class RoundConfig(StrictConfig):
     sources: tuple[str, ...] = training_data.SOURCES
     sft: dict = field(default_factory=dict)  # SFTConfig fields
     p3_eval: dict = field(default_factory=lambda: {"samples": 10, "subset": 0})  # P3EvalConfig fields
-    humaneval_problems: int = 164  # greedy pass@1 on the first N (0: skip the forgetting check)
+    # The forgetting check: greedy pass@1 on a code benchmark's validation set (engine.evaluate.suite),
+    # first N tasks (0: skip). Test sets are reported on the Benchmarks page, never gated on.
+    code_benchmark: str = "mbpp-validation"
+    code_problems: int = 90
+    code_prompt: str = ""  # "" = the benchmark's default prompt
+    humaneval_problems: int = 0  # older rounds gated on HumanEval (a test set): now reported only, if > 0
     humaneval_prompt: str = "instruct"  # engine.evaluate.humaneval_eval.PROMPTS
     metric_k: int = 10
     margin: float = 0.0  # allowed drop of pass@k, absolute (0.01 = one point)
@@ -91,6 +100,13 @@ class RoundConfig(StrictConfig):
             problems.add("min_examples", "min_examples must be at least 1")
         if self.humaneval_prompt not in HUMANEVAL_PROMPTS:
             problems.add("humaneval_prompt", f"humaneval_prompt must be one of {', '.join(HUMANEVAL_PROMPTS)}")
+        if self.code_benchmark not in suite_names() or get_benchmark_class(self.code_benchmark).split != "validation":
+            problems.add("code_benchmark", "code_benchmark must be a validation benchmark: "
+                         + ", ".join(n for n in suite_names() if get_benchmark_class(n).split == "validation"))
+        elif self.code_prompt and self.code_prompt not in get_benchmark_class(self.code_benchmark).prompts:
+            problems.add("code_prompt", f"code_prompt must be one of {', '.join(get_benchmark_class(self.code_benchmark).prompts)}")
+        if self.code_problems < 0:
+            problems.add("code_problems", "code_problems must be at least 0 (0 skips the forgetting check)")
         if self.humaneval_problems < 0:
             problems.add("humaneval_problems", "humaneval_problems must be at least 0 (0 skips the HumanEval check)")
         problems.raise_any()
@@ -244,22 +260,40 @@ def evaluate_version(spec: str, config: RoundConfig, cancel: CancelToken | None 
     evaluation = config.eval_config()
     name, puzzles = held_out_puzzles(settings.AUTODIDACT_BENCHMARK_DATA / "p3", evaluation.subset, evaluation.seed,
                                      evaluation.split)
-    total = len(puzzles) + config.humaneval_problems
+    total = len(puzzles) + config.code_problems + config.humaneval_problems
     p3 = evaluate_p3(model, puzzles, evaluation, lambda jobs: verify_many(jobs), name,
                      progress=lambda done, _: progress and progress(done, total), cancel=cancel).as_dict()
     results = {"model": model.name, "backend": model.backend, "quantization": model.quantization, "p3": p3}
+    if config.code_problems and not (cancel and cancel.cancelled):
+        results["code"] = code_check(model, config, lambda jobs: verify_many(jobs), cancel,
+                                     lambda done, _: progress and progress(len(puzzles) + done, total))
     if config.humaneval_problems and not (cancel and cancel.cancelled):
         problems = load_humaneval()[:config.humaneval_problems]
+        done_before = len(puzzles) + config.code_problems
         results["humaneval"] = evaluate_humaneval(
             model, problems, lambda jobs: verify_many(jobs), cancel=cancel, prompt=config.humaneval_prompt,
-            progress=lambda done, _: progress and progress(len(puzzles) + done, total)).as_dict()
+            progress=lambda done, _: progress and progress(done_before + done, total)).as_dict()
     return results
+
+
+def code_check(model, config: RoundConfig, verify, cancel, progress) -> dict:
+    """Greedy pass@1 on the first `code_problems` tasks of the code validation benchmark, in the shape
+    the gate and the pages read (pass_at_1, passed, problems, prompt) plus the suite's own record."""
+    suite = get_benchmark(config.code_benchmark, settings.AUTODIDACT_BENCHMARK_DATA, config.code_prompt)
+    result = run_benchmark(suite, model, RunSettings(prompt=config.code_prompt, limit=config.code_problems),
+                           verify, cancel=cancel, progress=progress)
+    rows = [{"task_id": row["task_id"], "status": row["samples"][0]["status"]} for row in result.rows]
+    return {"benchmark": suite.name, "title": suite.title, "pass_at_1": result.pass_at_k.get("1", 0.0),
+            "passed": result.solved, "problems": result.done, "prompt": result.settings["prompt"],
+            "settings": result.settings, "interval": result.interval.get("1"), "tokens": result.tokens,
+            "seconds": result.seconds, "tokens_per_s": result.as_dict()["tokens_per_s"], "per_problem": rows}
 
 
 def _evaluate_into(run: TrainingRun, version: ModelVersion, config: RoundConfig, beat: RowHeartbeat,
                    field_name: str) -> dict:
     """Evaluate `version` (or reuse its metrics measured with the same settings) into the run."""
     key = _eval_key("round", {"p3": config.eval_config().as_dict(), "humaneval": config.humaneval_problems,
+                              "code": [config.code_benchmark, config.code_problems, config.code_prompt],
                               "humaneval_prompt": config.humaneval_prompt, "quantize": config.eval_quantize,
                               "backend": config.eval_backend})
     cached = (version.metrics or {}).get(key)
@@ -278,7 +312,8 @@ def _evaluate_into(run: TrainingRun, version: ModelVersion, config: RoundConfig,
         return {}
     results["seconds"] = round(time.perf_counter() - started, 1)
     _log(run, f"{version.name}: P3 pass@k {results['p3']['pass_at_k']} ({results['p3']['solved']}/"
-              f"{results['p3']['puzzles']} solved), HumanEval {results.get('humaneval', {}).get('pass_at_1')}, "
+              f"{results['p3']['puzzles']} solved), {code_title(results)} pass@1 "
+              f"{code_result(results).get('pass_at_1')}, "
               f"{results['seconds']} s")
     version.metrics = {**(version.metrics or {}), key: results}
     version.save(update_fields=["metrics"])
@@ -359,7 +394,7 @@ def _run_stages(run: TrainingRun, beat: RowHeartbeat) -> None:
             return
     _update(run, stage="decide")
     decision = decide(run.eval_before["p3"], run.eval_after["p3"], config.metric_k, config.margin,
-                      run.eval_before.get("humaneval"), run.eval_after.get("humaneval"), config.code_margin)
+                      code_result(run.eval_before), code_result(run.eval_after), config.code_margin)
     if decision.promote:
         versions.promote(version, decision.reason)
     else:

@@ -18,7 +18,7 @@ from webapp.puzzles.generation_runs import run_inline, start_run
 from webapp.serving import versions
 from webapp.serving.model_runtime import Served
 from webapp.training import rounds, training_data
-from webapp.training.models import TrainingRun
+from webapp.training.models import TrainingRun, code_result
 
 Event = Callable[[str, int, int], None]  # (stage, done, total) for progress bars
 
@@ -102,11 +102,12 @@ def _round_row(number: int, generation: dict, run: TrainingRun) -> dict:
 
 
 def _scores(evaluation: dict) -> dict:
-    p3, humaneval = evaluation.get("p3") or {}, evaluation.get("humaneval") or {}
+    p3, humaneval = evaluation.get("p3") or {}, code_result(evaluation)
     return {"model": evaluation.get("model"), "dataset": p3.get("dataset"), "pass_at_k": p3.get("pass_at_k", {}),
             "solved": p3.get("solved"), "puzzles": p3.get("puzzles"), "p3_seconds": p3.get("seconds"),
-            "p3_tokens_per_s": p3.get("tokens_per_s"), "humaneval_pass_at_1": humaneval.get("pass_at_1"),
-            "humaneval_seconds": humaneval.get("seconds"), "humaneval_tokens_per_s": humaneval.get("tokens_per_s"),
+            "p3_tokens_per_s": p3.get("tokens_per_s"), "code_benchmark": humaneval.get("benchmark", "humaneval"),
+            "code_pass_at_1": humaneval.get("pass_at_1"),
+            "code_seconds": humaneval.get("seconds"), "code_tokens_per_s": humaneval.get("tokens_per_s"),
             "seconds": evaluation.get("seconds"), "reused": bool(evaluation.get("reused"))}
 
 

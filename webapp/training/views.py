@@ -28,7 +28,7 @@ from webapp.refusals import Invalid, NotAllowed, Refused
 from webapp.serving import versions
 from webapp.serving.models import ModelVersion
 from webapp.training import rounds
-from webapp.training.models import TrainingRun
+from webapp.training.models import TrainingRun, code_result, code_title
 from webapp.training.rounds import RoundConfig, RoundRefused
 from webapp.training.training_data import SOURCES
 
@@ -55,7 +55,8 @@ class RoundForm(SettingsForm):
                 group="p3_eval"),
         Setting("subset", "Puzzles (subset)", int, "0: all 34 P3 validation puzzles; else a seeded subset", low=0,
                 group="p3_eval"),
-        Setting("humaneval_problems", "HumanEval problems", int, "greedy pass@1 on the first N; 0: skip", low=0),
+        Setting("code_problems", "MBPP validation tasks", int,
+                "the forgetting check: greedy pass@1 on the first N of MBPP 511-600; 0: skip", low=0),
         Setting("metric_k", "k for the gate", int, "promote only if pass@k does not drop", low=1),
         Setting("margin", "Margin (points)", float, "allowed drop of pass@k, in percentage points", low=0.0,
                 high=99.99),
@@ -86,7 +87,7 @@ def _defaults() -> dict:
     values = {name: getattr(sft, name) for name in ("method", "epochs", "max_steps", "learning_rate", "batch_size",
                                                      "gradient_accumulation", "block_size")}
     values.update(samples=evaluation.samples, temperature=evaluation.temperature, subset=evaluation.subset,
-                  humaneval_problems=config.humaneval_problems, metric_k=config.metric_k,
+                  code_problems=config.code_problems, metric_k=config.metric_k,
                   margin=_number(config.margin * 100), code_margin=_number(config.code_margin * 100))
     values["learning_rate"] = f"{sft.learning_rate:g}"
     values["sources"] = list(config.sources)
@@ -166,7 +167,8 @@ def _comparison(run: TrainingRun) -> dict:
     """The before/after table: rows of (label, before, after, better)."""
     before, after = run.eval_before or {}, run.eval_after or {}
     p3_before, p3_after = before.get("p3") or {}, after.get("p3") or {}
-    he_before, he_after = before.get("humaneval") or {}, after.get("humaneval") or {}
+    he_before, he_after = code_result(before), code_result(after)
+    code = code_title(after or before)
     gate_k = str((run.config or {}).get("metric_k", 10))
     ks = sorted(set(p3_before.get("pass_at_k", {})) | set(p3_after.get("pass_at_k", {})), key=int)
     rows = []
@@ -183,10 +185,10 @@ def _comparison(run: TrainingRun) -> dict:
         row(f"pass-{k}", f"P3 pass@{k}", p3_before.get("pass_at_k", {}).get(k), p3_after.get("pass_at_k", {}).get(k),
             gate=k == gate_k)
     row("solved", "P3 solved", _fraction(p3_before), _fraction(p3_after), kind="text")
-    if he_before or he_after or (run.config or {}).get("humaneval_problems"):
+    if he_before or he_after or (run.config or {}).get("humaneval_problems") or (run.config or {}).get("code_problems"):
         prompt = he_after.get("prompt") or he_before.get("prompt") or "completion"
-        row("humaneval", f"HumanEval pass@1 ({prompt} prompt)", he_before.get("pass_at_1"), he_after.get("pass_at_1"))
-        row("humaneval-passed", "HumanEval passed", _fraction(he_before, "passed", "problems"),
+        row("humaneval", f"{code} pass@1 ({prompt} prompt)", he_before.get("pass_at_1"), he_after.get("pass_at_1"))
+        row("humaneval-passed", f"{code} passed", _fraction(he_before, "passed", "problems"),
             _fraction(he_after, "passed", "problems"), kind="text")
     row("tokens-per-s", "P3 tokens/s", p3_before.get("tokens_per_s"), p3_after.get("tokens_per_s"), kind="number")
     row("seconds", "Evaluation wall time", _evaluation_time(before), _evaluation_time(after), kind="text")
@@ -267,10 +269,10 @@ RUN_PAGES = RunPages(
 # --- model versions ------------------------------------------------------------------------------
 def _signature(metrics: dict) -> tuple:
     """What makes two evaluations comparable: the same set, sampling, and HumanEval problems and prompt."""
-    p3, humaneval = metrics.get("p3") or {}, metrics.get("humaneval") or {}
+    p3, humaneval = metrics.get("p3") or {}, code_result(metrics)
     config = {k: v for k, v in (p3.get("config") or {}).items() if k not in ("ks", "max_batch_rows")}
-    return (p3.get("dataset"), tuple(sorted((k, str(v)) for k, v in config.items())), humaneval.get("problems"),
-            humaneval.get("prompt", "completion"))
+    return (p3.get("dataset"), tuple(sorted((k, str(v)) for k, v in config.items())), humaneval.get("benchmark"),
+            humaneval.get("problems"), humaneval.get("prompt", "completion"))
 
 
 def _reference() -> tuple | None:
@@ -301,7 +303,7 @@ def _short_name(name: str) -> str:
 def _versions_chart(rows: list[dict]):
     """pass@1, pass@10 and HumanEval pass@1 per version, oldest first, like-for-like results only."""
     ordered = sorted(rows, key=lambda row: (row["version"].created_at, row["version"].pk))
-    series = {"P3 pass@1": [], "P3 pass@10": [], "HumanEval pass@1": []}
+    series = {"P3 pass@1": [], "P3 pass@10": [], "code pass@1": []}
     ticks = {}
     for x, row in enumerate(ordered):
         ticks[x] = _short_name(row["version"].name)
@@ -312,8 +314,8 @@ def _versions_chart(rows: list[dict]):
         for k in ("1", "10"):
             if k in pass_at_k:
                 series[f"P3 pass@{k}"].append((x, pass_at_k[k]))
-        if (result.get("humaneval") or {}).get("pass_at_1") is not None:
-            series["HumanEval pass@1"].append((x, result["humaneval"]["pass_at_1"]))
+        if code_result(result).get("pass_at_1") is not None:
+            series["code pass@1"].append((x, code_result(result)["pass_at_1"]))
     return line_chart([{"name": name, "points": points} for name, points in series.items()], "model version",
                       "score", width=960, height=260, y_range=(0, 1), percent=True, x_ticks=ticks,
                       title="Scores per model version")
@@ -329,7 +331,7 @@ def _models_page(request, status: int = 200, error: str = "") -> HttpResponse:
         rows.append({"version": version, "metrics": metrics, "comparable": comparable or reference is None,
                      "dataset": p3.get("dataset", ""), "pass_at_1": percent(p3.get("pass_at_k", {}).get("1")),
                      "pass_at_10": percent(p3.get("pass_at_k", {}).get("10")),
-                     "humaneval": percent(((metrics or {}).get("humaneval") or {}).get("pass_at_1")),
+                     "humaneval": percent(code_result(metrics).get("pass_at_1")),
                      "can_promote": version.status != ModelVersion.Status.ACTIVE,
                      "can_rollback": version.is_active and version.parent_id is not None})
     context = {"rows": rows, "active": active, "admin": request.user.is_staff, "error": error,

@@ -50,9 +50,12 @@ class Command(BaseCommand):
         group = parser.add_argument_group("evaluation")
         group.add_argument("--samples", type=int, default=10, help="P3 samples per test puzzle (n)")
         group.add_argument("--temperature", type=float, default=0.8)
-        group.add_argument("--subset", type=int, default=0, help="P3 test puzzles (0 = all 228)")
+        group.add_argument("--subset", type=int, default=0, help="P3 validation puzzles, the gate's set (0 = all 34)")
         group.add_argument("--eval-style", default="completion")
-        group.add_argument("--humaneval-problems", type=int, default=164)
+        group.add_argument("--code-problems", type=int, default=90,
+                           help="the forgetting check: greedy pass@1 on the first N MBPP validation tasks (0: skip)")
+        group.add_argument("--humaneval-problems", type=int, default=0,
+                           help="also report HumanEval (a test set: never gated on) on the first N problems")
         group.add_argument("--k", type=int, default=10, help="the promotion gate's pass@k")
         group.add_argument("--eval-backend", choices=["auto", "llama.cpp", "transformers"], default="auto",
                            help="auto: llama.cpp at f16 on a CPU where installed, else transformers (full precision)")
@@ -73,7 +76,8 @@ class Command(BaseCommand):
                     "max_example_tokens": o["max_example_tokens"]},
             "p3_eval": {"samples": o["samples"], "temperature": o["temperature"], "subset": o["subset"],
                         "style": o["eval_style"]},
-            "humaneval_problems": o["humaneval_problems"], "metric_k": o["k"], "margin": o["margin"] / 100,
+            "humaneval_problems": o["humaneval_problems"], "code_problems": o["code_problems"],
+            "metric_k": o["k"], "margin": o["margin"] / 100,
             "eval_quantize": o["eval_quantize"], "eval_backend": o["eval_backend"],
         }
         bars: dict[str, tqdm] = {}
