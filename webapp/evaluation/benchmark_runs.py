@@ -53,6 +53,25 @@ def start_run(user, benchmark: str, version: ModelVersion | None = None, setting
     return run
 
 
+FORM_NUMBERS = {"n": int, "temperature": float, "top_k": int, "top_p": float, "max_tokens": int, "seed": int,
+                "limit": int}
+
+
+def form_settings(post) -> dict:
+    """The run settings a form filled in (empty fields: the benchmark's defaults); raises Invalid."""
+    values = {}
+    for name, kind in FORM_NUMBERS.items():
+        raw = (post.get(name) or "").strip()
+        if raw:
+            try:
+                values[name] = kind(raw)
+            except ValueError:
+                raise Invalid(f"{name} must be a number", fields={name: f"{name} must be a number"}) from None
+    if (post.get("prompt") or "").strip():
+        values["prompt"] = post["prompt"].strip()
+    return values
+
+
 def _stored(config: RunSettings) -> dict:
     return {**config.as_dict(), "ks": list(config.ks)}
 

@@ -15,12 +15,10 @@ from webapp.core.charts import line_chart
 from webapp.core.run_views import RunPages
 from webapp.evaluation import benchmark_runs
 from webapp.evaluation.models import BenchmarkRun
-from webapp.refusals import Invalid, Refused
+from webapp.refusals import Refused
 from webapp.serving.models import ModelVersion
 
 BACK = ("evaluation:index", "Back to benchmarks")
-NUMBERS = {"n": int, "temperature": float, "top_k": int, "top_p": float, "max_tokens": int, "seed": int,
-           "limit": int}
 
 
 def _percent(value) -> str:
@@ -64,20 +62,6 @@ def _chart(columns, rows):
     return line_chart(series, "model version", "pass@1", y_range=(0, 1), percent=True, x_ticks=ticks)
 
 
-def _settings(post) -> dict:
-    values = {}
-    for name, kind in NUMBERS.items():
-        raw = (post.get(name) or "").strip()
-        if raw:
-            try:
-                values[name] = kind(raw)
-            except ValueError:
-                raise Invalid(f"{name} must be a number", fields={name: f"{name} must be a number"}) from None
-    if (post.get("prompt") or "").strip():
-        values["prompt"] = post["prompt"].strip()
-    return values
-
-
 @require_http_methods(["GET", "POST"])
 def index(request):
     error, status = "", 200
@@ -86,7 +70,7 @@ def index(request):
             version_id = (request.POST.get("version") or "").strip()
             version = ModelVersion.objects.filter(pk=version_id).first() if version_id.isdigit() else None
             run = benchmark_runs.start_run(request.user, request.POST.get("benchmark", ""), version,
-                                           _settings(request.POST))
+                                           benchmark_runs.form_settings(request.POST))
             return redirect("evaluation:run", run.pk)
         except Refused as exc:
             error, status = exc.reason, exc.status
