@@ -58,14 +58,14 @@ def p3_folder(root: Path, database: Path, data_dir: Path) -> Path:
         {"name": "ListTheDataFolder:0", "ans_type": "List[str]",
          "sat": "def sat(names: List[str]):\n    return 'secret_key' in names",
          "sol_header": "def sol():", "sol_bodies": [f"    import os\n    return os.listdir({str(data_dir)!r})"]},
-        {"name": "ListTheCode:0", "ans_type": "List[str]",  # the control: the code folder is visible
+        {"name": "ListTheSourceCode:0", "ans_type": "List[str]",  # the control: the code folder is visible
          "sat": "def sat(names: List[str]):\n    return 'manage.py' in names",
          "sol_header": "def sol():", "sol_bodies": [f"    import os\n    return os.listdir({str(ROOT)!r})"]},
     ]
     folder = root / "p3"
     folder.mkdir(parents=True)
     (folder / "puzzles.json").write_text(json.dumps(puzzles))
-    (folder / "split.json").write_text(json.dumps({"train": ["ReadTheDatabase", "ListTheDataFolder", "ListTheCode"],
+    (folder / "split.json").write_text(json.dumps({"train": ["ReadTheDatabase", "ListTheDataFolder", "ListTheSourceCode"],
                                                    "test": []}))
     return root
 
@@ -88,6 +88,6 @@ def test_the_selfplay_command_hides_the_database_and_the_data_folder(tmp_path):
         rows = db.execute("SELECT p.name, a.status, a.verdict FROM puzzles_attempt a JOIN puzzles_puzzle p "
                           "ON p.id = a.puzzle_id WHERE p.source = 'p3-train'").fetchall()
     verdicts = {name: (status, json.loads(verdict)["detail"]) for name, status, verdict in rows}
-    assert verdicts["ListTheCode:0"][0] == "passed", verdicts  # the sandbox ran them, and sees the code
+    assert verdicts["ListTheSourceCode:0"][0] == "passed", verdicts  # the sandbox ran them, and sees the code
     assert verdicts["ReadTheDatabase:0"][0] == "error" and "FileNotFoundError" in verdicts["ReadTheDatabase:0"][1]
     assert verdicts["ListTheDataFolder:0"][0] == "failed", verdicts  # an empty folder: no secret_key in it
