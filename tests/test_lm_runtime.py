@@ -162,7 +162,7 @@ def test_coalesced_chunks_of_a_real_stream_rebuild_the_completion(tiny):
 def test_a_shared_few_shot_prefix_is_computed_once_without_changing_answers(smol):
     """Prompts that start alike (a few-shot prefix) share one prefill of it; each prompt's greedy
     answer is the same as when it is generated alone."""
-    from engine.lm.transformers_backend import MIN_SHARED_PREFIX, shared_prefix_length
+    from engine.lm.prompt_tokens import MIN_SHARED_PREFIX, shared_prefix_length
 
     prefix = "".join(f"def f{i}(x: int):\n    return x + {i} == {2 * i}\n\n" for i in range(1, 6))
     prompts = [prefix + f"def f{i}(s: str):\n    return len(s) == {i}\n\ndef g{i}():" for i in (6, 7, 8)]

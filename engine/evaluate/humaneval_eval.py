@@ -17,16 +17,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.lm.code_extraction import extract_code, indented_prefix
+from engine.evaluate.suite.humaneval import STOPS, function_program, function_prompt
 from engine.lm.generation import CancelToken, Prompt, SamplingParams
-from engine.lm.prompt_tokens import token_aligned
 from engine.lm.throughput import tokens_per_s
 from engine.selfplay.pipeline import Verify
 
 PROMPTS = ("completion", "instruct")
-STOPS = ("\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\nassert")  # a completion's top-level restart
-INSTRUCTION = ("Complete the following Python function. Answer with the whole function, its signature "
-               "included, in one ```python code block.")
 
 
 def load_humaneval(path: str | Path | None = None) -> list[dict]:
@@ -69,22 +65,17 @@ class _Prompting:
         self._given: dict[str, str] = {}
 
     def prompt(self, problem: dict) -> Prompt:
-        if self.name == "instruct":
-            return [{"role": "user", "content": f"{INSTRUCTION}\n\n```python\n{problem['prompt'].rstrip()}\n```"}]
-        text = problem["prompt"]
-        aligned = token_aligned(self.tokenizer, text, "    ") if self.tokenizer is not None else text
-        self._given[problem["task_id"]] = aligned
-        return aligned
+        given = function_prompt(self.name, problem["prompt"], self.tokenizer)
+        self._given[problem["task_id"]] = given
+        return given
 
     def params(self, max_tokens: int) -> SamplingParams:
         return SamplingParams(max_new_tokens=max_tokens, temperature=0.0,
                               stop=STOPS if self.name == "completion" else ())
 
     def program(self, problem: dict, text: str) -> str | None:
-        if self.name == "instruct":
-            code = extract_code(text, problem["entry_point"])
-            return f"{problem['prompt'].rstrip()}\n\n\n{code}" if code else None
-        return self._given.get(problem["task_id"], problem["prompt"]) + indented_prefix(text).rstrip() + "\n"
+        return function_program(self.name, problem["prompt"], problem["entry_point"], text,
+                                self._given.get(problem["task_id"], problem["prompt"]))
 
 
 def evaluate_humaneval(model, problems: list[dict], verify: Verify, max_tokens: int = 300,

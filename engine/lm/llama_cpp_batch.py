@@ -33,9 +33,9 @@ import numpy as np
 from llama_cpp import _internals
 
 from engine.lm.generation import CancelToken, Completion, SamplingParams
+from engine.lm.prompt_tokens import MIN_SHARED_PREFIX, shared_prefix_length
 
 MAX_SEQUENCES = 128  # decoded together; a request with more runs in waves
-MIN_SHARED_PREFIX = 16  # tokens; a shorter common prefix is prefilled with each prompt
 CONTEXT_STEP = 1024  # context sizes (KV cells) are rounded up to this, so a context serves several requests
 
 
@@ -292,15 +292,6 @@ def _nucleus(probs: np.ndarray, top_p: float) -> tuple[np.ndarray, np.ndarray]:
     keep = np.cumsum(weights) - weights <= top_p
     return order[keep], weights[keep]
 
-
-def shared_prefix_length(prompts: list[list[int]]) -> int:
-    """Tokens every prompt starts with, leaving each at least one token of its own (whose logits
-    start its generation)."""
-    shortest = min(len(p) for p in prompts)
-    length = 0
-    while length < shortest - 1 and all(p[length] == prompts[0][length] for p in prompts):
-        length += 1
-    return length
 
 
 def _first_stop(text: str, stops: tuple[str, ...], start: int) -> int | None:

@@ -32,3 +32,16 @@ def token_aligned(tokenizer, text: str, continuation: str = "return") -> str:
         return text  # a slow tokenizer: no offsets
     ends = [end for _, end in offsets if end <= len(text)]
     return text[:max(ends)] if ends else text
+
+
+MIN_SHARED_PREFIX = 16  # tokens; a shorter common prefix is prefilled with each prompt (sharing saves less)
+
+
+def shared_prefix_length(prompts: list[list[int]]) -> int:
+    """Tokens every prompt starts with, leaving each at least one token of its own (whose logits
+    start its generation)."""
+    shortest = min(len(p) for p in prompts)
+    length = 0
+    while length < shortest - 1 and all(p[length] == prompts[0][length] for p in prompts):
+        length += 1
+    return length

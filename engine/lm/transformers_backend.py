@@ -19,7 +19,7 @@ import torch
 
 from engine.lm.generation import CancelToken, Completion, Prompt, SamplingParams
 from engine.lm.model_source import ModelSource, resolve_model_source
-from engine.lm.prompt_tokens import encode_prompt
+from engine.lm.prompt_tokens import MIN_SHARED_PREFIX, encode_prompt, shared_prefix_length
 
 END_TOKENS = ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "</s>")
 
@@ -235,19 +235,6 @@ def _quantize_int8(model):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.ao.quantization is deprecated in favour of torchao
         return quantize_dynamic(model, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8)
-
-
-MIN_SHARED_PREFIX = 16  # tokens; below this, sharing saves less than it costs
-
-
-def shared_prefix_length(prompts: list[list[int]]) -> int:
-    """Tokens every prompt starts with, leaving each at least one token of its own (whose logits
-    start its generation)."""
-    shortest = min(len(p) for p in prompts)
-    length = 0
-    while length < shortest - 1 and all(p[length] == prompts[0][length] for p in prompts):
-        length += 1
-    return length
 
 
 def _as_list(value) -> list:

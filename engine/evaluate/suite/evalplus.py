@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from engine.evaluate.suite.base import Benchmark, Defaults, Task
-from engine.evaluate.suite.humaneval import STOPS, function_program, function_prompt, read_jsonl
+from engine.evaluate.suite.humaneval import FunctionPrompting, read_jsonl
 from engine.evaluate.suite.runner import Verify
 from engine.lm.code_extraction import extract_code
 from engine.lm.generation import Prompt
@@ -662,22 +662,12 @@ def compute_oracle(benchmark: PlusBenchmark, tasks: list[Task], verify: Verify) 
     return found
 
 
-class HumanEvalPlus(PlusBenchmark):
+class HumanEvalPlus(FunctionPrompting, PlusBenchmark):
     name = "humaneval-plus"
     title = "HumanEval+"
     dataset = "humaneval"
     filename = "HumanEvalPlus.jsonl.gz"
-    prompts = ("instruct", "completion")
     special_tasks = ("find_zero",)
-
-    def prompt(self, task: Task, tokenizer) -> Prompt:
-        return function_prompt(self.prompt_name, task.data["prompt"], tokenizer)
-
-    def stops(self) -> tuple[str, ...]:
-        return STOPS if self.prompt_name == "completion" else ()
-
-    def program(self, task: Task, text: str, given: Prompt) -> str | None:
-        return function_program(self.prompt_name, task.data["prompt"], task.data["entry_point"], text, given)
 
 
 class MbppPlus(PlusBenchmark):

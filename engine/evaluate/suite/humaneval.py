@@ -48,10 +48,25 @@ def function_program(prompting: str, code_prompt: str, entry_point: str, text: s
     return str(given) + indented_prefix(text).rstrip() + "\n"
 
 
-class HumanEval(Benchmark):
+class FunctionPrompting:
+    """Prompt, stops and program of a benchmark whose tasks give a signature and docstring
+    (`prompt`) and a function name (`entry_point`): HumanEval and HumanEval+."""
+
+    prompts = ("instruct", "completion")
+
+    def prompt(self, task: Task, tokenizer) -> Prompt:
+        return function_prompt(self.prompt_name, task.data["prompt"], tokenizer)
+
+    def stops(self) -> tuple[str, ...]:
+        return STOPS if self.prompt_name == "completion" else ()
+
+    def program(self, task: Task, text: str, given: Prompt) -> str | None:
+        return function_program(self.prompt_name, task.data["prompt"], task.data["entry_point"], text, given)
+
+
+class HumanEval(FunctionPrompting, Benchmark):
     name = "humaneval"
     title = "HumanEval"
-    prompts = ("instruct", "completion")
     defaults = Defaults(n=1, temperature=0.0, max_tokens=512, timeout_s=3.0)
 
     def path(self) -> Path:
@@ -65,15 +80,6 @@ class HumanEval(Benchmark):
 
     def load(self) -> list[Task]:
         return [Task(row["task_id"], row) for row in read_jsonl(self.path())]
-
-    def prompt(self, task: Task, tokenizer) -> Prompt:
-        return function_prompt(self.prompt_name, task.data["prompt"], tokenizer)
-
-    def stops(self) -> tuple[str, ...]:
-        return STOPS if self.prompt_name == "completion" else ()
-
-    def program(self, task: Task, text: str, given: Prompt) -> str | None:
-        return function_program(self.prompt_name, task.data["prompt"], task.data["entry_point"], text, given)
 
     def checks(self, task: Task, program: str, timeout_s: float) -> dict[str, dict]:
         return {"tests": {"kind": "tests", "code": program,
