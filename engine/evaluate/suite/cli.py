@@ -64,10 +64,17 @@ def run_main(argv) -> int:
     print(f"{model.name} ({model.backend}, {model.quantization}) loaded in {model.load_seconds:.1f} s", file=sys.stderr)
     info = {"name": model.name, "backend": model.backend, "quantization": model.quantization, "spec": args.model}
 
+    rows = list(done.values())
+
+    def keep(row):
+        rows.append(row)
+
     def progress(done_tasks, total):
         print(f"{done_tasks}/{total}", file=sys.stderr, flush=True)
+        if args.out:  # an interrupted run leaves what it finished, for --resume
+            args.out.write_text(json.dumps({"settings": settings.as_dict(), "model": info, "rows": rows}))
 
-    result = run_benchmark(benchmark, model, settings, _verify(), info, done, progress=progress)
+    result = run_benchmark(benchmark, model, settings, _verify(), info, done, on_task=keep, progress=progress)
     text = json.dumps(result.as_dict())
     if args.out:
         args.out.write_text(text)
