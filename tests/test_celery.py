@@ -52,6 +52,25 @@ def test_health_is_ok_when_workers_and_model_worker_run(workers, client):
     assert {"default", "verify", "gpu"} <= served
 
 
+@pytest.mark.django_db
+def test_health_stays_ok_while_the_model_worker_is_busy(workers, client):
+    """The solo gpu worker cannot answer a ping mid-task; a load balancer must still see the site up."""
+    pending = gpu_echo.delay({"busy": True}, hold_s=12)
+    seen_busy = []
+    deadline = time.monotonic() + 11
+    while time.monotonic() < deadline and len(seen_busy) < 3:
+        response = client.get("/healthz")
+        body = response.json()
+        if body["checks"]["model_worker"]["info"].get("state") == "busy":
+            seen_busy.append((response.status_code, body["failing"], body["checks"]["workers"]["detail"]))
+        time.sleep(0.5)
+    pending.get(timeout=30)
+    assert len(seen_busy) == 3, "the model worker never reported busy"
+    for status, failing, detail in seen_busy:
+        assert (status, failing) == (200, []), detail
+        assert "busy running gpu.echo" in detail
+
+
 def test_a_killed_workers_task_is_redelivered_not_lost(redis_url):
     queue = f"redelivery-{uuid.uuid4().hex[:8]}"
     env = {"CELERY_VISIBILITY_TIMEOUT": "3"}

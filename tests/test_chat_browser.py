@@ -245,3 +245,97 @@ def test_hostile_model_output_and_feedback_never_run(live_site, page):
     assert page.evaluate("window.__xss") is None
     assert dialogs == [] and trapped == [], (dialogs, trapped)
     assert page.title().startswith("<b>xss</b>")  # the title is text, escaped
+
+
+# --- what a new user trips over -------------------------------------------------------------------
+ANGLE_TEXT = "What does <div> do in HTML? Use List<int>; compare a<b and b>c"
+STOPPED_REPLY = ("Here is a plan.\n\n" + "A paragraph that takes room on the screen.\n\n" * 12
+                 + "```python\ndef add(a, b):\n    return a +")
+
+
+def sign_in_as(page, site_url: str, username: str, next_path: str) -> None:
+    page.goto(f"{site_url}/accounts/login/?next={next_path}")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+
+
+def task_conversation(username: str):
+    """A task chat whose newest answer was stopped inside its code block and has three test rows."""
+    from django.contrib.auth.models import User
+
+    from webapp.chat.models import Conversation, Message
+
+    user = User.objects.create_user(username, password=PASSWORD)
+    conversation = Conversation.objects.create(owner=user, kind="task", problem="Add.", title="Add",
+                                               tests=["assert add(1, 2) == 3"] * 3, entry_point="add")
+    task = Message.objects.create(conversation=conversation, owner=user, role="user", kind="task",
+                                  content=ANGLE_TEXT)
+    rows = [{"test": "assert add(1, 2) == 3", "status": "failed", "detail": "SyntaxError"}] * 3
+    answer = Message.objects.create(conversation=conversation, owner=user, role="assistant", parent=task, turn=1,
+                                    status="cancelled", content=STOPPED_REPLY, code="def add(a, b):\n    return a +\n",
+                                    verdict={"status": "error", "detail": "invalid syntax", "tests": rows})
+    Conversation.objects.filter(pk=conversation.pk).update(leaf=answer)
+    return conversation, answer
+
+
+@pytest.mark.django_db(transaction=True)
+def test_text_shows_as_typed_and_the_newest_answer_is_not_under_the_composer(live_site, page, output_dir):
+    conversation, answer = task_conversation("newcomer")
+    page.set_viewport_size({"width": 1280, "height": 800})
+    sign_in_as(page, live_site, "newcomer", f"/chat/{conversation.pk}/")
+    expect(page.locator("#connection")).to_have_text("live")
+
+    # Angle brackets are text: shown as typed, not eaten as tags.
+    expect(page.locator("li.msg-user .md")).to_have_text(ANGLE_TEXT)
+
+    # A reply stopped mid-code shows its code as code, with no stray fence.
+    last = page.locator(f"#msg-{answer.pk}")
+    expect(last.locator(".md .highlight")).to_contain_text("return a +")
+    assert "```" not in last.locator(".md").inner_text()
+
+    # Scrolled to the end, the newest answer's test rows and actions sit above the composer.
+    page.wait_for_function("window.scrollY > 0")
+    answer_bottom = page.evaluate(f"document.querySelector('#msg-{answer.pk}').getBoundingClientRect().bottom")
+    composer_top = page.evaluate("document.querySelector('.composer').getBoundingClientRect().top")
+    assert answer_bottom <= composer_top + 1, (answer_bottom, composer_top)
+    page.screenshot(path=str(output_dir / "chat-last-message.png"))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_signing_out_in_another_tab_keeps_the_typed_text_and_says_so(live_site, page):
+    conversation, _ = task_conversation("leaver")
+    sign_in_as(page, live_site, "leaver", f"/chat/{conversation.pk}/")
+    expect(page.locator("#connection")).to_have_text("live")
+
+    other = page.context.new_page()  # the same browser session, another tab
+    other.goto(f"{live_site}/chat/")
+    other.get_by_test_id("user-menu").click()
+    other.get_by_role("button", name="Sign out").click()
+    expect(other.get_by_role("button", name="Sign in")).to_be_visible()
+
+    # The open socket is closed by the server with 4401; the page says so and stops reconnecting.
+    expect(page.locator("#connection")).to_have_text("signed out")
+    page.locator("#message-text").fill("my carefully typed question")
+    page.get_by_test_id("send").click()
+    expect(page.locator("#chat-alert")).to_contain_text("You were signed out")
+    expect(page.locator("#chat-alert").get_by_role("link", name="Sign in")).to_be_visible()
+    expect(page.locator("#message-text")).to_have_value("my carefully typed question")
+    expect(page.locator(".topbar")).to_have_count(1)  # no login page swapped into the conversation
+    expect(page.locator("#connection")).to_have_text("signed out")
+
+
+SOCKET_CLOSE_CODE = """async (path) => await new Promise((resolve) => {
+  const socket = new WebSocket(location.origin.replace('http', 'ws') + path);
+  socket.onclose = (event) => resolve(event.code);
+})"""
+
+
+@pytest.mark.django_db(transaction=True)
+def test_websocket_refusals_reach_the_browser_as_close_codes(live_site, page):
+    page.goto(f"{live_site}/accounts/login/")
+    assert page.evaluate(SOCKET_CLOSE_CODE, "/ws/chat/1/") == 4401  # not signed in
+    conversation, _ = task_conversation("owner")
+    sign_in_as(page, live_site, "owner", f"/chat/{conversation.pk}/")
+    expect(page.locator("#connection")).to_have_text("live")
+    assert page.evaluate(SOCKET_CLOSE_CODE, "/ws/chat/987654/") == 4404  # no such conversation

@@ -4,6 +4,7 @@ from html.parser import HTMLParser
 import pytest
 
 from engine.codechat import prompts
+from engine.lm.code_extraction import close_open_fence
 from engine.codechat.checks import entry_point_of, job_for, reply_code, split_tests, validate_tests
 from webapp.chat import rate_limits
 from webapp.chat.rendering import code_diff, render_markdown
@@ -51,6 +52,37 @@ def test_markdown_keeps_what_people_need():
     assert 'href="https://docs.python.org/3/"' in html and 'rel="nofollow noopener noreferrer"' in html
     assert 'class="copy-button"' in html and '<span class="k">if</span>' in html  # highlighted by Pygments
     assert "&lt;b&gt;" in html and "<b>" not in html  # code stays text
+
+
+@pytest.mark.parametrize("typed, shown", [
+    ("What does <div> do in HTML?", "What does <div> do in HTML?"),
+    ("Use List<int> here", "Use List<int> here"),
+    ("compare a<b and b>c", "compare a<b and b>c"),
+    ("<b>only html</b>", "<b>only html</b>"),
+    ("<script>alert(1)</script>", "<script>alert(1)</script>"),
+])
+def test_angle_brackets_show_as_typed(typed, shown):
+    """Escape, don't strip: a code chat is full of `<`, `>` and tags people mean as text."""
+    html = render_markdown(typed)
+    text = []
+
+    class Text(HTMLParser):
+        def handle_data(self, data):
+            text.append(data)
+
+    Text(convert_charrefs=True).feed(html)
+    assert "".join(text).strip() == shown
+    assert tags_and_attributes(html) == ["p"]
+
+
+def test_a_reply_stopped_inside_a_code_block_renders_and_tests_as_code():
+    stopped = "Here is the function:\n\n```python\ndef add(a, b):\n    return a +"
+    html = render_markdown(stopped)
+    assert "```" not in html and '<span class="k">def</span>' in html  # closed, highlighted, no literal fence
+    assert reply_code("task", stopped, "add") == "def add(a, b):\n    return a +\n"
+    finished = "```python\nx = 1\n```\ntext after"
+    assert close_open_fence(finished) == finished  # a closed block is left alone
+    assert "text after" in render_markdown(finished)
 
 
 def test_diff_between_turns():

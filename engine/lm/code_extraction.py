@@ -24,6 +24,18 @@ def fenced_blocks(text: str, languages=PYTHON_TAGS) -> list[str]:
     return blocks
 
 
+def close_open_fence(text: str) -> str:
+    """`text` with a fence still open at its end (a stopped or cut reply) closed, so markdown shows
+    the code as code instead of a literal ``` and raw text."""
+    end = 0
+    for match in _FENCE.finditer(text):
+        end = match.end()
+    tail = _OPEN_FENCE.search(text, end)
+    if tail is None:
+        return text
+    return text.rstrip("\n") + "\n" + tail.group("fence") + "\n"
+
+
 def _parses(code: str) -> bool:
     try:
         ast.parse(code)

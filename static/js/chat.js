@@ -10,9 +10,24 @@
   var connection = document.getElementById("connection");
   var socket = null, retry = 0, refreshing = null, refreshAgain = false, lastEvent = Date.now();
 
-  function showAlert(text) {
+  function showAlert(text, loginUrl) {
     alertBox.textContent = text;
+    if (text && loginUrl) {  // signed out: sign in beside this page, which keeps what was typed
+      var link = document.createElement("a");
+      link.href = loginUrl + "?next=" + encodeURIComponent(location.pathname);
+      link.target = "_blank";
+      link.rel = "noopener";
+      link.textContent = "Sign in";
+      alertBox.appendChild(document.createTextNode(" "));
+      alertBox.appendChild(link);
+    }
     alertBox.hidden = !text;
+  }
+
+  var SIGNED_OUT = "You were signed out — sign in again (what you typed is kept).";
+  function signedOut(text, loginUrl) {
+    setConnection("signed out");
+    showAlert(text || SIGNED_OUT, loginUrl || root.dataset.loginUrl);
   }
 
   function setConnection(state) {
@@ -22,9 +37,10 @@
 
   function messageEl(id) { return document.getElementById("msg-" + id); }
 
+  // To the very end of the page: the sticky composer then sits below the newest message, where
+  // aligning the message itself with the viewport's bottom would leave it under the composer.
   function scrollToEnd() {
-    var thread = document.getElementById("thread");
-    if (thread && thread.lastElementChild) thread.lastElementChild.scrollIntoView({block: "end"});
+    window.scrollTo(0, document.documentElement.scrollHeight);
   }
 
   // Re-render the conversation body from the server (one request at a time, the last one wins).
@@ -33,10 +49,17 @@
     var target = document.getElementById("conversation-body");
     refreshing = fetch(bodyUrl, {credentials: "same-origin", headers: {"HX-Request": "true"}})
       .then(function (response) {
+        if (response.status === 401) {
+          return response.text().then(function (text) {
+            signedOut(text, response.headers.get("X-Login-Url"));
+            return null;
+          });
+        }
         if (!response.ok) throw new Error("the page could not be refreshed (" + response.status + ")");
         return response.text();
       })
       .then(function (html) {
+        if (html === null) return;
         var focused = document.activeElement && document.activeElement.id;
         var drafts = saveDrafts(target);
         target.innerHTML = html;
@@ -141,7 +164,12 @@
       if (handler) handler(data);
     };
     socket.onclose = function (event) {
-      if (event.code === 4401 || event.code === 4404) { setConnection("closed"); return; }
+      if (event.code === 4401) { signedOut(); return; }
+      if (event.code === 4404) {
+        setConnection("closed");
+        showAlert("This conversation no longer exists.");
+        return;
+      }
       setConnection("reconnecting…");
       retry = Math.min(retry + 1, 6);
       setTimeout(function () { connect(); refreshBody(); }, 500 * Math.pow(2, retry - 1));
@@ -150,7 +178,9 @@
 
   // Refusals (busy, rate limit, model worker down) keep the typed text and say why.
   document.body.addEventListener("htmx:responseError", function (event) {
-    showAlert(event.detail.xhr.responseText || "The request failed (" + event.detail.xhr.status + ").");
+    var xhr = event.detail.xhr;
+    if (xhr.status === 401) { signedOut(xhr.responseText, xhr.getResponseHeader("X-Login-Url")); return; }
+    showAlert(xhr.responseText || "The request failed (" + xhr.status + ").");
   });
   document.body.addEventListener("htmx:sendError", function () {
     showAlert("The server could not be reached; nothing was sent.");

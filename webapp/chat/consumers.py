@@ -6,10 +6,9 @@ from channels.db import database_sync_to_async
 from webapp.chat import model_replies, user_turns
 from webapp.chat.models import Conversation, Message
 from webapp.chat.threads import thread
-from webapp.core.consumers import JsonFramesConsumer
+from webapp.core.consumers import CLOSE_UNAUTHENTICATED, JsonFramesConsumer
 from webapp.refusals import Refused
 
-CLOSE_UNAUTHENTICATED = 4401
 CLOSE_NOT_FOUND = 4404
 
 
@@ -19,16 +18,17 @@ class ChatConsumer(JsonFramesConsumer):
     async def connect(self):
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
-            await self.close(code=CLOSE_UNAUTHENTICATED)
+            await self.refuse(CLOSE_UNAUTHENTICATED)
             return
         conversation_id = self.scope["url_route"]["kwargs"]["conversation_id"]
         self.conversation = await database_sync_to_async(
             lambda: Conversation.objects.filter(pk=conversation_id, owner=user).first())()
         if self.conversation is None:
-            await self.close(code=CLOSE_NOT_FOUND)
+            await self.refuse(CLOSE_NOT_FOUND)
             return
         self.group = model_replies.group_name(self.conversation.pk)
         await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.follow_session()
         await self.accept()
         await database_sync_to_async(model_replies.reap_stale_replies)()
         await self.send_json({"type": "history", "messages": await self._messages()})

@@ -1,7 +1,9 @@
 """Model and user text as HTML: markdown, then a strict bleach allow-list, then Pygments for code.
 
-Nothing a model or a person wrote reaches a page any other way. Raw HTML in the text is
-stripped (its text stays, escaped); links keep only http(s)/mailto targets; no attribute that a
+Nothing a model or a person wrote reaches a page any other way. Raw HTML in the text is not
+HTML here: `<div>`, `List<int>` or `a<b` show as the literal text that was typed (markdown's raw
+HTML handling is switched off, so the serializer escapes them); the allow-list still cleans what
+markdown itself produced; links keep only http(s)/mailto targets; no attribute that a
 browser or htmx would act on survives (no on*, style, hx-*, data-*, src). Templates also wrap the
 result in `hx-disable`, so even a future slip in the allow-list could not make htmx fire.
 """
@@ -13,7 +15,9 @@ import re
 
 import bleach
 import markdown
+from markdown.extensions import Extension
 
+from engine.lm.code_extraction import close_open_fence
 from webapp.core.highlighting import highlight_html
 
 ALLOWED_TAGS = {"p", "br", "hr", "strong", "em", "b", "i", "code", "pre", "blockquote", "ul", "ol", "li",
@@ -38,6 +42,14 @@ _CLEANER = bleach.Cleaner(tags=ALLOWED_TAGS, attributes=_attribute_allowed, prot
                           strip=True, strip_comments=True)
 
 
+class LiteralHtml(Extension):
+    """In a code chat `<` and tags are text people mean to show: escape them, never strip them."""
+
+    def extendMarkdown(self, md):
+        md.preprocessors.deregister("html_block")
+        md.inlinePatterns.deregister("html")
+
+
 def _highlight_block(match: re.Match) -> str:
     language, escaped = match.group(1) or "python", match.group(2)
     code = html.unescape(escaped)
@@ -47,8 +59,8 @@ def _highlight_block(match: re.Match) -> str:
 
 def render_markdown(text: str) -> str:
     """Safe HTML for a message; code blocks highlighted and given copy buttons."""
-    text = (text or "")[:MAX_RENDER_CHARS]
-    converted = markdown.markdown(text, extensions=["fenced_code", "tables", "sane_lists"], output_format="html")
+    text = close_open_fence((text or "")[:MAX_RENDER_CHARS])
+    converted = markdown.markdown(text, extensions=["fenced_code", "tables", "sane_lists", LiteralHtml()], output_format="html")
     clean = _CLEANER.clean(converted)
     # Links open outside the app and never carry the page as referrer.
     clean = clean.replace("<a ", '<a rel="nofollow noopener noreferrer" target="_blank" ')

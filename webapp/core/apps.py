@@ -7,3 +7,6 @@ class CoreConfig(AppConfig):
     name = "webapp.core"
     label = "core"
     verbose_name = "Autodidact core"
+
+    def ready(self):
+        from webapp.core import session_end  # noqa: F401  (connects the sign-out receiver)

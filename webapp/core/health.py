@@ -59,16 +59,22 @@ def check_broker() -> tuple[bool, str, dict | None]:
 
 
 def check_workers() -> tuple[bool, str, dict | None]:
+    """Every required queue has a consumer. The solo `gpu` worker cannot answer a ping while it
+    generates, so a fresh heartbeat saying "busy" counts as its answer: busy is up."""
     replies = celery_app.control.inspect(timeout=WORKER_REPLY_TIMEOUT_S).active_queues() or {}
-    if not replies:
-        return False, "no Celery worker answered", {"workers": {}}
     workers = {name: sorted(q["name"] for q in queues) for name, queues in replies.items()}
+    busy = model_worker.read_state()
+    if busy["alive"] and busy.get("state") == "busy" and busy.get("hostname") not in workers:
+        workers[busy["hostname"]] = [model_worker.GPU_QUEUE]
+    info = {"workers": workers, "busy": {busy["hostname"]: busy.get("task")} if busy.get("state") == "busy" else {}}
+    if not workers:
+        return False, "no Celery worker answered", info
     served = {q for queues in workers.values() for q in queues}
     missing = [q for q in REQUIRED_QUEUES if q not in served]
-    info = {"workers": workers}
     if missing:
         return False, f"no worker consumes queue(s): {', '.join(missing)}", info
-    return True, f"{len(workers)} worker(s) serve {', '.join(REQUIRED_QUEUES)}", info
+    note = f" (model worker busy running {busy.get('task')})" if info["busy"] else ""
+    return True, f"{len(workers)} worker(s) serve {', '.join(REQUIRED_QUEUES)}{note}", info
 
 
 def check_sandbox() -> tuple[bool, str, dict | None]:
