@@ -96,12 +96,14 @@ class LineReader:
 class SiteProcess:
     """`python manage.py up` as a subprocess, stopped with Ctrl-C (SIGINT) like a person would."""
 
-    def __init__(self, env: dict[str, str], port: int | None = None):
+    def __init__(self, env: dict[str, str], port: int | None = None, sigint_ignored: bool = False):
+        """`sigint_ignored`: started as a script's background job is, with SIGINT ignored."""
         self.port = port or free_port()
         self.started_at = time.monotonic()
         self.proc = subprocess.Popen(
             [sys.executable, "manage.py", "up", "--port", str(self.port)],
             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
+            preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint_ignored else None,
         )
         self.output = LineReader(self.proc.stdout)
         self.url = f"http://localhost:{self.port}"

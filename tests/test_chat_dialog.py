@@ -124,6 +124,36 @@ def test_feedback_repair_verified_by_the_sandbox_becomes_training_data(client, a
     assert "solved" in page and 'data-testid="first-success">2<' in page
 
 
+def test_new_users_small_stumbles(client, ada, caplog):
+    # A puzzle chat is titled after its puzzle; a task chat after its task.
+    conversation, reply = user_turns.open_conversation(
+        ada, "puzzle", sat='def sat(s: str):\n    """Find a string with three a\'s."""\n    return s.count("a") == 3')
+    finished(reply.pk)
+    other, reply = user_turns.open_conversation(ada, "puzzle", sat="def sat(n: int, k=3):\n    return n % k == 1")
+    finished(reply.pk)
+    task, reply = user_turns.open_conversation(ada, "task", problem="Add two numbers.\nMore words.", tests=TESTS)
+    finished(reply.pk)
+    assert [str(conversation), str(other), str(task)] == [
+        "Puzzle: Find a string with three a's.", "Puzzle sat(n: int, k=3)", "Add two numbers."]
+    # An unknown kind is refused, not turned into a free chat.
+    count = Conversation.objects.filter(owner=ada).count()
+    response = client.post("/chat/new/", {"kind": "poem", "text": "hello"})
+    assert response.status_code == 400 and "unknown conversation kind" in response.content.decode().lower()
+    # 3 MB in one post: one clear sentence, nothing saved, no traceback in the log.
+    response = client.post(f"/chat/{task.pk}/send/", {"text": "x" * 3_000_000}, **HTMX)
+    assert response.status_code == 413 and "too much text to send at once" in response.content.decode()
+    assert Conversation.objects.filter(owner=ada).count() == count
+    assert not [r for r in caplog.records if r.exc_info]
+    # "1 of 3 tests passed", not "failed 3 tests".
+    wait_for(lambda: Message.objects.get(pk=reply.pk).verdict.get("status") not in (None, "running"),
+             what="the first answer's tests")
+    Message.objects.filter(pk=reply.pk).update(verdict={"status": "failed", "tests": [
+        {"test": t, "status": s, "detail": ""} for t, s in zip(TESTS + ["assert add(0, 0) == 0"] * 3,
+                                                               ("passed", "failed", "passed"))]})
+    page = client.get(f"/chat/{task.pk}/").content.decode()
+    assert 'data-testid="tests-passed">2 of 3 tests passed<' in page
+
+
 def test_failing_tests_report_each_assert_with_its_reason(ada):
     conversation = Conversation.objects.create(owner=ada, kind="task", problem="p", entry_point="add",
                                                tests=TESTS + ["assert add(2, 2) == 4", "assert add(0, 0) == 0"])

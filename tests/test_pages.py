@@ -37,6 +37,11 @@ def test_login_page_and_health_are_public(client):
                                               "sandbox"}
 
 
+def test_favicon_is_served(client):
+    response = client.get("/favicon.ico", follow=True)
+    assert response.status_code == 200 and response.redirect_chain[0][0].endswith("img/logo.svg")
+
+
 def test_health_names_the_failing_part_with_503(client):
     # No Celery worker runs in this test process: workers and model worker must be reported down.
     response = client.get("/healthz")

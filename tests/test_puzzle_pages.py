@@ -251,6 +251,18 @@ def test_an_edit_is_a_new_version_and_the_old_one_leaves_the_list(reviewer, plai
     assert response.status_code == 400 and "old version" in response.content.decode()
 
 
+def test_an_edit_keeps_the_source_as_typed(reviewer):
+    puzzle = seed_puzzle()
+    typed = ('def sat(n: int, tail=888) -> bool:\n    """A cube ending in 888."""\n'
+             '    # the last three digits\n    return n ** 3 % 1000 == tail  # e.g. 192\n')
+    reviewer.post(f"/puzzles/{puzzle.pk}/edit/", {"sat": typed.replace("\n", "\r\n")})
+    new = Puzzle.objects.get(previous=puzzle)
+    assert new.sat == typed.rstrip()  # docstring, comments and layout kept; only line ends normalised
+    renamed = "def f1(n: int) -> bool:\n    # mine\n    return n > 3"  # needs the rename to `sat`
+    reviewer.post(f"/puzzles/{new.pk}/edit/", {"sat": renamed})
+    assert Puzzle.objects.get(previous=new).sat == "def sat(n: int) -> bool:\n    return n > 3"
+
+
 def test_a_bad_edit_is_refused_inline_and_keeps_the_input(reviewer, plain):
     puzzle = seed_puzzle()
     broken = "def sat(n: int) -> bool:\n    return n >   # <b>typed</b>"

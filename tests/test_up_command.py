@@ -86,14 +86,16 @@ def test_embedded_main_job_serves_pages_and_health_then_stops_cleanly(embedded_s
 def test_second_start_keeps_data_and_creates_no_second_admin(tmp_path):
     env = embedded_env(tmp_path / "data", AUTODIDACT_ADMIN_PASSWORD="a-known-password")
     for attempt in range(2):
-        site = SiteProcess(env)
+        # The second start is a script's background job: SIGINT ignored, yet Ctrl-C still stops it.
+        site = SiteProcess(env, sigint_ignored=attempt == 1)
         try:
             site.wait_until_up()
             created = "Created admin account" in site.output.text()
             assert created == (attempt == 0)
             assert Browserless(site.url).sign_in("admin", "a-known-password") == 302
         finally:
-            site.interrupt()
+            assert site.interrupt(timeout=30) == 0
+        assert " INFO " not in site.output.text()  # a newcomer's terminal: warnings only
 
 
 def test_busy_port_is_a_clear_error(embedded_site, tmp_path):

@@ -44,6 +44,12 @@ class Conflict(Refused):
     status = 409
 
 
+class TooLarge(Refused):
+    """A request body over the site's limit (refused before anything reads it)."""
+
+    status = 413
+
+
 class RateLimited(Refused):
     status = 429
 

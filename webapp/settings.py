@@ -75,6 +75,8 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "webapp.core.content_security.ContentSecurityPolicyMiddleware",
     "webapp.core.refusal_responses.RefusalMiddleware",
+    # Runs before any view hook (the CSRF check reads the body there), with the user and htmx known.
+    "webapp.core.refusal_responses.RequestSizeMiddleware",
 ]
 
 ROOT_URLCONF = "webapp.urls"
@@ -214,12 +216,15 @@ WHITENOISE_AUTOREFRESH = DEBUG
 
 # --- Logging --------------------------------------------------------------------------------
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO").upper()
+# The terminal of `make up` in embedded mode shows warnings only (beat alone logs three lines every
+# 10 s); the log file keeps LOG_LEVEL. `manage.py up --verbose` or CONSOLE_LOG_LEVEL shows more.
+CONSOLE_LOG_LEVEL = os.environ.get("CONSOLE_LOG_LEVEL", "WARNING" if EMBEDDED else LOG_LEVEL).upper()
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "level": CONSOLE_LOG_LEVEL},
         "file": {
             "class": "logging.handlers.RotatingFileHandler",
             "filename": DATA_DIR / "logs" / "autodidact.log",

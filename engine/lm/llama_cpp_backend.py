@@ -66,6 +66,17 @@ class LlamaCppModel:
         model.load_seconds = time.perf_counter() - started
         return model
 
+    def close(self) -> None:
+        """Free the model while the interpreter still runs (llama-cpp-python's own __del__ at exit
+        finds its C library gone and prints a traceback)."""
+        with self._lock:
+            if self._batch_decoder is not None:
+                self._batch_decoder.close()
+                self._batch_decoder = None
+            if self.llm is not None:
+                self.llm.close()
+                self.llm = None
+
     def encode(self, prompt: Prompt) -> list[int]:
         return encode_prompt(self.tokenizer, prompt)
 

@@ -6,6 +6,8 @@ Each checks the model worker and the user's rate limit first, so a refused reque
 """
 from __future__ import annotations
 
+import ast
+
 from django.db import IntegrityError, transaction
 
 from engine.codechat import prompts
@@ -134,6 +136,23 @@ def task_fields(kind: str, *, problem: str = "", tests: list[str] = (), sat: str
     return {}
 
 
+def default_title(kind: str, fields: dict) -> str:
+    """A task chat is named after its task, a puzzle chat after its puzzle (its docstring's first
+    line, else its signature), so a list of them is not a list of one title."""
+    if kind == Conversation.Kind.TASK:
+        return short(fields["problem"].splitlines()[0], 80)
+    if kind == Conversation.Kind.PUZZLE:
+        try:
+            function = next(n for n in ast.parse(fields["sat"]).body if isinstance(n, ast.FunctionDef))
+        except (SyntaxError, StopIteration):
+            return "Puzzle"
+        doc = (ast.get_docstring(function) or "").strip().splitlines()
+        if doc:
+            return short(f"Puzzle: {doc[0]}", 80)
+        return short(f"Puzzle {function.name}({ast.unparse(function.args)})", 80)
+    return ""
+
+
 def open_conversation(user, kind: str, *, text: str = "", problem: str = "", tests: list[str] = (),
                       sat: str = "", title: str = "", source: str = "user",
                       mbpp_id: str = "") -> tuple[Conversation, Message]:
@@ -149,8 +168,8 @@ def open_conversation(user, kind: str, *, text: str = "", problem: str = "", tes
         raise Invalid("the message is empty")
     state = check_can_reply(user)
     with transaction.atomic():
-        conversation = Conversation.objects.create(owner=user, kind=kind, title=title.strip()[:200],
-                                                   source=source, **fields)
+        conversation = Conversation.objects.create(owner=user, kind=kind, source=source, **fields,
+                                                   title=title.strip()[:200] or default_title(kind, fields))
         if kind == Conversation.Kind.TASK:
             shown = prompts.task_message(fields["problem"], fields["tests"])
             asked, reply = start_turn(conversation, shown, kind=Message.Kind.TASK, parent=None,

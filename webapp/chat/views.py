@@ -120,10 +120,10 @@ def index(request):
 @require_POST
 def new(request):
     kind = request.POST.get("kind", Conversation.Kind.FREE)
-    if kind not in Conversation.Kind.values:
-        kind = Conversation.Kind.FREE
     form = {key: request.POST.get(key, "") for key in ("kind", "text", "problem", "tests", "sat", "title", "mbpp_id")}
     try:
+        if kind not in Conversation.Kind.values:
+            raise Invalid(f"unknown conversation kind {kind!r}: choose one of {', '.join(Conversation.Kind.values)}")
         conversation, _ = user_turns.open_conversation(
             request.user, kind, text=form["text"], problem=form["problem"], tests=split_tests(form["tests"]),
             sat=form["sat"], title=form["title"], mbpp_id=form["mbpp_id"])

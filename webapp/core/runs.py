@@ -76,10 +76,27 @@ class BackgroundRun(models.Model):
         quiet_since = timezone.now() - timedelta(seconds=cls.STALLED_AFTER_S)
         return cls.objects.filter(status__in=cls.STALLS_WHEN, heartbeat_at__lt=quiet_since)
 
+    # Every status change is one conditional UPDATE from the states the run may leave, and its
+    # caller looks at the row count: a cancel (or a reaper) that lands between a worker's read and
+    # its write is never overwritten.
     @classmethod
     def finish(cls, queryset, status: str, **fields) -> int:
-        """End the runs in `queryset` (a kind may add fields, e.g. its lock)."""
-        return queryset.update(status=status, finished_at=timezone.now(), **fields)
+        """End the runs in `queryset` that are still active (a kind may add fields, e.g. its lock);
+        a final status is final."""
+        return queryset.filter(status__in=cls.ACTIVE).update(status=status, finished_at=timezone.now(), **fields)
+
+    @classmethod
+    def reopen(cls, pk: int) -> bool:
+        """A failed, cancelled or stalled run back to QUEUED; False when it changed meanwhile."""
+        ended = cls.objects.filter(pk=pk, status__in=(cls.Status.FAILED, cls.Status.CANCELLED))
+        return bool((ended | cls.stalled().filter(pk=pk)).update(
+            status=cls.Status.QUEUED, error="", finished_at=None, cancel_requested=False))
+
+    @classmethod
+    def move(cls, pk: int, status: str, **fields) -> bool:
+        """An active run, with no cancel asked for, to another active `status`; False otherwise."""
+        return bool(cls.objects.filter(pk=pk, status__in=cls.ACTIVE, cancel_requested=False)
+                    .update(status=status, **fields))
 
 
 def timing_row(stage: str, label: str, timing: dict | None) -> dict:

@@ -99,8 +99,8 @@ def resume_run(user, run: BenchmarkRun) -> BenchmarkRun:
         raise NotAllowed("only trainers can resume benchmark runs")
     if not run.resumable:
         raise Conflict("the run is still going" if run.is_active else f"the run has {run.status}")
-    BenchmarkRun.objects.filter(pk=run.pk).update(status=BenchmarkRun.Status.QUEUED, error="", finished_at=None,
-                                                  cancel_requested=False)
+    if not BenchmarkRun.reopen(run.pk):
+        raise Conflict("the run changed meanwhile; reload the page")
     run.refresh_from_db()
     return run
 

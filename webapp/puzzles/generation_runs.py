@@ -121,8 +121,8 @@ def resume_run(user, run: GenerationRun) -> GenerationRun:
         other = GenerationRun.objects.filter(status__in=ACTIVE).exclude(pk=run.pk).first()
         if other is not None and not other.is_stalled():
             raise RunRefused(f"generation run {other.pk} is {other.status}; one run at a time")
-        GenerationRun.objects.filter(pk=run.pk).update(status=GenerationRun.Status.QUEUED, error="", finished_at=None,
-                                                       cancel_requested=False)
+        if not GenerationRun.reopen(run.pk):
+            raise RunRefused("the run changed meanwhile; reload the page")
     run.refresh_from_db()
     return run
 
@@ -163,9 +163,12 @@ def run_step(run_id: int, index: int, stage: str, get_model=None) -> bool:
         # Done before: a redelivered task. The step that did it passed the baton on; doing it again
         # would start a second chain. (If it died first, the run stalls and `resume_run` goes on.)
         return False
-    GenerationRun.objects.filter(pk=run.pk).update(status=GenerationRun.Status.RUNNING, stage=stage,
-                                                   started_at=run.started_at or timezone.now(),
-                                                   heartbeat_at=timezone.now())
+    if not GenerationRun.move(run.pk, GenerationRun.Status.RUNNING, stage=stage,
+                              started_at=run.started_at or timezone.now(), heartbeat_at=timezone.now()):
+        run.refresh_from_db()  # a cancel landed after the read above: it wins
+        if run.cancel_requested:
+            _finish(run, GenerationRun.Status.CANCELLED)
+        return False
     config = pipeline.SelfPlayConfig.from_dict(run.config)
     try:
         with _watch(run.pk) as watch:
@@ -195,9 +198,8 @@ def run_step(run_id: int, index: int, stage: str, get_model=None) -> bool:
                 return False
     except Exception as exc:
         log.exception("generation run %s, batch %s, stage %s failed", run.pk, index, stage)
-        GenerationRun.objects.filter(pk=run.pk).update(
-            status=GenerationRun.Status.FAILED, finished_at=timezone.now(),
-            error=short(f"batch {index + 1}, {stage}: {type(exc).__name__}: {exc}", 1000))
+        GenerationRun.finish(GenerationRun.objects.filter(pk=run.pk), GenerationRun.Status.FAILED,
+                             error=short(f"batch {index + 1}, {stage}: {type(exc).__name__}: {exc}", 1000))
         return False
     data.setdefault("timings", {})[stage] = asdict(timing)
     with transaction.atomic():
@@ -257,8 +259,7 @@ def _total_up(run: GenerationRun) -> None:
 
 
 def _finish(run: GenerationRun, status: str) -> None:
-    GenerationRun.finish(GenerationRun.objects.filter(pk=run.pk).exclude(status=GenerationRun.Status.SUCCEEDED),
-                         status, stage="")
+    GenerationRun.finish(GenerationRun.objects.filter(pk=run.pk), status, stage="")
 
 
 def run_inline(run: GenerationRun, get_model, on_step=None) -> GenerationRun:

@@ -5,9 +5,11 @@ training data) and the new one is verified again with the old version's solution
 """
 from __future__ import annotations
 
+import ast
+
 from django.db import transaction
 
-from engine.selfplay import filters
+from engine.selfplay import filters, puzzle_code
 from webapp.accounts.roles import is_reviewer
 from webapp.puzzles.models import Attempt, Puzzle, Review
 from webapp.refusals import Invalid, NotAllowed
@@ -54,19 +56,32 @@ def validate_sat(sat: str) -> filters.Candidate:
     return candidate
 
 
+def as_typed(sat: str) -> str | None:
+    """A reviewer's edit as written (docstring, comments, layout) when it is one `def sat`, which is
+    what is verified and stored; None when it needs the normalised form (another name, extra code)."""
+    sat = (sat or "").replace("\r\n", "\n").strip("\n").rstrip()
+    try:
+        tree = puzzle_code.parse(sat)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+    one_sat = len(tree.body) == 1 and isinstance(tree.body[0], ast.FunctionDef) and tree.body[0].name == "sat"
+    return sat if one_sat else None
+
+
 def edit_puzzle(user, puzzle: Puzzle, sat: str, description: str | None = None) -> Puzzle:
     """A new version of `puzzle` with this `sat`; its solutions are queued for re-verification."""
     _require_reviewer(user)
     if not puzzle.is_current:
         raise Invalid("this is an old version; edit the current one")
     checked = validate_sat(sat)
+    typed = as_typed(sat)
     with transaction.atomic():
         locked = Puzzle.objects.select_for_update().get(pk=puzzle.pk)
         if not locked.is_current:
             raise Invalid("someone else edited this puzzle first; reload it")
         new = Puzzle.objects.create(
             name=locked.name, description=locked.description if description is None else description.strip(),
-            sat=checked.sat, answer_type=checked.answer_type, fingerprint=checked.fingerprint,
+            sat=typed or checked.sat, answer_type=checked.answer_type, fingerprint=checked.fingerprint,
             source=locked.source, split=locked.split, status=Puzzle.Status.UNVERIFIED, version=locked.version + 1,
             previous=locked, generation_run=locked.generation_run, model_name=locked.model_name,
             sampling=locked.sampling, created_by=user)

@@ -5,6 +5,7 @@ when AUTODIDACT_PRELOAD_MODEL is on (the default), otherwise on the first reques
 """
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 import time
@@ -104,6 +105,18 @@ class ModelRuntime:
         if (target["id"], target["spec"]) not in (self._serving, self._failed):
             self.preload_in_background()
 
+    def close(self) -> None:
+        """Free the served model before the process exits (a no-op for models without `close`)."""
+        with self._lock:
+            served, self._served, self._serving = self._served, None, None
+            self.state = {"status": "not loaded"}
+        close = getattr(served.model, "close", None) if served else None
+        if close is not None:
+            try:
+                close()
+            except Exception:
+                log.warning("the model did not close cleanly", exc_info=True)
+
     def preload_in_background(self) -> None:
         def load():
             try:
@@ -115,3 +128,4 @@ class ModelRuntime:
 
 
 runtime = ModelRuntime()
+atexit.register(runtime.close)

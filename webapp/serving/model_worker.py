@@ -109,6 +109,9 @@ class ModelWorkerHeartbeat(bootsteps.StartStopStep):
         self._stop.set()
         self._thread.join(timeout=2)
         self._thread = None
+        from webapp.serving.model_runtime import runtime
+
+        runtime.close()
         try:
             publish_state(worker.hostname, "stopped")
         except Exception:

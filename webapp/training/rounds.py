@@ -188,8 +188,8 @@ def resume_round(user, run: TrainingRun, enqueue: bool = True) -> TrainingRun:
     if run.status not in (TrainingRun.Status.FAILED, TrainingRun.Status.CANCELLED):
         raise RoundRefused(f"round {run.pk} is {run.status}; only failed or cancelled rounds can be resumed")
     _claim_lock(run)
-    TrainingRun.objects.filter(pk=run.pk).update(status=TrainingRun.Status.QUEUED, cancel_requested=False, error="",
-                                                 finished_at=None)
+    if not TrainingRun.reopen(run.pk):
+        raise RoundRefused(f"round {run.pk} changed meanwhile; reload the page")
     run.refresh_from_db()
     if enqueue:
         _enqueue(run)
@@ -222,10 +222,22 @@ def _claim(run_id: int) -> bool:
     return bool(claimed)
 
 
+class RoundEnded(Exception):
+    """The round left the active states under this worker (cancelled, or reaped as stalled)."""
+
+
 def _update(run: TrainingRun, **fields) -> None:
+    if "status" in fields:  # a status change is conditional: a cancel or a reaper that landed first wins
+        if not TrainingRun.move(run.pk, **fields):
+            run.refresh_from_db()
+            if run.cancel_requested:
+                _log(run, "cancelled; the active model was not changed")
+                _finish(TrainingRun.objects.filter(pk=run.pk), TrainingRun.Status.CANCELLED, error="cancelled")
+            raise RoundEnded(run.status)
+    else:
+        TrainingRun.objects.filter(pk=run.pk).update(**fields)
     for name, value in fields.items():
         setattr(run, name, value)
-    TrainingRun.objects.filter(pk=run.pk).update(**fields)
 
 
 def _log(run: TrainingRun, message: str) -> None:
@@ -329,6 +341,8 @@ def run_round(run_id: int) -> TrainingRun | None:
     with _heartbeat(run.pk) as beat:
         try:
             _run_stages(run, beat)
+        except RoundEnded:
+            pass
         except (TrainingError, ValueError, FileNotFoundError) as exc:
             _log(run, f"failed: {exc}")
             _finish(TrainingRun.objects.filter(pk=run.pk), TrainingRun.Status.FAILED, error=short(str(exc), 2000))

@@ -6,6 +6,7 @@ Procfile's processes as children. Ctrl-C stops everything it started.
 """
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import socket
@@ -27,9 +28,15 @@ class Command(BaseCommand):
         parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
         parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
         parser.add_argument("--no-beat", action="store_true", help="do not run the periodic scheduler")
+        parser.add_argument("--verbose", action="store_true",
+                            help="show INFO logs in the terminal too (embedded mode shows warnings only)")
 
-    def handle(self, *args, host, port, no_beat, **options):
+    def handle(self, *args, host, port, no_beat, verbose, **options):
         started = time.monotonic()
+        if verbose:
+            for handler in logging.getLogger().handlers:
+                if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
+                    handler.setLevel(logging.INFO)
         self._ensure_port_free(host, port)
         call_command("migrate", interactive=False, verbosity=0)
         created = ensure_admin_account()
@@ -81,6 +88,9 @@ class Command(BaseCommand):
             signal_handlers=True,
             ready_callable=lambda: self._announce(url, started, "embedded mode"),
         )
+        # Ctrl-C and SIGTERM stop the site alike, even when a script started it in the background
+        # with SIGINT ignored (Twisted only takes over a SIGINT that still has Python's default).
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
             server.run()
         finally:
