@@ -129,3 +129,72 @@ def test_browse_filter_review_and_solve_in_the_browser(site, page, output_dir):
     page.get_by_role("link", name="Generation runs").click()
     expect(page.get_by_label("Budget (batches)")).to_have_value("4")
     expect(page.get_by_label("Solving prompt style")).to_have_value("completion")
+
+
+def mine(page) -> int:
+    return int(re.match(r"(\d+) of", page.get_by_test_id("progress-mine").inner_text()).group(1))
+
+
+def test_review_queue_by_keyboard_and_buttons_then_bulk_reject(site, page, output_dir):
+    sign_in(page, site)
+    page.get_by_test_id("queue-link").click()
+    expect(page.get_by_role("heading", name="Review queue")).to_be_visible()
+    expect(page.get_by_test_id("guidelines")).to_contain_text("Approve")
+    start = mine(page)
+    item = page.get_by_test_id("queue-item")
+
+    # Five reviews: three from the keyboard, two with the buttons; each one brings the next puzzle.
+    seen = []
+    for step, action in enumerate(["a", "r", "f", "Approve", "Reject"]):
+        seen.append(item.get_attribute("data-item"))
+        if len(action) == 1:
+            page.locator("h1").click()  # not in the comment box
+            page.keyboard.press(action)
+        else:
+            page.get_by_role("button", name=re.compile(f"^{action}")).click()
+        expect(item).not_to_have_attribute("data-item", seen[-1])
+        assert mine(page) == start + step + 1
+    # A skip moves on without a verdict.
+    skipped = item.get_attribute("data-item")
+    page.locator("h1").click()
+    page.keyboard.press("s")
+    expect(item).not_to_have_attribute("data-item", skipped)
+    assert mine(page) == start + 5 and len(set(seen)) == 5
+
+    # An admin edits the guidelines; they are shown beside the queue (as markdown, escaped).
+    page.get_by_text("Edit the guidelines").click()
+    page.get_by_label("Markdown").fill("**Reject** any puzzle that <b>any</b> value solves.")
+    page.get_by_role("button", name="Save the guidelines").click()
+    guidelines = page.get_by_test_id("guidelines")
+    expect(guidelines.locator("strong")).to_have_text("Reject")
+    expect(guidelines).to_contain_text("<b>any</b> value solves")
+    page.set_viewport_size({"width": 1280, "height": 1000})
+    page.screenshot(path=str(output_dir / "review-queue.png"))
+
+    # Bulk: select three unreviewed puzzles in the list and reject them at once.
+    page.goto(f"{site.url}/puzzles/?review=none")
+    boxes = page.get_by_test_id("select-puzzle")
+    names = [page.get_by_test_id("puzzle-row").nth(i).get_attribute("data-name") for i in range(3)]
+    for i in range(3):
+        boxes.nth(i).check()
+    expect(page.get_by_test_id("selected-count")).to_have_text("3 selected")
+    page.get_by_role("button", name="Reject selected").click()
+    expect(page.locator(".messages")).to_contain_text("Rejected 3 puzzles.")
+    expect(page).to_have_url(re.compile(r"/puzzles/\?review=none$"))  # back to the list as it was filtered
+    page.get_by_label("Review").select_option("reject")
+    for name in names:
+        expect(page.get_by_test_id("puzzle-row").filter(has_text=name)).to_contain_text("rejected")
+
+    # A row's own button reviews it in place.
+    page.get_by_label("Review").select_option("none")
+    expect(page).to_have_url(re.compile(r"review=none"))
+    expect(page.get_by_test_id("puzzle-count")).to_contain_text("match the filters")
+    row = page.get_by_test_id("puzzle-row").filter(has_not_text="rejected").first
+    name = row.get_attribute("data-name")
+    row = page.locator(f'[data-testid="puzzle-row"][data-name="{name}"]')
+    with page.expect_response(lambda response: "/review/" in response.url and response.ok):
+        row.get_by_role("button", name=re.compile("^Flag ")).click()
+    expect(row.get_by_test_id("review-cell")).to_contain_text("flagged")
+
+    page.goto(f"{site.url}/puzzles/queue/")
+    assert mine(page) == start + 9  # 5 in the queue, 3 in bulk, 1 from a row

@@ -151,11 +151,52 @@
     }
   });
 
-  // A click on a row (not on its link) selects it.
+  // A click on a row (not on its link, buttons or checkbox) selects it; its buttons review it.
   document.addEventListener("click", function (event) {
     var row = event.target.closest && event.target.closest('#puzzle-results [data-testid="puzzle-row"]');
-    if (!row || event.target.closest("a, button")) return;
+    if (!row) return;
+    var button = event.target.closest("button[data-verdict]");
+    if (button) {
+      select(rows().indexOf(row));
+      review(row, button.dataset.verdict);
+      return;
+    }
+    if (event.target.closest("a, button, input")) return;
     select(rows().indexOf(row));
+  });
+
+  // --- bulk actions on a selection ----------------------------------------------------------------
+  function updateBulk() {
+    var form = byId("bulk-form");
+    if (!form) return;
+    var count = document.querySelectorAll('input[name="puzzle"][form="bulk-form"]:checked').length;
+    form.querySelector('[data-testid="selected-count"]').textContent = count + " selected";
+    form.querySelectorAll("button").forEach(function (b) { b.disabled = count === 0; });
+  }
+  document.addEventListener("change", function (event) {
+    if (event.target.matches && event.target.matches("[data-select-all]")) {
+      document.querySelectorAll('input[name="puzzle"][form="bulk-form"]').forEach(function (box) {
+        box.checked = event.target.checked;
+      });
+    }
+    if (event.target.form && event.target.form.id === "bulk-form" || event.target.matches("[data-select-all]")) updateBulk();
+  });
+  document.addEventListener("submit", function (event) {
+    if (event.target.id !== "bulk-form") return;
+    var next = event.target.querySelector('input[name="next"]');
+    if (next) next.value = location.pathname + location.search;  // the list as it is filtered now
+  });
+  document.body.addEventListener("htmx:afterSwap", updateBulk);
+
+  // --- the review queue: a/r/f answer, s skips ----------------------------------------------------
+  document.addEventListener("keydown", function (event) {
+    var form = document.querySelector('[data-testid="queue-form"]');
+    if (!form || event.defaultPrevented || event.ctrlKey || event.metaKey || event.altKey) return;
+    if (typing(event.target)) return;
+    var target = form.querySelector('[data-key="' + event.key + '"]');
+    if (!target) return;
+    event.preventDefault();
+    target.click();
   });
   // New results (filters, another page, history): nothing is selected.
   document.body.addEventListener("htmx:afterSwap", function (event) {

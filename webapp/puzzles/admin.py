@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from webapp.puzzles.models import Attempt, GenerationRun, Puzzle, Review
+from webapp.puzzles.models import Attempt, GenerationRun, Puzzle, Review, ReviewGuidelines
 
 
 @admin.register(Puzzle)
@@ -30,3 +30,8 @@ class GenerationRunAdmin(admin.ModelAdmin):
     list_display = ("id", "status", "model_name", "batches_done", "created_by", "created_at", "finished_at")
     list_filter = ("status",)
     readonly_fields = ("counts", "timings")
+
+
+@admin.register(ReviewGuidelines)
+class ReviewGuidelinesAdmin(admin.ModelAdmin):
+    list_display = ("id", "updated_by", "updated_at")

@@ -204,3 +204,23 @@ class Review(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+
+
+class ReviewGuidelines(models.Model):
+    """What reviewers should approve, reject or flag: one text an admin edits, shown beside the queue."""
+
+    text = models.TextField(blank=True)
+    updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    DEFAULT = (
+        "**Approve** a puzzle that is well-formed, has a clear goal and at least one answer exists.\n\n"
+        "**Reject** one that is trivial (any value passes), impossible, or only tests Python trivia.\n\n"
+        "**Flag** one you are unsure about, for a second reviewer.\n\n"
+        "For an attempt: approve a solution that solves the puzzle honestly; reject one that games the "
+        "check (e.g. reads the puzzle's own source).")
+
+    @classmethod
+    def current(cls) -> ReviewGuidelines:
+        return cls.objects.order_by("-pk").first() or cls(text=cls.DEFAULT)

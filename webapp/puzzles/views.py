@@ -24,7 +24,7 @@ from webapp.chat import user_turns
 from webapp.core.refusal_responses import refusal_response
 from webapp.core.run_views import RunPages
 from webapp.core.settings_forms import Setting, SettingsForm
-from webapp.puzzles import generation_runs, reviews, solving
+from webapp.puzzles import generation_runs, review_queue, reviews, solving
 from webapp.puzzles.listing import SORTS, ListFilters, page_of
 from webapp.puzzles.models import Attempt, GenerationRun, Puzzle, Review
 from webapp.refusals import Invalid, NotAllowed, Refused
@@ -128,8 +128,10 @@ def _attempts_context(puzzle: Puzzle) -> dict:
 
 
 def _review_context(request, puzzle: Puzzle) -> dict:
+    verdicts = review_queue.latest_verdicts(puzzle)
     return {"puzzle": puzzle, "reviewer": is_reviewer(request.user),
-            "review_list": puzzle.reviews.select_related("user")[:REVIEWS_SHOWN]}
+            "review_list": puzzle.reviews.select_related("user")[:REVIEWS_SHOWN],
+            "reviewer_verdicts": sorted(verdicts.items()), "agreement": review_queue.agreement_of(verdicts)}
 
 
 def _puzzle_context(request, puzzle: Puzzle, **extra) -> dict:
