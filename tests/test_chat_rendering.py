@@ -4,8 +4,8 @@ from html.parser import HTMLParser
 import pytest
 
 from engine.codechat import prompts
-from engine.lm.code_extraction import close_open_fence
 from engine.codechat.checks import entry_point_of, job_for, reply_code, split_tests, validate_tests
+from engine.lm.code_extraction import close_open_fence
 from webapp.chat import rate_limits
 from webapp.chat.rendering import code_diff, render_markdown
 

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from django.conf import settings
 from django.http import HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
-
-from django.conf import settings
 
 from webapp.refusals import NotAllowed, RateLimited, Refused, TooLarge
 
