@@ -10,8 +10,18 @@ import pytest
 # Model workers started by tests (embedded `up`, Celery subprocesses) load the model only when a
 # test asks for it: the default model costs ~20 s of CPU to load.
 os.environ.setdefault("AUTODIDACT_PRELOAD_MODEL", "0")
+# Conversations talk to the served model (the packaged SmolLM2 or a test's tiny one) unless a test
+# picks another: the product's default, Qwen2.5-Coder-0.5B, is tested where it is picked.
+os.environ.setdefault("AUTODIDACT_CHAT_MODEL", "")
 
-from tests.support import OUTPUT_DIR
+
+from tests.support import OUTPUT_DIR  # noqa: E402  (after the environment above)
+
+
+def pytest_configure(config):
+    from django.conf import settings
+
+    settings.AUTODIDACT_CHAT_MODEL = os.environ["AUTODIDACT_CHAT_MODEL"]  # loaded before this file was
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,7 @@ from tests.support import start_worker, stop_worker
 from webapp.chat import rate_limits, testing, threads, user_turns
 from webapp.chat.models import Conversation, Message
 from webapp.datasets.models import TrainingExample
-from webapp.serving import model_worker
+from webapp.serving import chat_models, model_worker
 
 pytestmark = pytest.mark.django_db(transaction=True)
 TESTS = ["assert add(1, 2) == 3", "assert add(-1, 1) == 0"]
@@ -152,6 +152,31 @@ def test_new_users_small_stumbles(client, ada, caplog):
                                                                ("passed", "failed", "passed"))]})
     page = client.get(f"/chat/{task.pk}/").content.decode()
     assert 'data-testid="tests-passed">2 of 3 tests passed<' in page
+
+
+def test_a_conversation_picks_its_model_and_every_reply_names_it(client, ada, settings):
+    qwen = "packaged:qwen2.5-coder-0.5b-instruct"
+    settings.AUTODIDACT_CHAT_MODEL = "auto"  # the product's default: the fast packaged coder
+    assert chat_models.default_value() == qwen
+    page = client.get("/chat/").content.decode()
+    assert f'<option value="{qwen}" selected>' in page and '<option value="">The served model' in page
+    client.post("/chat/new/", {"kind": "free", "text": "Say hi.", "chat_model": qwen})
+    conversation = Conversation.objects.get(owner=ada)
+    first = finished(conversation.messages.get(role="assistant").pk)
+    assert conversation.chat_model == qwen and first.status == "complete"
+    assert first.model_name.startswith("Qwen2.5-Coder-0.5B-Instruct")
+    # Switched to the served (tiny) model: the next reply says so, the first keeps its name.
+    client.post(f"/chat/{conversation.pk}/model/", {"chat_model": ""})
+    conversation.refresh_from_db()
+    _, second = user_turns.send(conversation, "And again.")
+    second = finished(second.pk)
+    assert second.model_name and not second.model_name.startswith("Qwen")
+    page = client.get(f"/chat/{conversation.pk}/").content.decode()
+    assert first.model_name in page and second.model_name in page
+    # A model that is not available here is refused, and nothing is saved.
+    response = client.post("/chat/new/", {"kind": "free", "text": "x", "chat_model": "packaged:gpt-9"})
+    assert response.status_code == 400 and "not available here" in response.content.decode()
+    assert Conversation.objects.filter(owner=ada).count() == 1
 
 
 def test_failing_tests_report_each_assert_with_its_reason(ada):

@@ -25,6 +25,10 @@ EMBEDDED = not REDIS_URL
 
 # The model the workers serve: a Hugging Face id or a local path; empty = packaged SmolLM2-135M-Instruct.
 AUTODIDACT_MODEL = os.environ.get("AUTODIDACT_MODEL", "").strip()
+# The model a new conversation talks to unless the person picks another (webapp/serving/chat_models.py):
+# "auto" = Qwen2.5-Coder-0.5B-Instruct when fetched, else the served model; "" = the served model;
+# "packaged:NAME" or "version:ID". With AUTODIDACT_MODEL set, chat follows it unless this is set too.
+AUTODIDACT_CHAT_MODEL = os.environ.get("AUTODIDACT_CHAT_MODEL", "" if AUTODIDACT_MODEL else "auto").strip()
 # Which runtime serves it: auto (llama.cpp for GGUF files on a CPU when installed), transformers, llama.cpp.
 AUTODIDACT_BACKEND = os.environ.get("AUTODIDACT_BACKEND", "auto").strip()
 # CPU inference precision: "none" (fp32) or "int8" (per-channel; ~3x faster single-stream here).

@@ -98,6 +98,17 @@ class _Heartbeat:
         self._thread.join(timeout=HEARTBEAT_EVERY_S + 1)
 
 
+def runtime_for(message_id: int, runtime):
+    """The model the reply's conversation picked (loaded on the model worker), or the served one."""
+    from webapp.serving.chat_models import resolve
+
+    value = Message.objects.filter(pk=message_id).values_list("conversation__chat_model", flat=True).first()
+    chosen = resolve(value) if value else None
+    if chosen is None or not chosen.value:
+        return runtime.get()
+    return runtime.get_other(chosen.spec, chosen.version_id)
+
+
 def stream_reply(message_id: int, get_model: Callable[[], tuple[LanguageModel, int | None]],
                  params: SamplingParams | None = None, interval_s: float = 0.1) -> Message:
     """Generate the reply into the placeholder: one database write and one broadcast per chunk."""

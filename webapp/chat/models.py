@@ -27,6 +27,8 @@ class Conversation(models.Model):
     setup = models.TextField(blank=True)  # task: code the tests need first (MBPP's test_setup_code)
     sat = models.TextField(blank=True)  # puzzle: `def sat(x: T, ...)`
     source = models.CharField(max_length=200, blank=True)  # where the task came from ("user", "mbpp:11", ...)
+    # The model this conversation talks to (webapp/serving/chat_models.py): "" = the served model.
+    chat_model = models.CharField(max_length=40, blank=True)
     leaf = models.ForeignKey("Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     # The dialog study's measures: model turns tested, solved, and the turn of first success.
     turns = models.PositiveIntegerField(default=0)

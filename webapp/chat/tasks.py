@@ -4,11 +4,11 @@ from celery import shared_task
 
 @shared_task(name="gpu.chat_reply")
 def chat_reply(message_id: int) -> str:
-    from webapp.chat.model_replies import reply_params, stream_reply
+    from webapp.chat.model_replies import reply_params, runtime_for, stream_reply
     from webapp.chat.testing import after_reply
     from webapp.serving.model_runtime import runtime
 
-    status = stream_reply(message_id, runtime.get, reply_params()).status
+    status = stream_reply(message_id, lambda: runtime_for(message_id, runtime), reply_params()).status
     after_reply(message_id)
     return status
 

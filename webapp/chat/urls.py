@@ -12,6 +12,7 @@ urlpatterns = [
     path("<int:conversation_id>/send/", views.send, name="send"),
     path("<int:conversation_id>/feedback/", views.feedback, name="feedback"),
     path("<int:conversation_id>/rename/", views.rename, name="rename"),
+    path("<int:conversation_id>/model/", views.change_model, name="model"),
     path("<int:conversation_id>/delete/", views.delete, name="delete"),
     path("messages/<int:message_id>/stop/", views.stop, name="stop"),
     path("messages/<int:message_id>/regenerate/", views.regenerate, name="regenerate"),

@@ -19,7 +19,7 @@ from webapp.chat.model_replies import Busy, broadcast, create_reply
 from webapp.chat.models import Conversation, Message
 from webapp.chat.threads import thread
 from webapp.refusals import Invalid, Unavailable
-from webapp.serving import model_worker
+from webapp.serving import chat_models, model_worker
 
 MAX_TESTS = 50
 MAX_MESSAGE_CHARS = 20_000
@@ -155,8 +155,10 @@ def default_title(kind: str, fields: dict) -> str:
 
 def open_conversation(user, kind: str, *, text: str = "", problem: str = "", tests: list[str] = (),
                       sat: str = "", title: str = "", source: str = "user",
-                      mbpp_id: str = "") -> tuple[Conversation, Message]:
-    """A new conversation and its first reply, queued. Raises Invalid, Busy, Unavailable or RateLimited."""
+                      mbpp_id: str = "", chat_model: str | None = None) -> tuple[Conversation, Message]:
+    """A new conversation and its first reply, queued. Raises Invalid, Busy, Unavailable or RateLimited.
+    `chat_model`: a value from webapp.serving.chat_models (None: the default)."""
+    chat_model = chat_models.resolve(chat_models.default_value() if chat_model is None else chat_model).value
     setup = ""
     if kind == Conversation.Kind.TASK and str(mbpp_id).strip():
         loaded = mbpp_task(mbpp_id)
@@ -168,7 +170,7 @@ def open_conversation(user, kind: str, *, text: str = "", problem: str = "", tes
         raise Invalid("the message is empty")
     state = check_can_reply(user)
     with transaction.atomic():
-        conversation = Conversation.objects.create(owner=user, kind=kind, source=source, **fields,
+        conversation = Conversation.objects.create(owner=user, kind=kind, source=source, chat_model=chat_model, **fields,
                                                    title=title.strip()[:200] or default_title(kind, fields))
         if kind == Conversation.Kind.TASK:
             shown = prompts.task_message(fields["problem"], fields["tests"])

@@ -20,6 +20,7 @@ from webapp.chat.rendering import code_diff, render_markdown
 from webapp.chat.testing import schedule_tests
 from webapp.core.refusal_responses import refusal_response
 from webapp.refusals import Invalid, Refused
+from webapp.serving import chat_models
 
 SIDEBAR_SIZE = 50
 
@@ -111,32 +112,40 @@ def _start_turn(request, conversation: Conversation, start) -> HttpResponse:
     return _body(request, conversation)
 
 
+def _new_form(request, form: dict, **extra) -> dict:
+    return {**_sidebar(request), "kinds": Conversation.Kind, "form": form, "chat_models": chat_models.available(),
+            **extra}
+
+
 @require_GET
 def index(request):
-    return render(request, "chat/index.html", {**_sidebar(request), "kinds": Conversation.Kind,
-                                               "form": {"kind": request.GET.get("kind", "free")}})
+    form = {"kind": request.GET.get("kind", "free"), "chat_model": chat_models.default_value()}
+    return render(request, "chat/index.html", _new_form(request, form))
 
 
 @require_POST
 def new(request):
     kind = request.POST.get("kind", Conversation.Kind.FREE)
     form = {key: request.POST.get(key, "") for key in ("kind", "text", "problem", "tests", "sat", "title", "mbpp_id")}
+    form["chat_model"] = request.POST.get("chat_model", chat_models.default_value())
     try:
         if kind not in Conversation.Kind.values:
             raise Invalid(f"unknown conversation kind {kind!r}: choose one of {', '.join(Conversation.Kind.values)}")
         conversation, _ = user_turns.open_conversation(
             request.user, kind, text=form["text"], problem=form["problem"], tests=split_tests(form["tests"]),
-            sat=form["sat"], title=form["title"], mbpp_id=form["mbpp_id"])
+            sat=form["sat"], title=form["title"], mbpp_id=form["mbpp_id"], chat_model=form["chat_model"])
     except Refused as exc:  # the form again, with what was typed
-        context = {**_sidebar(request), "kinds": Conversation.Kind, "form": form, "error": exc.reason}
-        return render(request, "chat/index.html", context, status=exc.status)
+        return render(request, "chat/index.html", _new_form(request, form, error=exc.reason), status=exc.status)
     return redirect("chat:conversation", conversation.pk)
 
 
 @require_GET
 def conversation_page(request, conversation_id: int):
     conversation = _own_conversation(request, conversation_id)
-    return render(request, "chat/conversation.html", {**_sidebar(request, conversation), **_body_context(conversation)})
+    models = chat_models.available()
+    current = next((m for m in models if m.value == conversation.chat_model), None)
+    return render(request, "chat/conversation.html", {**_sidebar(request, conversation), **_body_context(conversation),
+                                                      "chat_models": models, "chat_model": current})
 
 
 @require_GET
@@ -167,6 +176,19 @@ def rename(request, conversation_id: int):
     Conversation.objects.filter(pk=conversation.pk).update(title=title, updated_at=timezone.now())
     if request.htmx:
         return HttpResponse(status=204, headers={"HX-Refresh": "true"})
+    return redirect("chat:conversation", conversation.pk)
+
+
+@require_POST
+def change_model(request, conversation_id: int):
+    """The model for this conversation's next replies (earlier replies keep the name of theirs)."""
+    conversation = _own_conversation(request, conversation_id)
+    try:
+        chosen = chat_models.resolve(request.POST.get("chat_model", ""))
+    except Refused as exc:
+        return _refusal(request, exc)
+    Conversation.objects.filter(pk=conversation.pk).update(chat_model=chosen.value, updated_at=timezone.now())
+    messages.success(request, f"Next replies come from {chosen.label}.")
     return redirect("chat:conversation", conversation.pk)
 
 

@@ -39,6 +39,16 @@ class Served(NamedTuple):
     version_id: int | None
 
 
+def _close_model(model) -> None:
+    """Free a model now (a no-op for models without `close`)."""
+    close = getattr(model, "close", None)
+    if close is not None:
+        try:
+            close()
+        except Exception:
+            log.warning("the model did not close cleanly", exc_info=True)
+
+
 class ModelRuntime:
     def __init__(self):
         self._served: Served | None = None
@@ -46,6 +56,8 @@ class ModelRuntime:
         self._failed: tuple | None = None  # a target that would not load (not retried until it changes)
         self._swapping = False
         self._lock = threading.Lock()
+        self._other: tuple[str, Served] | None = None  # (spec, model) a conversation picked
+        self._other_lock = threading.Lock()
         self.state: dict = {"status": "not loaded"}
 
     def _load(self, target: dict) -> Served:
@@ -105,17 +117,30 @@ class ModelRuntime:
         if (target["id"], target["spec"]) not in (self._serving, self._failed):
             self.preload_in_background()
 
+    def get_other(self, spec: str, version_id: int | None) -> Served:
+        """A model other than the served one, for a conversation that picked it. One such model is
+        kept loaded beside the served one; asking for another replaces it (memory stays bounded)."""
+        with self._other_lock:
+            if self._other is not None and self._other[0] == spec:
+                return self._other[1]
+            previous, self._other = self._other, None
+            if previous is not None:
+                _close_model(previous[1].model)
+            served = Served(load_model(spec, settings.AUTODIDACT_BACKEND, settings.AUTODIDACT_QUANTIZE), version_id)
+            log.info("chat model %s (%s) ready in %.1f s", served.model.name, served.model.backend,
+                     served.model.load_seconds)
+            self._other = (spec, served)
+            return served
+
     def close(self) -> None:
         """Free the served model before the process exits (a no-op for models without `close`)."""
         with self._lock:
             served, self._served, self._serving = self._served, None, None
             self.state = {"status": "not loaded"}
-        close = getattr(served.model, "close", None) if served else None
-        if close is not None:
-            try:
-                close()
-            except Exception:
-                log.warning("the model did not close cleanly", exc_info=True)
+        with self._other_lock:
+            other, self._other = self._other, None
+        for model in [served.model if served else None, other[1].model if other else None]:
+            _close_model(model)
 
     def preload_in_background(self) -> None:
         def load():
