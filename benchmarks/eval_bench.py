@@ -89,11 +89,21 @@ def measure(name: str, model: Timed, settings: RunSettings, verify) -> dict:
             "wall_s": round(wall, 1), "pass_at_k": result.pass_at_k}
 
 
-def checker_tasks_per_s_vs_evalplus() -> dict | None:
-    """PLACEHOLDER, to be filled in by whoever owns benchmarks/harness_agreement.py: checking
-    throughput (tasks/s) of this project's suite against EvalPlus's evaluate() on the same samples,
-    taken from that script's --json output. Returns None until then (the table says "n/a")."""
-    return None
+def checker_tasks_per_s_vs_evalplus(path: Path | None) -> dict | None:
+    """(b) checking throughput: the suite's checker against EvalPlus's evaluator on the same
+    HumanEval+ samples, as benchmarks/harness_agreement.py measured them in the same session
+    (its --json output; that script runs EvalPlus from its own virtual environment). None when
+    no such file was given."""
+    if path is None:
+        return None
+    report = json.loads(path.read_text())
+    figures = report["benchmarks"].get("humaneval-plus")
+    if not figures:
+        return None
+    return {"samples": figures.get("samples"), "ours_per_s": figures["ours_per_s"],
+            "evalplus_per_s": figures["theirs_per_s"],
+            "ratio": round(figures["ours_per_s"] / figures["theirs_per_s"], 2) if figures["theirs_per_s"] else 0.0,
+            "target": ">= 5x", "source": str(path)}
 
 
 def main() -> int:
@@ -104,6 +114,8 @@ def main() -> int:
     parser.add_argument("--skip", nargs="*", default=[], choices=BACKENDS, metavar="NAME",
                         help=f"backends to leave out ({', '.join(repr(b) for b in BACKENDS)})")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--checker-json", type=Path,
+                        help="benchmarks/harness_agreement.py --json output, for (b) checker tasks/s vs EvalPlus")
     args = parser.parse_args()
 
     from engine.sandbox import verify_many
@@ -139,9 +151,10 @@ def main() -> int:
         batched, sequential = by_name["llama.cpp batched"], by_name["llama.cpp sequential"]
         print(f"llama.cpp batched: {batched['tokens_per_s'] / sequential['tokens_per_s']:.2f}x "
               f"its sequential tokens/s, {sequential['wall_s'] / batched['wall_s']:.2f}x faster end to end")
-    checker = checker_tasks_per_s_vs_evalplus()
-    print("checker tasks/s vs EvalPlus: "
-          + (json.dumps(checker) if checker else "n/a (placeholder: see benchmarks/harness_agreement.py)"))
+    checker = checker_tasks_per_s_vs_evalplus(args.checker_json)
+    print("checker tasks/s vs EvalPlus on HumanEval+: "
+          + (f"{checker['ours_per_s']}/s vs {checker['evalplus_per_s']}/s, x{checker['ratio']} (target >= 5x)"
+             if checker else "not measured (pass --checker-json from benchmarks/harness_agreement.py --json)"))
     if args.json:
         args.json.write_text(json.dumps({"settings": settings.as_dict(), "threads": args.threads, "rows": rows,
                                          "checker_vs_evalplus": checker}, indent=2))
