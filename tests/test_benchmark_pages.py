@@ -116,3 +116,19 @@ def test_cancelling_a_queued_run_and_the_command(trainer_user, capsys):
     call_command("benchmark", "--list")
     listed = capsys.readouterr().out
     assert "humaneval" in listed and "p3" in listed
+
+
+def test_a_promoted_version_gets_its_test_benchmarks_queued(db):
+    from engine.config import ConfigError
+    from webapp.serving.models import ModelVersion
+    from webapp.training import rounds
+    from webapp.training.models import TrainingRun
+
+    run = TrainingRun.objects.create(status="running")
+    version = ModelVersion.objects.create(name="v9 · round", status="active")
+    rounds._report(run, version, rounds.RoundConfig(report_benchmarks="humaneval-plus, mbpp-plus"))
+    queued = BenchmarkRun.objects.filter(version=version).order_by("pk")
+    assert [(r.benchmark, r.status) for r in queued] == [("humaneval-plus", "queued"), ("mbpp-plus", "queued")]
+    assert "queued benchmark run" in TrainingRun.objects.get(pk=run.pk).log
+    with pytest.raises(ConfigError, match="report_benchmarks must be test benchmarks"):
+        rounds.RoundConfig(report_benchmarks="mbpp-validation")  # never a set the gate selects on

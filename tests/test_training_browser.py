@@ -14,7 +14,7 @@ PASSWORD = "training-browser-password"
 ROUND_S = 180  # the whole round on 2 CPU cores, generously
 TINY_FORM = {"Max steps": "4", "Block size": "64", "Batch size": "2", "Samples per puzzle (n)": "2",
              "Temperature": "0.8", "Puzzles (subset)": "3", "MBPP validation tasks": "2", "k for the gate": "1",
-             "Margin (points)": "0"}
+             "Margin (points)": "0", "Report after promotion": ""}
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +23,7 @@ def site(tmp_path_factory):
 
     tiny = str(build_tiny_model(tmp_path_factory.mktemp("training-tiny")))
     env = embedded_env(tmp_path_factory.mktemp("training-site"), AUTODIDACT_ADMIN_PASSWORD=PASSWORD,
-                       AUTODIDACT_MODEL=tiny, AUTODIDACT_PRELOAD_MODEL="0", LOG_LEVEL="INFO")
+                       AUTODIDACT_MODEL=tiny, AUTODIDACT_PRELOAD_MODEL="0", CONSOLE_LOG_LEVEL="INFO")
     process = SiteProcess(env)
     process.wait_until_up()
     yield process

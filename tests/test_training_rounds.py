@@ -26,7 +26,8 @@ from webapp.training.models import TrainingRun
 
 TINY_ROUND = {"sft": {"max_steps": 4, "batch_size": 2, "block_size": 64, "save_steps": 2, "learning_rate": 1e-3,
                       "warmup_steps": 1},
-              "p3_eval": {"samples": 2, "subset": 2, "max_tokens": 8}, "code_problems": 1, "metric_k": 1}
+              "p3_eval": {"samples": 2, "subset": 2, "max_tokens": 8}, "code_problems": 1, "metric_k": 1,
+              "report_benchmarks": ""}
 
 
 @pytest.fixture(scope="module")

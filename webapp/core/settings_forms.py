@@ -21,6 +21,7 @@ class Setting:
     high: float | None = None
     group: str = ""  # where the value goes in the settings dict ("" = top level)
     optional: bool = False  # left empty (or not sent): the config's default applies
+    blank: bool = False  # text that may be left empty on purpose (empty is the value, e.g. "none")
 
 
 def _number_text(value) -> str:
@@ -31,7 +32,7 @@ def form_field(setting: Setting) -> forms.Field:
     label = setting.label
     messages = {"required": f"{label} is empty"}
     if setting.kind is str:
-        return forms.CharField(label=label, error_messages=messages, required=not setting.optional)
+        return forms.CharField(label=label, error_messages=messages, required=not (setting.optional or setting.blank))
     messages["invalid"] = f"{label} must be {'a whole number' if setting.kind is int else 'a number'}"
     if setting.low is not None:
         messages["min_value"] = f"{label} must be at least {_number_text(setting.low)}"

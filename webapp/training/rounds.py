@@ -63,6 +63,9 @@ class RoundConfig(StrictConfig):
     code_prompt: str = ""  # "" = the benchmark's default prompt
     humaneval_problems: int = 0  # older rounds gated on HumanEval (a test set): now reported only, if > 0
     humaneval_prompt: str = "instruct"  # engine.evaluate.humaneval_eval.PROMPTS
+    # Test benchmarks queued on the Benchmarks page after a promotion (comma-separated; "" = none):
+    # reported across versions, never gated on.
+    report_benchmarks: str = "humaneval-plus"
     metric_k: int = 10
     margin: float = 0.0  # allowed drop of pass@k, absolute (0.01 = one point)
     code_margin: float = 0.02  # allowed drop of HumanEval pass@1, absolute (the forgetting check)
@@ -105,11 +108,17 @@ class RoundConfig(StrictConfig):
                          + ", ".join(n for n in suite_names() if get_benchmark_class(n).split == "validation"))
         elif self.code_prompt and self.code_prompt not in get_benchmark_class(self.code_benchmark).prompts:
             problems.add("code_prompt", f"code_prompt must be one of {', '.join(get_benchmark_class(self.code_benchmark).prompts)}")
+        tests = [n for n in suite_names() if get_benchmark_class(n).split == "test"]
+        if any(name not in tests for name in self.report_list()):
+            problems.add("report_benchmarks", "report_benchmarks must be test benchmarks among " + ", ".join(tests))
         if self.code_problems < 0:
             problems.add("code_problems", "code_problems must be at least 0 (0 skips the forgetting check)")
         if self.humaneval_problems < 0:
             problems.add("humaneval_problems", "humaneval_problems must be at least 0 (0 skips the HumanEval check)")
         problems.raise_any()
+
+    def report_list(self) -> list[str]:
+        return [name.strip() for name in self.report_benchmarks.split(",") if name.strip()]
 
     @classmethod
     def _convert(cls, data: dict) -> dict:
@@ -411,10 +420,24 @@ def _run_stages(run: TrainingRun, beat: RowHeartbeat) -> None:
                       code_result(run.eval_before), code_result(run.eval_after), config.code_margin)
     if decision.promote:
         versions.promote(version, decision.reason)
+        _report(run, version, config)
     else:
         ModelVersion.objects.filter(pk=version.pk).update(status=ModelVersion.Status.REJECTED, reason=decision.reason)
     _log(run, decision.reason)
     _finish(TrainingRun.objects.filter(pk=run.pk), TrainingRun.Status.SUCCEEDED, decision=decision.reason)
+
+
+def _report(run: TrainingRun, version: ModelVersion, config: RoundConfig) -> None:
+    """Queue the test benchmarks on the promoted version: the Benchmarks page reports them across
+    versions (selection already happened on validation). A refusal is logged, never fails the round."""
+    from webapp.evaluation.benchmark_runs import start_run
+
+    for name in config.report_list():
+        try:
+            queued = start_run(None, name, version)
+            _log(run, f"queued benchmark run {queued.pk} ({name}) on {version.name}")
+        except Exception as exc:  # noqa: BLE001 - a report is not worth failing a promoted round for
+            _log(run, f"could not queue {name}: {exc}")
 
 
 def _produce_version(run: TrainingRun, base: ModelVersion) -> ModelVersion:

@@ -60,8 +60,12 @@ class RoundForm(SettingsForm):
         Setting("metric_k", "k for the gate", int, "promote only if pass@k does not drop", low=1),
         Setting("margin", "Margin (points)", float, "allowed drop of pass@k, in percentage points", low=0.0,
                 high=99.99),
-        Setting("code_margin", "HumanEval margin (points)", float, "allowed drop of HumanEval pass@1, in points",
+        Setting("code_margin", "Code margin (points)", float,
+                "allowed drop of the code benchmark's pass@1 (MBPP validation), in points",
                 low=0.0, high=99.99, optional=True),
+        Setting("report_benchmarks", "Report after promotion", str,
+                "test benchmarks queued on the Benchmarks page for a promoted model (comma-separated; empty: none)",
+                blank=True),
     )
     sources = forms.MultipleChoiceField(choices=[(s, s) for s in SOURCES], error_messages={
         "required": "Choose at least one data source",
@@ -88,7 +92,8 @@ def _defaults() -> dict:
                                                      "gradient_accumulation", "block_size")}
     values.update(samples=evaluation.samples, temperature=evaluation.temperature, subset=evaluation.subset,
                   code_problems=config.code_problems, metric_k=config.metric_k,
-                  margin=_number(config.margin * 100), code_margin=_number(config.code_margin * 100))
+                  margin=_number(config.margin * 100), code_margin=_number(config.code_margin * 100),
+                  report_benchmarks=config.report_benchmarks)
     values["learning_rate"] = f"{sft.learning_rate:g}"
     values["sources"] = list(config.sources)
     return values
