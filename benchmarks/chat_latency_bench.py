@@ -7,6 +7,7 @@ one after another. For each it records, from the click on Send:
 - time to the finished, rendered answer, and the tokens/s the page saw.
 
     python benchmarks/chat_latency_bench.py [--messages 5] [--tokens 128] [--backends transformers,auto]
+        [--chat-models auto,packaged:default]   (the conversation's model: the default, or SmolLM2)
 """
 from __future__ import annotations
 
@@ -30,13 +31,13 @@ MESSAGES = ["Write a Python function that reverses a string.", "How do I read a 
             "Write a function that merges two sorted lists."]
 
 
-def measure(backend: str, messages: int, tokens: int) -> dict:
+def measure(backend: str, messages: int, tokens: int, chat_model: str = "auto") -> dict:
     from playwright.sync_api import expect, sync_playwright
 
     data = Path(tempfile.mkdtemp(prefix="chat-bench-"))
     site = SiteProcess(embedded_env(data, AUTODIDACT_ADMIN_PASSWORD=PASSWORD, AUTODIDACT_BACKEND=backend,
                                     AUTODIDACT_PRELOAD_MODEL="1", AUTODIDACT_CHAT_MAX_TOKENS=str(tokens),
-                                    AUTODIDACT_CHAT_RATE_LIMIT=""))
+                                    AUTODIDACT_CHAT_RATE_LIMIT="", AUTODIDACT_CHAT_MODEL=chat_model))
     rows = []
     try:
         site.wait_until_up()
@@ -77,7 +78,7 @@ def measure(backend: str, messages: int, tokens: int) -> dict:
     finally:
         site.interrupt()
         shutil.rmtree(data, ignore_errors=True)
-    return {"backend": backend, "rows": rows, "log_tail": health[-400:]}
+    return {"backend": backend, "chat_model": chat_model, "rows": rows, "log_tail": health[-400:]}
 
 
 def main() -> int:
@@ -85,15 +86,19 @@ def main() -> int:
     parser.add_argument("--messages", type=int, default=5)
     parser.add_argument("--tokens", type=int, default=128)
     parser.add_argument("--backends", default="transformers,auto")
+    parser.add_argument("--chat-models", default="auto",
+                        help="conversation models, comma-separated (auto: the product's default; packaged:default: SmolLM2)")
     args = parser.parse_args()
-    results = [measure(b, args.messages, args.tokens) for b in args.backends.split(",")]
-    print(f"chat in Chromium, embedded site, default model, {args.messages} messages, <= {args.tokens} new tokens")
-    print("| backend | TTFT median ms | TTFT max ms | answer median s |")
-    print("|---|---|---|---|")
+    results = [measure(b, args.messages, args.tokens, m) for m in args.chat_models.split(",")
+               for b in args.backends.split(",")]
+    print(f"chat in Chromium, embedded site, {args.messages} messages, <= {args.tokens} new tokens")
+    print("| conversation model | backend | TTFT median ms | TTFT max ms | answer median s |")
+    print("|---|---|---|---|---|")
     for result in results:
         ttft = [r["ttft_ms"] for r in result["rows"]]
         total = [r["total_s"] for r in result["rows"]]
-        print(f"| {result['backend']} | {statistics.median(ttft):.0f} | {max(ttft):.0f} | {statistics.median(total):.1f} |")
+        print(f"| {result['chat_model']} | {result['backend']} | {statistics.median(ttft):.0f} | {max(ttft):.0f} "
+              f"| {statistics.median(total):.1f} |")
     return 0
 
 
