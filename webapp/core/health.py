@@ -63,17 +63,18 @@ def check_workers() -> tuple[bool, str, dict | None]:
     generates, so a fresh heartbeat saying "busy" counts as its answer: busy is up."""
     replies = celery_app.control.inspect(timeout=WORKER_REPLY_TIMEOUT_S).active_queues() or {}
     workers = {name: sorted(q["name"] for q in queues) for name, queues in replies.items()}
-    busy = model_worker.read_state()
-    if busy["alive"] and busy.get("state") == "busy" and busy.get("hostname") not in workers:
-        workers[busy["hostname"]] = [model_worker.GPU_QUEUE]
-    info = {"workers": workers, "busy": {busy["hostname"]: busy.get("task")} if busy.get("state") == "busy" else {}}
+    state = model_worker.read_state()
+    busy = {state["hostname"]: state.get("task")} if state["alive"] and state.get("state") == "busy" else {}
+    for hostname in busy:
+        workers.setdefault(hostname, [model_worker.GPU_QUEUE])
+    info = {"workers": workers, "busy": busy}
     if not workers:
         return False, "no Celery worker answered", info
     served = {q for queues in workers.values() for q in queues}
     missing = [q for q in REQUIRED_QUEUES if q not in served]
     if missing:
         return False, f"no worker consumes queue(s): {', '.join(missing)}", info
-    note = f" (model worker busy running {busy.get('task')})" if info["busy"] else ""
+    note = "".join(f" (model worker busy running {task})" for task in busy.values())
     return True, f"{len(workers)} worker(s) serve {', '.join(REQUIRED_QUEUES)}{note}", info
 
 
