@@ -144,7 +144,7 @@ def default_title(kind: str, fields: dict) -> str:
     if kind == Conversation.Kind.PUZZLE:
         try:
             function = next(n for n in ast.parse(fields["sat"]).body if isinstance(n, ast.FunctionDef))
-        except (SyntaxError, StopIteration):
+        except (SyntaxError, ValueError, RecursionError, MemoryError, StopIteration):
             return "Puzzle"
         doc = (ast.get_docstring(function) or "").strip().splitlines()
         if doc:
