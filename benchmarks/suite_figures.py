@@ -45,7 +45,7 @@ def table(out_dir: Path) -> str:
         scores = result["pass_at_k"]
         at10 = f"{scores['10'] * 100:.1f}" if "10" in scores else "–"
         lines.append(
-            f"| {result['benchmark']['name']} | {s['prompt']} | {result['done']} | {s['n']} "
+            f"| {result['benchmark']['benchmark']} | {s['prompt']} | {result['done']} | {s['n']} "
             f"| {scores.get('1', 0) * 100:.1f} | {ci[0] * 100:.1f}–{ci[1] * 100:.1f} | {at10} | {parts or '–'} "
             f"| {s['temperature']} / {s['top_k']} / {s['top_p']} | {s['max_tokens']} "
             f"| {m.get('name', '?')} ({m.get('backend', '?')}, {m.get('quantization', '?')}) "

@@ -219,3 +219,27 @@ def test_the_oracle_survives_small_windows_and_digests(monkeypatch, tmp_path):
     verdicts = check_programs(benchmark, [(t, benchmark.reference(t)), (t, base_only(benchmark, t))], 3.0, verify)
     assert verdicts[0]["status"] == "passed" and verdicts[1]["checks"]["plus"]["status"] == "failed"
     assert (tmp_path / "evalplus" / f"HumanEvalPlus-{benchmark.sha256()}.json").is_file()
+
+
+def test_a_reply_is_run_as_evalplus_sanitizes_it_and_old_runs_can_be_rescored(plus):
+    """A reply's own wrong example asserts, prints and a tail cut at the token limit are not what the
+    benchmark checks: only what the entry point needs runs (as EvalPlus's sanitizer keeps)."""
+    benchmark = plus["humaneval-plus"]
+    t = task(benchmark, "HumanEval/0")
+    body = benchmark.reference(t).split("def has_close_elements", 1)[1]
+    reply = ("Here it is:\n\n```python\nfrom typing import List\n\nLIMIT = 1e9\n\n\ndef has_close_elements"
+             + body + "\n\ndef check():\n    assert has_close_elements([1.0], 0.5) is True, 'my own wrong example'\n\n"
+             "check()\nprint(has_close_elements([1.0, 2.0], 0.5))\nprint(has_close_elements([1.0, 2.0")
+    program = benchmark.program(t, reply, "")
+    assert "check()" not in program and "print(" not in program and "def has_close_elements" in program
+    assert check_programs(benchmark, [(t, program)], 3.0, verify)[0]["status"] == "passed"
+
+    # An earlier run that ran the whole block (and failed on the reply's own assert) is checked again.
+    earlier = {"benchmark": benchmark.describe(), "settings": RunSettings(prompt="instruct", n=1).resolved(benchmark).as_dict(),
+               "pass_at_k": {"1": 0.0}, "parts": {}, "rows": [{"task_id": t.task_id, "n": 1, "c": 0, "parts": {}, "samples": [
+                   {"text": reply, "tokens": 9, "finish": "length", "program": reply, "status": "error", "checks": {}}]}]}
+    from engine.evaluate.suite.runner import rescore
+
+    again = rescore(benchmark, earlier, verify)
+    assert again["pass_at_k"] == {"1": 1.0} and again["parts"]["base"] == {"1": 1.0}
+    assert again["rescored"]["before"]["pass_at_k"] == {"1": 0.0}

@@ -5,6 +5,7 @@
     python -m engine.evaluate compare before.json after.json --k 10   # two saved p3 results
     python -m engine.evaluate run mbpp --model qwen2.5-coder-0.5b-instruct --limit 20   # the suite
     python -m engine.evaluate references humaneval-plus   # a benchmark's own solutions, checked
+    python -m engine.evaluate rescore run.json --out run-rescored.json   # its samples, checked again
 
 Prints one JSON object (per-problem rows included) on stdout, progress on stderr. `compare`
 pairs two saved P3 results puzzle by puzzle (engine.evaluate.paired) and prints its summary.
@@ -49,10 +50,10 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["compare"]:
         return compare_main(argv[1:])
-    if argv[:1] in (["run"], ["references"]):
+    if argv[:1] in (["run"], ["references"], ["rescore"]):
         from engine.evaluate.suite import cli
 
-        return (cli.run_main if argv[0] == "run" else cli.references_main)(argv[1:])
+        return {"run": cli.run_main, "references": cli.references_main, "rescore": cli.rescore_main}[argv[0]](argv[1:])
     parser = argparse.ArgumentParser(prog="python -m engine.evaluate", description=__doc__.splitlines()[0])
     parser.add_argument("benchmark", choices=["p3", "humaneval"], help="(or `compare BEFORE AFTER`: see above)")
     parser.add_argument("--model", default="", help="HF id, local checkpoint or .gguf ('' = packaged default)")

@@ -65,6 +65,64 @@ def extract_code(text: str, entry_point: str | None = None) -> str | None:
     return None
 
 
+_DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+MAX_TRIMMED_LINES = 200
+
+
+def _parsed_prefix(code: str) -> tuple[ast.Module, list[str]] | None:
+    """The longest prefix of whole lines that parses (a reply cut at its token limit ends
+    mid-statement), with its lines; None if no prefix does."""
+    lines = code.split("\n")
+    for end in range(len(lines), max(0, len(lines) - MAX_TRIMMED_LINES), -1):
+        try:
+            return ast.parse("\n".join(lines[:end])), lines[:end]
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            continue
+    return None
+
+
+def _names_used(node: ast.AST) -> set[str]:
+    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+
+
+def sanitize(code: str, entry_point: str | None = None) -> str:
+    """What a benchmark runs of a reply's code, as EvalPlus's sanitizer does: the imports, and the
+    functions, classes and top-level assignments the entry point reaches; the reply's own example
+    calls, prints, asserts and `if __name__ == "__main__"` block are dropped (a wrong example of the
+    model's would otherwise fail a right function). Without a known entry point every definition is
+    kept. Code that does not parse at all is returned as it is (the check reports the error)."""
+    parsed = _parsed_prefix(code)
+    if parsed is None:
+        return code
+    tree, lines = parsed
+    defined: dict[str, list[ast.stmt]] = {}
+    for node in tree.body:
+        if isinstance(node, _DEFINITIONS):
+            defined.setdefault(node.name, []).append(node)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for name in {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}:
+                defined.setdefault(name, []).append(node)
+    if entry_point and entry_point in defined:
+        wanted, todo = set(), [entry_point]
+        while todo:
+            name = todo.pop()
+            if name in wanted or name not in defined:
+                continue
+            wanted.add(name)
+            for node in defined[name]:
+                todo.extend(_names_used(node) - wanted)
+        keep = {id(node) for name in wanted for node in defined[name]}
+    else:
+        keep = {id(node) for nodes in defined.values() for node in nodes}
+    parts = []
+    for node in tree.body:
+        if isinstance(node, (ast.Import, ast.ImportFrom)) or id(node) in keep:
+            start = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
+            parts.append("\n".join(lines[start - 1:node.end_lineno]))
+    return "\n\n".join(parts).rstrip() + "\n" if parts else code
+
+
 def cut_at_dedent(completion: str) -> str:
     """A completion of an open `def ...(`: keep the body, up to the first non-indented line."""
     first, _, rest = completion.partition("\n")

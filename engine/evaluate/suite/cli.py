@@ -1,8 +1,10 @@
-"""`python -m engine.evaluate run NAME --model …` and `… references NAME`: the suite from a shell.
+"""`python -m engine.evaluate run NAME --model …`, `… references NAME` and `… rescore FILE`: the
+suite from a shell.
 
 `run` prints progress on stderr and the result (every task's samples and verdicts) as JSON on
 stdout or into --out; --resume takes an earlier, interrupted --out and runs only what it lacks.
 `references` checks the benchmark's own reference solutions and lists the ones that fail.
+`rescore` checks an earlier run's samples again with today's harness (no generation).
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from pathlib import Path
 
 from engine.config import ConfigError
 from engine.evaluate.suite.registry import get_benchmark, names
-from engine.evaluate.suite.runner import RunSettings, check_references, run_benchmark
+from engine.evaluate.suite.runner import RunSettings, check_references, rescore, run_benchmark
 
 
 def _verify():
@@ -98,3 +100,24 @@ def references_main(argv) -> int:
     print(json.dumps({"benchmark": benchmark.name, "tasks": len(benchmark.tasks()[:args.limit or None]),
                       "failing": failing}))
     return 1 if failing else 0
+
+
+def rescore_main(argv) -> int:
+    parser = argparse.ArgumentParser(prog="python -m engine.evaluate rescore",
+                                     description="Check an earlier run's samples again with today's harness.")
+    parser.add_argument("result", type=Path, help="a run's --out file")
+    parser.add_argument("--data", default="")
+    parser.add_argument("--out", type=Path, help="where to write the rescored result (default: stdout)")
+    args = parser.parse_args(argv)
+    result = json.loads(args.result.read_text())
+    described = result["benchmark"]
+    benchmark = get_benchmark(described["benchmark"], args.data or None, described["prompt"])
+    new = rescore(benchmark, result, _verify())
+    text = json.dumps(new)
+    if args.out:
+        args.out.write_text(text)
+    else:
+        print(text)
+    print(f"{benchmark.title} [{described['prompt']}] pass@k {result.get('pass_at_k')} -> {new['pass_at_k']}; "
+          f"parts {result.get('parts')} -> {new['parts']}", file=sys.stderr)
+    return 0

@@ -49,7 +49,7 @@ from typing import ClassVar
 from engine.evaluate.suite.base import Benchmark, Defaults, Task
 from engine.evaluate.suite.humaneval import FunctionPrompting, read_jsonl
 from engine.evaluate.suite.runner import Verify
-from engine.lm.code_extraction import extract_code
+from engine.lm.code_extraction import extract_code, sanitize
 from engine.lm.generation import Prompt
 from engine.sandbox import data_codec
 
@@ -688,4 +688,5 @@ class MbppPlus(PlusBenchmark):
         return [{"role": "user", "content": f"{MBPP_INSTRUCTION}\n```\n{task.data['prompt'].strip()}\n```\n"}]
 
     def program(self, task: Task, text: str, given: Prompt) -> str | None:
-        return extract_code(text, task.data["entry_point"])
+        code = extract_code(text, task.data["entry_point"])
+        return sanitize(code, task.data["entry_point"]) if code else None

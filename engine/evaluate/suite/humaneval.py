@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 
 from engine.evaluate.suite.base import Benchmark, Defaults, Task
-from engine.lm.code_extraction import extract_code, indented_prefix
+from engine.lm.code_extraction import extract_code, indented_prefix, sanitize
 from engine.lm.generation import Prompt
 from engine.lm.prompt_tokens import token_aligned
 
@@ -44,7 +44,7 @@ def function_program(prompting: str, code_prompt: str, entry_point: str, text: s
     """The program an answer to `function_prompt` makes."""
     if prompting == "instruct":
         code = extract_code(text, entry_point)
-        return f"{code_prompt.rstrip()}\n\n\n{code}" if code else None
+        return f"{code_prompt.rstrip()}\n\n\n{sanitize(code, entry_point)}" if code else None
     return str(given) + indented_prefix(text).rstrip() + "\n"
 
 

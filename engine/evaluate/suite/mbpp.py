@@ -22,7 +22,7 @@ from pathlib import Path
 
 from engine.datasets.mbpp import load_mbpp, split_of
 from engine.evaluate.suite.base import Benchmark, Defaults, Task
-from engine.lm.code_extraction import extract_code
+from engine.lm.code_extraction import extract_code, sanitize
 from engine.lm.generation import Prompt
 
 SHOT_IDS = (2, 3, 4)
@@ -104,7 +104,8 @@ class Mbpp(Benchmark):
 
     def program(self, task: Task, text: str, given: Prompt) -> str | None:
         if self.prompt_name == "instruct":
-            return extract_code(text, task.data["entry_point"])
+            code = extract_code(text, task.data["entry_point"])
+            return sanitize(code, task.data["entry_point"]) if code else None
         code = text.split(DONE)[0].strip()
         return code + "\n" if code else None
 

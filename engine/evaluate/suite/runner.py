@@ -203,6 +203,30 @@ def run_benchmark(benchmark: Benchmark, model, settings: RunSettings, verify: Ve
                            ordered)
 
 
+def rescore(benchmark: Benchmark, result: dict, verify: Verify) -> dict:
+    """An earlier result's samples checked again with today's program building and checks (a
+    harness fix measured on the same samples, without generating again). Instruct replies are
+    rebuilt from their text; a completion's stored program is kept (its prompt needs a tokenizer)."""
+    settings = RunSettings.from_dict(result["settings"])
+    tasks = {task.task_id: task for task in benchmark.tasks()}
+    items, owners = [], []
+    for row in result["rows"]:
+        task = tasks[row["task_id"]]
+        for sample in row["samples"]:
+            rebuilt = settings.prompt == "instruct"
+            items.append((task, benchmark.program(task, sample["text"], "") if rebuilt else sample["program"]))
+            owners.append((row, sample))
+    verdicts = check_programs(benchmark, items, settings.timeout_s, verify)
+    samples: dict[str, list[dict]] = {}
+    for (row, sample), (_, program), verdict in zip(owners, items, verdicts):
+        samples.setdefault(row["task_id"], []).append({**sample, "program": program, **verdict})
+    rows = [task_row(benchmark, tasks[task_id], found) for task_id, found in samples.items()]
+    scores, interval, parts = score(rows, settings.ks, benchmark.parts)
+    return {**result, "pass_at_k": scores, "interval": interval, "parts": parts,
+            "solved": sum(1 for row in rows if row["c"]), "rows": rows,
+            "rescored": {"before": {"pass_at_k": result.get("pass_at_k"), "parts": result.get("parts")}}}
+
+
 def describe_model(model) -> dict:
     """What a result must say about the model it measured (the caller adds the version)."""
     return {"name": getattr(model, "name", "?"), "backend": getattr(model, "backend", "?"),
