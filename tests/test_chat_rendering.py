@@ -79,7 +79,10 @@ def test_a_reply_stopped_inside_a_code_block_renders_and_tests_as_code():
     stopped = "Here is the function:\n\n```python\ndef add(a, b):\n    return a +"
     html = render_markdown(stopped)
     assert "```" not in html and '<span class="k">def</span>' in html  # closed, highlighted, no literal fence
-    assert reply_code("task", stopped, "add") == "def add(a, b):\n    return a +\n"
+    assert reply_code("task", stopped, "add") == "def add(a, b):\n    return a +\n"  # kept: the check reports it
+    own_example = ("```python\ndef add(a, b):\n    return a + b\n\n"
+                   "assert add(1, 1) == 3  # the model's own, wrong\nprint(add(2, 2))\n```")
+    assert reply_code("task", own_example, "add") == "def add(a, b):\n    return a + b\n"
     finished = "```python\nx = 1\n```\ntext after"
     assert close_open_fence(finished) == finished  # a closed block is left alone
     assert "text after" in render_markdown(finished)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import ast
 import builtins
 
-from engine.lm.code_extraction import extract_code
+from engine.lm.code_extraction import extract_code, sanitize
 
 TEST_TIMEOUT_S = 5.0
 _BUILTINS = set(dir(builtins))
@@ -54,8 +54,11 @@ def validate_tests(tests: list[str]) -> list[str]:
 
 
 def reply_code(kind: str, reply: str, entry_point: str = "") -> str | None:
-    """The code to test from a reply: a task wants `entry_point`, a puzzle wants `sol`."""
-    return extract_code(reply, "sol" if kind == "puzzle" else entry_point or None)
+    """The code to test from a reply: a task wants `entry_point`, a puzzle wants `sol`; as the
+    benchmarks run it (sanitised: the reply's own example calls and asserts are not the test)."""
+    wanted = "sol" if kind == "puzzle" else entry_point or None
+    code = extract_code(reply, wanted)
+    return sanitize(code, wanted) if code else None
 
 
 def job_for(kind: str, code: str, *, tests: list[str] = (), sat: str = "", setup: str = "",
