@@ -79,13 +79,19 @@ def progress(user, kind: str = "puzzles") -> Progress:
     return Progress(items.count(), mine, reviews.values(key).distinct().count(), by_reviewer)
 
 
+def _latest(puzzles) -> dict[int, dict[str, str]]:
+    """Per puzzle, each reviewer's latest puzzle-level verdict (by username), in one query."""
+    latest: dict[int, dict[str, str]] = defaultdict(dict)
+    for puzzle_id, username, verdict in (Review.objects.filter(puzzle__in=puzzles, attempt__isnull=True)
+                                         .order_by("created_at", "pk")
+                                         .values_list("puzzle_id", "user__username", "verdict")):
+        latest[puzzle_id][username] = verdict
+    return latest
+
+
 def latest_verdicts(puzzle: Puzzle) -> dict[str, str]:
     """Each reviewer's latest puzzle-level verdict on `puzzle`, by username."""
-    latest: dict[str, str] = {}
-    for username, verdict in (Review.objects.filter(puzzle=puzzle, attempt__isnull=True)
-                              .order_by("created_at", "pk").values_list("user__username", "verdict")):
-        latest[username] = verdict
-    return latest
+    return _latest([puzzle.pk]).get(puzzle.pk, {})
 
 
 def agreement_of(verdicts: dict[str, str]) -> bool | None:
@@ -105,12 +111,9 @@ class Agreement:
 
 def agreement() -> Agreement:
     """Over current puzzles reviewed by two or more people: on how many their latest verdicts agree."""
-    latest: dict[int, dict[int, str]] = defaultdict(dict)
-    for puzzle_id, user_id, verdict in (Review.objects.filter(puzzle__is_current=True, attempt__isnull=True)
-                                        .order_by("created_at", "pk").values_list("puzzle_id", "user_id", "verdict")):
-        latest[puzzle_id][user_id] = verdict
-    shared = [set(v.values()) for v in latest.values() if len(v) >= 2]
-    return Agreement(len(shared), sum(len(verdicts) == 1 for verdicts in shared))
+    judged = [agreement_of(verdicts) for verdicts in _latest(puzzles_in_queue()).values()]
+    shared = [agreed for agreed in judged if agreed is not None]
+    return Agreement(len(shared), sum(shared))
 
 
 def bulk_review(user, puzzle_ids: list[str], verdict: str, comment: str = "") -> int:

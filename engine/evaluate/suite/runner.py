@@ -210,10 +210,10 @@ def rescore(benchmark: Benchmark, result: dict, verify: Verify) -> dict:
     settings = RunSettings.from_dict(result["settings"])
     tasks = {task.task_id: task for task in benchmark.tasks()}
     items, owners = [], []
+    rebuilt = settings.prompt == "instruct"
     for row in result["rows"]:
         task = tasks[row["task_id"]]
         for sample in row["samples"]:
-            rebuilt = settings.prompt == "instruct"
             items.append((task, benchmark.program(task, sample["text"], "") if rebuilt else sample["program"]))
             owners.append((row, sample))
     verdicts = check_programs(benchmark, items, settings.timeout_s, verify)
