@@ -11,10 +11,24 @@ from engine.lm.tiny import build_tiny_model
 from engine.lm.transformers_backend import TransformersModel
 from engine.sandbox import verify_many
 from engine.selfplay import filters
-from engine.selfplay.generation_prompt import generated_function, generation_prompt
+from engine.selfplay.generation_prompt import generated_function, generation_prompt, stops, written_solution
 from engine.selfplay.p3 import TestSplitLeak, load_p3, one_per_problem
-from engine.selfplay.pipeline import COUNTS, BatchStore, SelfPlayConfig, SelfPlayPipeline, filter_puzzles, new_counts
-from engine.selfplay.puzzle_code import complete_function, extra_parameters, fingerprint, rename_function
+from engine.selfplay.pipeline import (
+    COUNTS,
+    BatchStore,
+    SelfPlayConfig,
+    SelfPlayPipeline,
+    filter_puzzles,
+    new_counts,
+    with_written,
+)
+from engine.selfplay.puzzle_code import (
+    complete_function,
+    extra_parameters,
+    fingerprint,
+    rename_function,
+    renamed_as_written,
+)
 from engine.selfplay.seeds import SEED_PUZZLES
 from engine.selfplay.solving_prompts import ChatPrefillStyle, ChatStyle, CompletionStyle, solving_style
 from engine.selfplay.training_text import is_training_example, shortest_distinct, training_example
@@ -47,6 +61,26 @@ def test_a_completion_is_cut_where_its_function_ends():
     text = complete_function("def f7(", "x: int,\n       y=2):\n    return x > y\n\nassert f7(3)\ndef f8(z):\n")
     assert text == "def f7(x: int,\n       y=2):\n    return x > y\n"
     assert complete_function("def f7(", "x: int): return x == 1\nprint(1)") == "def f7(x: int): return x == 1\n"
+    # Brackets and quotes inside strings and comments neither hold the signature open nor end it.
+    text = complete_function("def f7(", 's: str = "(", t=\')[\'):  # (\n    return s.count("(") == 2\nprint("x")\n')
+    assert text == 'def f7(s: str = "(", t=\')[\'):  # (\n    return s.count("(") == 2\n'
+    assert complete_function("def f7(", 'x: int):\n    """Doc (\n    """\n    return x == 3\nf7(1)') == \
+        'def f7(x: int):\n    """Doc (\n    """\n    return x == 3\n'
+    # Junk the tokenizer cannot read (an unclosed triple quote) after the function does not stay.
+    assert complete_function("def f7(", 'x: int):\n    return x == 3\n"""note\n') == \
+        "def f7(x: int):\n    return x == 3\n"
+
+
+def test_prompt_examples_keep_their_authors_layout():
+    source = ('def sat(moves: List[int], start=[[6, 0, 3], [7, 1, 4]]):\n    """Doc\n    string"""\n\n'
+              '    locs = {i: [x, y] for y, row in enumerate(start)}  # where sat looks\n'
+              '    return sat is not None and "sat" in str(moves)\n')
+    renamed = renamed_as_written(source, "f3")
+    assert renamed == ('def f3(moves: List[int], start=[[6, 0, 3], [7, 1, 4]]):\n\n'
+                       '    locs = {i: [x, y] for y, row in enumerate(start)}  # where sat looks\n'
+                       '    return f3 is not None and "sat" in str(moves)')
+    assert fingerprint(renamed) == fingerprint(source)
+    assert "((" not in renamed_as_written("def sat(x: int):\n    return (x * 2) == 4\n", "f1")
 
 
 BAD = {
@@ -61,6 +95,24 @@ BAD = {
     "trivial (int)": "def f(n: int):\n    return n * n == 49",
 }
 GOOD = "def f(n: int):\n    return n % 1000 == 137 and n > 10 ** 6"
+BOOLS = "def f(bits: List[bool], n=9):\n    return len(bits) == n and sum(bits) == 4 and bits[0]"
+
+
+def test_a_list_of_bools_is_an_answer_the_paper_keeps():
+    counts = new_counts()
+    [candidate], _ = filter_puzzles([BOOLS], set(), verify, counts)
+    assert candidate.accepted and candidate.answer_type == "List[bool]", candidate.detail
+
+
+def test_parse_failures_are_counted_by_cause():
+    items = [{"source": "def f(x: int):\n    return (x +", "finish": "length"},
+             {"source": "def f(x: int):\nreturn x == 1", "finish": "stop"},
+             {"source": "def f(x: int):\n    This puzzle checks that the answer is right\n", "finish": "eos"},
+             {"source": "Here is a puzzle for you", "finish": "eos"},
+             {"source": "def f(x: int):\n    return x ==", "finish": "stop"}]
+    candidates, _ = filter_puzzles(items, set(), verify, new_counts())
+    assert [c.cause for c in candidates] == ["truncated", "indentation", "prose", "prose", "syntax"]
+    assert all(c.rejected_by == "parses" for c in candidates)
 
 
 def test_each_filter_rejects_what_it_should_and_the_counts_add_up():
@@ -95,6 +147,38 @@ def test_the_generation_prompt_fits_the_context_and_never_shows_the_test_split(p
         f"{prompt.header}x: int):\n    return x > 3\n"
     with pytest.raises(TestSplitLeak):
         generation_prompt(train + [next(p for p in p3 if p.split == "test")], count)
+
+
+def test_the_pair_and_chat_forms_show_solutions_or_instructions_and_read_back_what_was_written(p3):
+    train = [p for p in one_per_problem(p3) if p.split == "train"]
+    count = lambda text: len(text) // 3  # noqa: E731
+    pair = generation_prompt(train, count, context_tokens=1024, generation_tokens=200, form="pair")
+    k = pair.examples + 1
+    assert pair.header == f"def f{k}(" and "def g1(" in pair.text and "assert f1(g1())" in pair.text
+    completion = f"x: int):\n    return x % 7 == 3 and x > 100\n\ndef g{k}() -> int:\n    return next(i for i in " \
+                 f"range(101, 200) if f{k}(i))\n"
+    assert generated_function(pair, completion) == f"def f{k}(x: int):\n    return x % 7 == 3 and x > 100\n"
+    solution = written_solution(pair, completion)
+    assert solution.startswith("def sol() -> int:") and "sat(i)" in solution
+    assert written_solution(pair, "x: int):\n    return x == 3\n") is None
+    assert "\nassert " in stops("pair") and "\ndef " not in stops("pair") and stops("chat") == ()
+
+    turns = []
+    chat = generation_prompt(train, count, context_tokens=1024, generation_tokens=200, form="chat",
+                             chat=lambda messages: turns.append(messages) or "<user>" + messages[0]["content"])
+    assert chat.header == "" and 0 < chat.examples <= 10 and "Write one new puzzle" in chat.text
+    reply = "Sure! Here it is:\n```python\nfrom typing import List\n\ndef f11(s: str, n=3):\n    return s == 'ab' * n\n\n" \
+            "print(f11('ababab'))\n```\nIt checks a string."
+    assert generated_function(chat, reply) == "def f11(s: str, n=3):\n    return s == 'ab' * n\n"
+    assert generated_function(chat, "I cannot write puzzles.") == "I cannot write puzzles.\n"
+
+
+def test_a_solution_written_with_its_puzzle_is_verified_first_among_its_attempts():
+    passing = filters.Candidate("", sat="def sat(x: int):\n    return x == 3", solution="def sol():\n    return 3\n")
+    plain = filters.Candidate("", sat="def sat(x: int):\n    return x == 4")
+    rows = with_written([passing, plain], [[{"solution": "def sol():\n    return 2\n"}], []])
+    assert rows[0][0] == {"solution": passing.solution, "text": passing.solution, "tokens": 0, "by": "writer"}
+    assert len(rows[0]) == 2 and rows[1] == []
 
 
 def test_an_opened_body_ends_where_the_models_tokenizer_ends_a_token():

@@ -12,9 +12,11 @@ import random
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 from engine.lm.loading import load_model
 from engine.sandbox import verify_many
+from engine.selfplay.generation_prompt import FORMS
 from engine.selfplay.p3 import load_p3, one_per_problem
 from engine.selfplay.pipeline import BatchStore, SelfPlayConfig, SelfPlayPipeline
 from engine.selfplay.search_solutions import search_reach
@@ -24,15 +26,8 @@ from engine.selfplay.style_choice import best_style, measure_styles
 from engine.selfplay.training_text import training_example
 
 
-class _Seed:
-    split = "train"
-
-    def __init__(self, sat: str):
-        self.sat = sat
-
-
 def _train_puzzles(data: str | None) -> list:
-    puzzles = [_Seed(s.sat) for s in SEED_PUZZLES]
+    puzzles = [SimpleNamespace(sat=s.sat, sol=s.sol, split="train") for s in SEED_PUZZLES]
     if data:
         puzzles += [p for p in one_per_problem(load_p3(Path(data))) if p.split == "train"]
     return puzzles
@@ -53,6 +48,7 @@ def main(argv=None) -> int:
     for name in ("generation_temperature", "solving_temperature", "top_p"):
         parser.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(defaults, name))
     parser.add_argument("--style", choices=STYLES, default=defaults.style)
+    parser.add_argument("--form", choices=FORMS, default=defaults.form, help="how puzzles are asked for")
     parser.add_argument("--puzzles", type=int, default=20, help="styles: training puzzles to measure on")
     parser.add_argument("--split", choices=["train", "validation", "test", "other"], default="train",
                         help="search: the P3 split, one instance per problem as the evaluation takes them")

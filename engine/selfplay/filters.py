@@ -9,6 +9,7 @@ last two run in the sandbox, in one job per puzzle.
 from __future__ import annotations
 
 import ast
+import re
 from dataclasses import dataclass
 
 from engine.sandbox.answer_types import TypeSpec, UnsupportedAnnotation, describe, parse_annotation
@@ -31,6 +32,8 @@ class Candidate:
     fingerprint: str = ""
     rejected_by: str = ""  # one of FILTERS, or "" while it survives
     detail: str = ""
+    cause: str = ""  # why it did not parse: one of PARSE_CAUSES
+    solution: str | None = None  # the `def sol` written with it (the pair form), verified as an attempt
 
     @property
     def accepted(self) -> bool:
@@ -55,22 +58,41 @@ def _answer_type(function: ast.FunctionDef) -> TypeSpec:
         spec = parse_annotation(positional[0].annotation)
     except UnsupportedAnnotation as exc:
         raise ValueError(str(exc)) from None
-    inner = spec
-    while not isinstance(inner, str):
-        inner = inner[1]
-    if inner == "bool":  # half of all bool puzzles are solved by guessing (the paper drops them)
+    if spec == "bool":  # half of all bool puzzles are solved by guessing (the paper drops them; it keeps List[bool])
         raise ValueError("bool answers are not allowed")
     return spec
 
 
-def check_static(source: str, seen: set[str]) -> Candidate:
-    """Parse, signature, answer used, duplicate (against `seen`, which accepted ones join)."""
-    candidate = Candidate(source)
+PARSE_CAUSES = ("truncated", "indentation", "prose", "syntax")
+
+
+def parse_failure_cause(source: str, finish: str, error: BaseException) -> str:
+    """Why a completion did not parse, for the funnel: cut by the token limit; mis-indented; English
+    where code should be (a line of words after the signature); any other syntax error."""
+    if finish == "length":
+        return "truncated"
+    if isinstance(error, IndentationError):
+        return "indentation"
+    body = [line.strip() for line in source.split("\n")[1:] if line.strip()]
+    if not source.lstrip().startswith("def ") or any(_PROSE.match(line) for line in body[:3]):
+        return "prose"
+    return "syntax"
+
+
+_PROSE = re.compile(r"^[A-Z][a-z]+( [a-z]+){3,}")  # "This puzzle checks that the ..."
+
+
+def check_static(source: str, seen: set[str], finish: str = "", solution: str | None = None) -> Candidate:
+    """Parse, signature, answer used, duplicate (against `seen`, which accepted ones join).
+    `finish`: how the completion ended (its finish reason), to tell a truncated one."""
+    candidate = Candidate(source, solution=solution)
     try:
         tree = parse(source)
         function = next(node for node in tree.body if isinstance(node, ast.FunctionDef))
     except (SyntaxError, ValueError, RecursionError, MemoryError, StopIteration) as exc:
-        return candidate.reject(PARSES, f"does not parse: {getattr(exc, 'msg', None) or type(exc).__name__}")
+        candidate.cause = parse_failure_cause(source, finish, exc)
+        return candidate.reject(PARSES, f"does not parse ({candidate.cause}): "
+                                        f"{getattr(exc, 'msg', None) or type(exc).__name__}")
     try:
         spec = _answer_type(function)
     except ValueError as exc:
@@ -95,7 +117,7 @@ def check_static(source: str, seen: set[str]) -> Candidate:
 _INTS = list(range(-10, 101))
 _FLOATS = [0.0, 0.1, -0.1, 0.5, -0.5, 1.0, -1.0, 2.0, -2.0, 10.0, -10.0, 100.0, -100.0]
 _STRS = ["", "a", "b", "ab", "aa", "abc", "hello", "Hello world", "0", "1", " ", "A", "x"]
-_SMALL = {"int": [-1, 0, 1, 2, 3, 10], "float": [0.0, 1.0, -1.0, 0.5], "str": ["", "a", "b", "ab"]}
+_SMALL = {"int": [-1, 0, 1, 2, 3, 10], "float": [0.0, 1.0, -1.0, 0.5], "str": ["", "a", "b", "ab"], "bool": [False, True]}
 
 
 def _small_values(spec: TypeSpec) -> list:

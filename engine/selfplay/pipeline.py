@@ -21,7 +21,7 @@ from engine.lm.generation import CancelToken, SamplingParams
 from engine.lm.prompt_tokens import chat_text, token_aligned
 from engine.lm.throughput import tokens_per_s
 from engine.selfplay import filters
-from engine.selfplay.generation_prompt import GENERATION_STOPS, generated_function, generation_prompt
+from engine.selfplay.generation_prompt import FORMS, generated_function, generation_prompt, stops, written_solution
 from engine.selfplay.puzzle_code import fingerprint
 from engine.selfplay.solving_prompts import STYLES, solving_style, style_params
 from engine.selfplay.training_text import shortest_distinct
@@ -45,6 +45,7 @@ class SelfPlayConfig(StrictConfig):
     solving_tokens: int = 150
     context_tokens: int = 2048  # the generation prompt fills this, minus generation_tokens
     style: str = "completion"  # how puzzles are put to the model to solve (solving_prompts.STYLES)
+    form: str = "completion"  # how the model is asked to write puzzles (generation_prompt.FORMS)
     # Both stages sample as the paper did (transformers' generate defaults: top-k 50, no top-p cut).
     top_k: int = 50
     top_p: float = 1.0
@@ -66,12 +67,14 @@ class SelfPlayConfig(StrictConfig):
             problems.add("context_tokens", "context_tokens must leave room for the examples")
         if self.style not in STYLES:
             problems.add("style", f"unknown prompt style {self.style!r}; choose one of {', '.join(STYLES)}")
+        if self.form not in FORMS:
+            problems.add("form", f"unknown puzzle-writing form {self.form!r}; choose one of {', '.join(FORMS)}")
         check_sampling(problems, self.top_k, self.top_p)
         problems.raise_any()
 
     def generation_params(self, batch: int) -> SamplingParams:
         return SamplingParams(max_new_tokens=self.generation_tokens, temperature=self.generation_temperature,
-                              top_k=self.top_k, top_p=self.top_p, stop=GENERATION_STOPS,
+                              top_k=self.top_k, top_p=self.top_p, stop=stops(self.form),
                               seed=self.seed * 100_003 + batch)
 
     def solving_params(self, batch: int) -> SamplingParams:
@@ -133,23 +136,36 @@ def _chunks(items: list, size: int) -> Iterable[list]:
 
 # -- the stages ---------------------------------------------------------------------------------
 def generate(model, examples: Sequence, config: SelfPlayConfig, batch: int,
-             cancel: CancelToken | None = None) -> tuple[list[str], StageTiming]:
-    """New puzzle functions from one generation prompt (test-split examples raise TestSplitLeak)."""
+             cancel: CancelToken | None = None) -> tuple[list[dict], StageTiming]:
+    """New puzzles from one generation prompt, each {"source": the function cut from the
+    completion, "solution": the pair form's `def sol` or None, "finish", "text"} (test-split
+    examples raise TestSplitLeak)."""
     started = time.perf_counter()
+    tokenizer = getattr(model, "tokenizer", None)
     prompt = generation_prompt(examples, lambda text: len(model.encode(text)), config.context_tokens,
-                               config.generation_tokens, random.Random(config.seed * 7919 + batch))
+                               config.generation_tokens, random.Random(config.seed * 7919 + batch), config.form,
+                               (lambda messages: chat_text(tokenizer, messages)) if tokenizer is not None else None)
     completions = model.sample(prompt.text, config.puzzles_per_prompt, config.generation_params(batch), cancel)
-    functions = [generated_function(prompt, c.text) for c in completions]
+    written = [{"source": generated_function(prompt, c.text), "solution": written_solution(prompt, c.text),
+                "finish": c.finish_reason, "text": c.text} for c in completions]
     timing = StageTiming()
     timing.add(time.perf_counter() - started, sum(c.tokens for c in completions), len(completions))
-    return functions, timing
+    return written, timing
 
 
-def filter_puzzles(functions: list[str], seen: set[str], verify: Verify,
+def as_written(functions: list) -> list[dict]:
+    """A batch's generated puzzles as `generate` returns them (batches saved before it returned
+    dicts hold bare sources)."""
+    return [item if isinstance(item, dict) else {"source": item, "solution": None, "finish": "", "text": item}
+            for item in functions]
+
+
+def filter_puzzles(functions: list, seen: set[str], verify: Verify,
                    counts: dict[str, int]) -> tuple[list[filters.Candidate], StageTiming]:
     """Every candidate with its fate; `seen` (fingerprints) gains the accepted ones."""
     started = time.perf_counter()
-    candidates = [filters.check_static(source, seen) for source in functions]
+    candidates = [filters.check_static(item["source"], seen, item.get("finish", ""), item.get("solution"))
+                  for item in as_written(functions)]
     alive = [c for c in candidates if c.accepted]
     jobs = [filters.sandbox_job(c, str(i)) for i, c in enumerate(alive)]
     for verdict in verify(jobs):
@@ -209,6 +225,13 @@ def verify_attempts(sats: list[str], attempts: list[list[dict]], verify: Verify,
     timing = StageTiming()
     timing.add(time.perf_counter() - started, items=len(jobs))
     return timing
+
+
+def with_written(candidates: list[filters.Candidate], attempts: list[list[dict]]) -> list[list[dict]]:
+    """Each puzzle's attempts, the solution written with it (the pair form) first: verified with the
+    solver's, kept or not by the same rules, marked `"by": "writer"`."""
+    return [([{"solution": c.solution, "text": c.solution, "tokens": 0, "by": "writer"}] if c.solution else [])
+            + list(tries) for c, tries in zip(candidates, attempts)]
 
 
 def keep_solutions(attempts: list[dict], keep: int = 8) -> list[str]:
@@ -287,11 +310,12 @@ class SelfPlayPipeline:
         report("filter")
         candidates, timings["filter"] = filter_puzzles(functions, self.seen, self.verify, result.counts)
         accepted = [c for c in candidates if c.accepted]
-        result.rejected = [{"source": c.source, "rejected_by": c.rejected_by, "detail": c.detail}
+        result.rejected = [{"source": c.source, "rejected_by": c.rejected_by, "cause": c.cause, "detail": c.detail}
                            for c in candidates if not c.accepted]
         report("solve")
         sats = [c.sat for c in accepted]
         attempts, timings["solve"] = solve(self.model, sats, config, index, self.cancel) if sats else ([], StageTiming())
+        attempts = with_written(accepted, attempts)
         report("verify")
         timings["verify"] = verify_attempts(sats, attempts, self.verify, config.verify_timeout_s)
         for candidate, tries in zip(accepted, attempts):

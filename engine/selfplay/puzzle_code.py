@@ -6,7 +6,9 @@ from __future__ import annotations
 import ast
 import contextlib
 import hashlib
+import io
 import sys
+import tokenize
 
 
 class NotAFunction(ValueError):
@@ -201,12 +203,74 @@ def fingerprint(sat_source: str) -> str:
 
 
 def complete_function(header: str, completion: str) -> str:
-    """`header` (an open `def f7(`) plus the model's continuation, cut where the function ends:
-    at the first non-blank line that is not indented once the signature's brackets are closed."""
-    kept, depth = [], 0
-    for line in (header + completion).split("\n"):
-        if kept and depth <= 0 and line.strip() and not line[0].isspace():
-            break
-        kept.append(line)
-        depth += sum(line.count(c) for c in "([{") - sum(line.count(c) for c in ")]}")
-    return "\n".join(kept).rstrip() + "\n"
+    """`header` (an open `def f7(`) plus the model's continuation, cut where the function ends: at
+    the first statement that starts in column 0 after the signature (the paper's "first unindented
+    line"). Read with Python's tokenizer, so a bracket or a quote inside a string or a comment
+    neither keeps the signature open nor ends it."""
+    text = header + completion
+    lines = text.split("\n")
+    end = _function_end(text)
+    return "\n".join(lines[:end]).rstrip() + "\n"
+
+
+_LAYOUT = {tokenize.NL, tokenize.NEWLINE, tokenize.COMMENT, tokenize.INDENT, tokenize.DEDENT, tokenize.ENDMARKER}
+
+
+def _function_end(text: str) -> int | None:
+    """The number of lines the function spans: up to the first token in column 0 after the
+    signature's logical line. Where the tokenizer gives up before that point (an unclosed
+    triple-quoted string in the junk that follows), the first non-blank unindented line after the
+    signature; None (keep everything) where not even the signature ends."""
+    signature_end = None
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(text).readline):
+            if token.type == tokenize.NEWLINE and signature_end is None:
+                signature_end = token.end[0]
+            elif signature_end is not None and token.type not in _LAYOUT and token.start[1] == 0:
+                return token.start[0] - 1
+    except (tokenize.TokenError, SyntaxError):
+        pass
+    if signature_end is None:
+        return None
+    lines = text.split("\n")
+    for index in range(signature_end, len(lines)):
+        if lines[index].strip() and not lines[index][0].isspace():
+            return index
+    return None
+
+
+def renamed_as_written(source: str, new_name: str) -> str:
+    """`source`'s first function under `new_name`, without its docstring, otherwise as its author
+    wrote it (comments, layout, literals). The generation prompt shows puzzles so: `ast.unparse`
+    writes code unlike P3's sources (other quotes, extra parentheses, no comments), and the model
+    learns to write what it is shown. Only name tokens change, never a string or a comment that
+    mentions the name. Falls back to `rename_function` where the layout cannot be kept."""
+    function = first_function(source)
+    lines = source.split("\n")
+    first = min([function.lineno] + [d.lineno for d in function.decorator_list]) - 1
+    body = lines[first:function.end_lineno]
+    docstring = function.body[0] if function.body and isinstance(function.body[0], ast.Expr) \
+        and isinstance(function.body[0].value, ast.Constant) and isinstance(function.body[0].value.value, str) else None
+    drop = set()
+    if docstring is not None:
+        start, end = docstring.lineno - 1 - first, docstring.end_lineno - 1 - first
+        whole_lines = not body[start][:docstring.col_offset].strip() and not body[end][docstring.end_col_offset:].strip()
+        if len(function.body) == 1 or not whole_lines:
+            return rename_function(source, new_name)
+        drop = set(range(start, end + 1))
+    text = "\n".join(line for index, line in enumerate(body) if index not in drop)
+    try:
+        names = [t for t in tokenize.generate_tokens(io.StringIO(text).readline)
+                 if t.type == tokenize.NAME and t.string == function.name]
+    except (tokenize.TokenError, SyntaxError):
+        return rename_function(source, new_name)
+    out = text.split("\n")
+    for token in reversed(names):  # right to left, so earlier columns stay put
+        row, col = token.start[0] - 1, token.start[1]
+        out[row] = out[row][:col] + new_name + out[row][col + len(function.name):]
+    renamed = "\n".join(out).rstrip()
+    try:
+        same = fingerprint(renamed) == fingerprint(source)
+    except (SyntaxError, ValueError):
+        same = False
+    return renamed if same else rename_function(source, new_name)

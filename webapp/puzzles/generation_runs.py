@@ -46,7 +46,7 @@ class RunRefused(Conflict):
 def prompt_examples() -> list:
     """Training puzzles for the generation prompt: P3's train problems (one instance each, when the
     data is there) and the shipped seeds. The test split never reaches a prompt (TestSplitLeak)."""
-    examples = [SimpleNamespace(sat=s.sat, split="train") for s in SEED_PUZZLES]
+    examples = [SimpleNamespace(sat=s.sat, sol=s.sol, split="train") for s in SEED_PUZZLES]
     try:
         examples += [p for p in one_per_problem(load_p3(settings.AUTODIDACT_BENCHMARK_DATA / "p3"))
                      if p.split == "train"]
@@ -185,9 +185,11 @@ def run_step(run_id: int, index: int, stage: str, get_model=None) -> bool:
                 data.update(candidates=[asdict(c) for c in candidates], counts=counts)
             elif stage == "solve":
                 model, version_id = get_model()
-                sats = [c["sat"] for c in data["candidates"] if not c["rejected_by"]]
+                accepted = [Candidate(**c) for c in data["candidates"] if not c["rejected_by"]]
+                sats = [c.sat for c in accepted]
                 attempts, timing = pipeline.solve(model, sats, config, index, watch.cancel) if sats \
                     else ([], pipeline.StageTiming())
+                attempts = pipeline.with_written(accepted, attempts)
                 data.update(attempts=attempts, solver=model.name, solver_version=attributable(version_id))
             else:
                 sats = [c["sat"] for c in data["candidates"] if not c["rejected_by"]]
@@ -221,10 +223,14 @@ def _save_batch(run: GenerationRun, config: pipeline.SelfPlayConfig, data: dict)
     accepted = [Candidate(**c) for c in data["candidates"] if not c["rejected_by"]]
     solver = data.get("solver", run.model_name)
     shared = {"top_k": config.top_k, "top_p": config.top_p, "seed": config.seed}
-    sampling = {"generation": {"temperature": config.generation_temperature, "max_new_tokens": config.generation_tokens,
-                               "context_tokens": config.context_tokens, **shared},
+    sampling = {"generation": {"form": config.form, "temperature": config.generation_temperature,
+                               "max_new_tokens": config.generation_tokens, "context_tokens": config.context_tokens,
+                               **shared},
                 "solving": {"temperature": config.solving_temperature, "max_new_tokens": config.solving_tokens,
                             "attempts": config.attempts, "style": config.style, **shared}}
+    # A solution written with its puzzle (the pair form) is the generator's; the others the solver's.
+    written = {"model_name": run.model_name, "style": "written"}
+    solved = {"model_name": solver, "model_version_id": data.get("solver_version"), "style": config.style}
     counts = data["counts"]
     created = []
     for candidate, tries in zip(accepted, data["attempts"]):
@@ -236,10 +242,9 @@ def _save_batch(run: GenerationRun, config: pipeline.SelfPlayConfig, data: dict)
             status=Puzzle.Status.UNSOLVED, generation_run=run, model_name=run.model_name, sampling=sampling)
         Attempt.objects.bulk_create([
             Attempt(puzzle=puzzle, code=a["solution"] or a["text"], status=a["status"],
-                    verdict={"status": a["status"], "detail": a.get("detail", "")}, model_name=solver,
-                    model_version_id=data.get("solver_version"),
-                    style=config.style, sampling=sampling["solving"], duration_ms=a.get("duration_ms", 0.0),
-                    generation_run=run) for a in tries])
+                    verdict={"status": a["status"], "detail": a.get("detail", "")},
+                    **(written if a.get("by") == "writer" else solved), sampling=sampling["solving"],
+                    duration_ms=a.get("duration_ms", 0.0), generation_run=run) for a in tries])
         mark_kept(puzzle, config.max_solutions)
         created.append(puzzle)
         pipeline.tally(counts, tries, puzzle.attempts.filter(kept=True).count())
