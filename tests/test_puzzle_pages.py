@@ -417,13 +417,14 @@ def test_only_trainers_start_runs(reviewer, trainer):
 
     page = trainer.get("/puzzles/generate/").content.decode()
     assert 'name="batches" value="4"' in page and 'name="solving_temperature" value="0.8"' in page  # the defaults
-    assert '<option value="chat-prefill">' in page
+    assert '<option value="chat-prefill">' in page and '<option value="pair">' in page
     # bad settings are refused inline, with what was typed
     for change, message in (({"batches": "0"}, "Budget (batches) must be at least 1"),
                             ({"generation_tokens": "5000"}, "Generation context tokens must leave room"),
                             ({"attempts": "many"}, "Attempts per puzzle must be a whole number"),
                             ({"solving_temperature": "7"}, "Temperatures must be between 0 and 2"),
                             ({"style": "poetry"}, "Unknown prompt style &#x27;poetry&#x27;"),
+                            ({"form": "sonnet"}, "Unknown puzzle-writing form &#x27;sonnet&#x27;"),
                             ({"seed": ""}, "Seed is empty")):
         response = trainer.post("/puzzles/generate/", {**FAST_RUN, **change})
         page = response.content.decode()
@@ -436,6 +437,7 @@ def test_only_trainers_start_runs(reviewer, trainer):
     run = GenerationRun.objects.get()
     assert response.status_code == 302 and response["Location"] == f"/puzzles/runs/{run.pk}/"
     assert run.status == "queued" and run.config["batches"] == 1 and run.config["context_tokens"] == 384
+    assert run.config["form"] == "completion"  # not sent: the default
     # one run at a time
     response = trainer.post("/puzzles/generate/", FAST_RUN)
     assert response.status_code == 400 and f"Generation run {run.pk} is still queued" in response.content.decode()

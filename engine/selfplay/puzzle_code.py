@@ -9,6 +9,7 @@ import hashlib
 import io
 import sys
 import tokenize
+import warnings
 
 
 class NotAFunction(ValueError):
@@ -28,7 +29,11 @@ def big_literals():
 
 
 def parse(source: str) -> ast.Module:
-    with big_literals():
+    """`ast.parse`, quietly: an escape Python does not know, in a string a model or a dataset wrote,
+    is not a warning on our console."""
+    with big_literals(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", SyntaxWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
         return ast.parse(source)
 
 

@@ -18,6 +18,8 @@ from webapp.chat import rate_limits
 from webapp.chat.model_replies import Busy, broadcast, create_reply
 from webapp.chat.models import Conversation, Message
 from webapp.chat.threads import thread
+from webapp.datasets.held_out import held_out
+from webapp.datasets.models import trainable_source
 from webapp.refusals import Invalid, Unavailable
 from webapp.serving import chat_models, model_worker
 
@@ -153,6 +155,21 @@ def default_title(kind: str, fields: dict) -> str:
     return ""
 
 
+def held_out_source(kind: str, source: str, fields: dict, text: str = "") -> str:
+    """The conversation's source, or the test item its pasted text is (engine/datasets/held_out.py):
+    its repairs are then never trained on, whatever the snapshot's own check finds. A pasted P3
+    test or validation puzzle is refused, as the puzzle page refuses one."""
+    matched = held_out().match("\n\n".join([text, fields.get("problem", ""), fields.get("sat", ""),
+                                             *fields.get("tests", [])]))
+    if matched is None:
+        return source
+    if kind == Conversation.Kind.PUZZLE and matched.startswith("p3-"):
+        raise Invalid(f"this is a held-out puzzle ({matched.split(':', 1)[1]}, P3 {matched[3:].split(':')[0]} "
+                      "split): it cannot be discussed with the model, because a repair the sandbox verifies in "
+                      "the chat becomes training data, and those puzzles are kept for evaluation only")
+    return matched if trainable_source(source) else source
+
+
 def open_conversation(user, kind: str, *, text: str = "", problem: str = "", tests: list[str] = (),
                       sat: str = "", title: str = "", source: str = "user",
                       mbpp_id: str = "", chat_model: str | None = None) -> tuple[Conversation, Message]:
@@ -164,6 +181,7 @@ def open_conversation(user, kind: str, *, text: str = "", problem: str = "", tes
         loaded = mbpp_task(mbpp_id)
         problem, tests, setup, source = loaded["problem"], loaded["tests"], loaded["setup"], loaded["source"]
     fields = task_fields(kind, problem=problem, tests=tests, sat=sat)
+    source = held_out_source(kind, source, fields, text)
     if setup:
         fields["setup"] = setup
     if kind == Conversation.Kind.FREE and not text.strip():

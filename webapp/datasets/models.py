@@ -9,7 +9,7 @@ from django.db import models
 
 from engine.datasets.mbpp import split_of
 
-TEST_SOURCES = ("humaneval", "p3-test", "p3-validation")  # task sources kept for evaluation, whatever their number
+TEST_SOURCES = ("humaneval", "p3-test", "p3-validation", "mbpp-plus")  # task sources kept for evaluation, whatever their number
 
 
 def trainable_source(source: str) -> bool:

@@ -16,6 +16,7 @@ from django.utils.cache import patch_vary_headers
 from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from engine.selfplay.generation_prompt import FORMS
 from engine.selfplay.pipeline import SelfPlayConfig
 from engine.selfplay.puzzle_code import extra_parameters
 from engine.selfplay.solving_prompts import STYLES
@@ -252,6 +253,8 @@ class RunForm(SettingsForm):
         Setting("generation_tokens", "Generation max tokens", int),
         Setting("solving_tokens", "Solving max tokens", int),
         Setting("context_tokens", "Generation context tokens", int, "the generation prompt's examples fill this"),
+        Setting("form", "Puzzle-writing prompt", str, "completion: the paper's; pair: a puzzle and its solution "
+                "together; chat: an instruction with examples", optional=True),
         Setting("style", "Solving prompt style", str, "how puzzles are put to the model to solve"),
         Setting("top_k", "Top-k", int, "sample from the k most likely tokens (0: no limit; the paper: 50)", low=0,
                 optional=True),
@@ -280,7 +283,9 @@ COUNT_ROWS = (  # stage, key, label
 def _generate_page(request, status: int = 200, error: str = "", values: dict | None = None) -> HttpResponse:
     runs = list(GenerationRun.objects.select_related("created_by")[:RUNS_SHOWN])
     fields = RunForm().rows({**SelfPlayConfig().as_dict(), **(values or {})})
-    context = {"trainer": is_trainer(request.user), "fields": fields, "styles": STYLES, "runs": runs, "error": error}
+    for field in fields:
+        field["choices"] = {"style": STYLES, "form": FORMS}.get(field["name"])
+    context = {"trainer": is_trainer(request.user), "fields": fields, "runs": runs, "error": error}
     return render(request, "puzzles/generate.html", context, status=status)
 
 

@@ -54,6 +54,7 @@ class RoundConfig(StrictConfig):
     KIND = "round settings"
 
     sources: tuple[str, ...] = training_data.SOURCES
+    data: str = "all"  # "own": only puzzles and solutions this project's models wrote (training_data.OWN_PAIRS)
     sft: dict = field(default_factory=dict)  # SFTConfig fields
     p3_eval: dict = field(default_factory=lambda: {"samples": 10, "subset": 0})  # P3EvalConfig fields
     # The forgetting check: greedy pass@1 on a code benchmark's validation set (engine.evaluate.suite),
@@ -82,6 +83,8 @@ class RoundConfig(StrictConfig):
         unknown = [s for s in self.sources if s not in training_data.SOURCES]
         if unknown or not self.sources:
             problems.add("sources", f"data sources must be among {', '.join(training_data.SOURCES)}")
+        if self.data not in training_data.DATA:
+            problems.add("data", f"data must be one of {', '.join(training_data.DATA)}")
         for nested in (self.sft_config, self.eval_config):  # their fields are the form's fields too
             try:
                 nested()
@@ -377,14 +380,15 @@ def _run_stages(run: TrainingRun, beat: RowHeartbeat) -> None:
     # 1. The data, snapshotted once: a resumed round trains on exactly what it started with.
     if not run.dataset_hash:
         _update(run, stage="data")
-        examples, ids = training_data.collect(config.sources)
+        examples, ids = training_data.collect(config.sources, config.data)
         if len(examples) < config.min_examples:
             raise TrainingError(f"{len(examples)} verified examples; this round needs at least {config.min_examples}. "
                                 "Run self-play or solve some repairs first.")
         from engine.training.packing import snapshot_hash
 
         _update(run, dataset=ids, examples=len(examples), dataset_hash=snapshot_hash(examples))
-        _log(run, f"data: {len(ids['attempts'])} verified puzzle pairs, {len(ids['examples'])} solved repairs")
+        _log(run, f"data ({config.data}): {len(ids['attempts'])} verified puzzle pairs, "
+                  f"{len(ids['examples'])} solved repairs, {len(ids.get('excluded', {}))} left out as test items")
     else:
         examples = _examples_of(run)
     # 2. The active model, measured with this round's settings.
@@ -454,7 +458,8 @@ def _examples_of(run: TrainingRun):
     """The snapshot's examples again (same ids); a changed hash means the data was edited since."""
     from engine.training.packing import snapshot_hash
 
-    examples, ids = training_data.collect(tuple(RoundConfig.from_dict(run.config).sources))
+    config = RoundConfig.from_dict(run.config)
+    examples, ids = training_data.collect(tuple(config.sources), config.data)
     wanted = {f"attempt:{i}" for i in run.dataset.get("attempts", [])} | {
         f"example:{i}" for i in training_data.ledger_ids(run.dataset)}
     kept = [e for e in examples if e.source in wanted]

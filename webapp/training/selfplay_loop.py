@@ -126,8 +126,8 @@ def run_loop(round_count: int, generation_config: dict, round_config: dict, with
     get_model = _model_loader(backend)
     for _ in range(round_count):
         generation = _generation(generation_config, get_model, on_event) if generation_config.get("batches") else {}
-        report["examples_available"] = len(training_data.collect(tuple(round_config.get("sources",
-                                                                                   training_data.SOURCES)))[0])
+        report["examples_available"] = len(training_data.collect(
+            tuple(round_config.get("sources", training_data.SOURCES)), round_config.get("data", "all"))[0])
         run = _training(round_config, on_event)
         report["rounds"].append(_round_row(_round_number(run), generation, run))
         if run.status != TrainingRun.Status.SUCCEEDED:

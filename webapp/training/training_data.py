@@ -5,12 +5,19 @@ repairs, as the messages the model was given and its reply) in the chat format. 
 the ids and a content hash."""
 from __future__ import annotations
 
+from django.db.models import Q
+
 from engine.selfplay.training_text import training_example
 from engine.training.packing import TrainingText
+from webapp.datasets.held_out import held_out
 from webapp.datasets.models import TrainingExample
-from webapp.puzzles.models import Attempt
+from webapp.puzzles.models import Attempt, Puzzle
 
 SOURCES = ("selfplay", "chat")
+DATA = ("all", "own")
+# The pairs of `--data own`: a puzzle a model of this project wrote, solved by a model (the solver,
+# or the writer in the pair form), never a shipped reference, a variant or a search template.
+OWN_PAIRS = Q(puzzle__source=Puzzle.Source.GENERATED, origin=Attempt.Origin.MODEL)
 
 
 def puzzle_pairs(since_id: int = 0):
@@ -30,18 +37,35 @@ def ledger_ids(dataset: dict | None) -> list[int]:
     return list(TrainingExample.objects.filter(source_message_id__in=messages).values_list("pk", flat=True))
 
 
-def collect(sources=SOURCES) -> tuple[list[TrainingText], dict]:
-    """Training examples and the snapshot record {"attempts": [ids], "examples": [ledger ids]}."""
-    examples, ids = [], {"attempts": [], "examples": []}
+def collect(sources=SOURCES, data: str = "all") -> tuple[list[TrainingText], dict]:
+    """Training examples and the snapshot record {"attempts": [ids], "examples": [ledger ids],
+    "excluded": {"attempt:7": "p3-test:…"}}. `data="own"`: only puzzles this project's models wrote
+    and solutions they wrote (no P3 references, variants or search-template pairs), and no chat.
+    Whatever its labels say, an item whose content matches a test item is left out and named."""
+    examples, ids, excluded = [], {"attempts": [], "examples": []}, {}
+    index = held_out()
     if "selfplay" in sources:
-        for attempt in puzzle_pairs():
+        pairs = puzzle_pairs()
+        if data == "own":
+            pairs = pairs.filter(OWN_PAIRS)
+        for attempt in pairs:
+            matched = index.match_fingerprint(attempt.puzzle.fingerprint) or index.match(attempt.code)
+            if matched:
+                excluded[f"attempt:{attempt.pk}"] = matched
+                continue
             examples.append(TrainingText(training_example(attempt.puzzle.sat, attempt.code),
                                          source=f"attempt:{attempt.pk}"))
             ids["attempts"].append(attempt.pk)
-    if "chat" in sources:
+    if "chat" in sources and data != "own":
         for row in ledger_rows():
+            matched = index.match("\n\n".join(str(m.get("content", "")) for m in row.messages))
+            if matched:
+                excluded[f"example:{row.pk}"] = matched
+                continue
             examples.append(TrainingText(messages=tuple(row.messages), source=f"example:{row.pk}"))
             ids["examples"].append(row.pk)
+    if excluded:
+        ids["excluded"] = excluded
     return examples, ids
 
 

@@ -2,6 +2,7 @@
 fine-tune → evaluate → promote), a progress bar per stage, and a report (markdown + JSON).
 
     python manage.py selfplay --rounds 1 --batches 4 --method full --epochs 2 --samples 10
+    python manage.py selfplay --rounds 2 --data own --form pair    # the paper's loop: own puzzles only
 """
 import sys
 
@@ -31,12 +32,17 @@ class Command(BaseCommand):
                             help="with the bootstrap: a search solution (a copy of the puzzle and a loop over "
                                  "integers) for every integer-answer puzzle that may be trained on; those that "
                                  "pass verification in 1 s are training pairs")
+        parser.add_argument("--data", choices=["all", "own"], default="all",
+                            help="own: train only on puzzles and solutions this project's models wrote and the "
+                                 "sandbox verified (no P3 references, variants, search templates or chat); "
+                                 "all: everything verified")
         parser.add_argument("--backend", default="auto", help="generation backend (auto: llama.cpp for the GGUF base)")
         group = parser.add_argument_group("self-play generation (0 batches: train on the data already there)")
         for name in ("batches", "puzzles_per_prompt", "attempts", "generation_tokens", "solving_tokens",
                      "context_tokens"):
             group.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(gen, name))
         group.add_argument("--style", default=gen.style)
+        group.add_argument("--form", default=gen.form, help="how puzzles are asked for: completion, pair or chat")
         group = parser.add_argument_group("fine-tuning")
         group.add_argument("--method", choices=["full", "lora"], default="full")
         group.add_argument("--epochs", type=float, default=2.0)
@@ -66,11 +72,14 @@ class Command(BaseCommand):
     def handle(self, *args, **o):
         from django.core.management import call_command
 
+        if o["data"] == "own" and (o["variants"] or o["search_solutions"]):
+            raise CommandError("--data own trains only on what the models wrote: drop --variants and "
+                               "--search-solutions (or use --data all)")
         call_command("migrate", verbosity=0)  # a fresh data folder works as it is, as with `up`
         generation = {name: o[name] for name in ("batches", "puzzles_per_prompt", "attempts", "generation_tokens",
-                                                 "solving_tokens", "context_tokens", "style")}
+                                                 "solving_tokens", "context_tokens", "style", "form")}
         round_config = {
-            "sources": [s for s in o["sources"].split(",") if s],
+            "sources": [s for s in o["sources"].split(",") if s], "data": o["data"],
             "sft": {"method": o["method"], "epochs": o["epochs"], "max_steps": o["max_steps"],
                     "learning_rate": o["learning_rate"], "batch_size": o["batch_size"], "block_size": o["block_size"],
                     "max_example_tokens": o["max_example_tokens"]},

@@ -1,0 +1,139 @@
+"""What a training snapshot may hold: nothing whose content is a test item, whatever door it came
+through (a pasted test puzzle, a generated puzzle equal to one, a chat repair of an MBPP test
+task typed by hand); in `own` mode only what this project's models wrote; never a puzzle a
+reviewer rejected or flagged."""
+import pytest
+
+from engine.datasets.held_out import build_index
+from engine.datasets.mbpp import load_mbpp
+from engine.selfplay.p3 import load_p3
+from engine.selfplay.puzzle_code import fingerprint, rename_function
+from tests.support import BENCHMARK_DATA, user_with_roles
+from webapp.chat import testing, user_turns
+from webapp.chat.models import Conversation, Message
+from webapp.datasets.models import TrainingExample
+from webapp.puzzles.models import Attempt, Puzzle
+from webapp.puzzles.reviews import add_review
+from webapp.refusals import Invalid
+from webapp.training import training_data
+
+pytestmark = pytest.mark.django_db
+PASSED = {"status": "passed", "detail": "", "tests": []}
+
+
+@pytest.fixture(scope="module")
+def p3():
+    return load_p3(BENCHMARK_DATA / "p3")
+
+
+@pytest.fixture(scope="module")
+def index():
+    return build_index(BENCHMARK_DATA)
+
+
+def pasted(puzzle) -> str:
+    """A test puzzle as a user might paste it: renamed, reformatted, without its docstring."""
+    return rename_function(puzzle.sat, "my_puzzle").replace("    ", "  ")
+
+
+def test_the_index_knows_test_items_by_content_not_by_label(p3, index):
+    test = next(p for p in p3 if p.split == "test")
+    validation = next(p for p in p3 if p.split == "validation")
+    train = next(p for p in p3 if p.split == "train")
+    assert index.match(f"Help me with this one:\n```python\n{pasted(test)}\n```") == f"p3-test:{test.name}"
+    assert index.match(validation.sat) == f"p3-validation:{validation.name}"
+    assert index.match(train.sat) is None
+    mbpp = load_mbpp(BENCHMARK_DATA)
+    statement = mbpp[11].text.upper().replace(" ", "  ") + "!!"
+    assert index.match(f"please: {statement} thanks") == "mbpp:11"
+    assert index.match(mbpp[700].text) is None or index.match(mbpp[700].text).startswith("mbpp-plus:")
+    assert index.match("def add(a, b):\n    return a + b") is None
+    assert {"p3", "mbpp", "humaneval"} <= set(index.parts)
+
+
+def test_a_pasted_test_puzzle_is_refused_and_a_pasted_test_task_is_labelled(p3):
+    ada = user_with_roles("ada")
+    test = next(p for p in p3 if p.split == "test")
+    with pytest.raises(Invalid, match="held-out puzzle"):
+        user_turns.open_conversation(ada, "puzzle", sat=pasted(test))
+    assert not Conversation.objects.exists()
+    task = load_mbpp(BENCHMARK_DATA)[11]
+    fields = {"problem": task.text, "tests": task.tests}
+    assert user_turns.held_out_source("task", "user", fields) == "mbpp:11"
+    assert user_turns.held_out_source("task", "mbpp:11", fields) == "mbpp:11"
+    assert user_turns.held_out_source("free", "user", {}, "How do I reverse a list?") == "user"
+
+
+def repaired_free_chat(owner, pasted_text: str) -> Message:
+    """A free chat (labelled "user") whose second message pastes `pasted_text`; the repair that
+    follows is verified, so the ledger keeps it."""
+    conversation = Conversation.objects.create(owner=owner, kind="free", source="user")
+
+    def message(**fields):
+        return Message.objects.create(conversation=conversation, owner=owner, **fields)
+
+    first = message(role="user", content="Hi! Can you help me with Python?")
+    hello = message(role="assistant", parent=first, content="Sure.", turn=1)
+    ask = message(role="user", parent=hello, content=f"Solve this:\n```python\n{pasted_text}\n```")
+    answer = message(role="assistant", parent=ask, turn=2, content="```python\ndef sol():\n    return 1\n```",
+                     code="def sol():\n    return 1\n")
+    feedback = message(role="user", kind="feedback", parent=answer, content="Try harder.", prompt="Try harder.")
+    repair = message(role="assistant", kind="repair", parent=feedback, turn=3, model_name="tiny",
+                     content="```python\ndef sol():\n    return 2\n```", code="def sol():\n    return 2\n")
+    testing.record_verdict(repair, dict(PASSED))
+    return repair
+
+
+def test_a_snapshot_leaves_out_test_items_whatever_their_labels_say(p3):
+    ada = user_with_roles("ada")
+    test, train = next(p for p in p3 if p.split == "test"), next(p for p in p3 if p.split == "train")
+    leaked = repaired_free_chat(ada, pasted(test))
+    fine = repaired_free_chat(ada, train.sat)
+    leaked_row = TrainingExample.objects.get(source_message=leaked)
+    fine_row = TrainingExample.objects.get(source_message=fine)
+    assert leaked_row.trainable and leaked_row.task_source == "user"  # the label alone would let it through
+
+    # A generated puzzle that happens to be a test puzzle, solved and verified.
+    generated = Puzzle.objects.create(name="gen-x", sat=rename_function(test.sat, "sat"), fingerprint=fingerprint(test.sat),
+                                      source=Puzzle.Source.GENERATED, split="train", status=Puzzle.Status.SOLVED)
+    attempt = Attempt.objects.create(puzzle=generated, code="def sol():\n    return 0", status="passed", kept=True)
+
+    examples, ids = training_data.collect()
+    assert ids["examples"] == [fine_row.pk] and attempt.pk not in ids["attempts"]
+    assert ids["excluded"] == {f"example:{leaked_row.pk}": f"p3-test:{test.name}",
+                               f"attempt:{attempt.pk}": f"p3-test:{test.name}"}
+    assert all(test.sat.split("\n")[1].strip() not in str(e.messages) + e.text for e in examples)
+
+
+def _pair(source: str, origin: str, n: int) -> Attempt:
+    puzzle = Puzzle.objects.create(name=f"{source}-{n}", sat=f"def sat(x: int):\n    return x == {1000 + n}",
+                                   fingerprint=f"{source}-{n}", source=source, split="train",
+                                   status=Puzzle.Status.SOLVED)
+    return Attempt.objects.create(puzzle=puzzle, code=f"def sol():\n    return {1000 + n}", status="passed",
+                                  kept=True, origin=origin)
+
+
+def test_own_data_is_only_what_the_models_wrote_and_a_rejected_puzzle_leaves_the_next_snapshot():
+    Puzzle.objects.all().delete()  # the migrations' seed puzzles and their references
+    others = [_pair(Puzzle.Source.P3_TRAIN, Attempt.Origin.REFERENCE, 1),
+              _pair(Puzzle.Source.P3_VARIANT, Attempt.Origin.REFERENCE, 2),
+              _pair(Puzzle.Source.P3_TRAIN, Attempt.Origin.SEARCH, 3),
+              _pair(Puzzle.Source.P3_TRAIN, Attempt.Origin.MODEL, 4),  # the model solved a P3 puzzle
+              _pair(Puzzle.Source.SEED, Attempt.Origin.REFERENCE, 5),
+              _pair(Puzzle.Source.GENERATED, Attempt.Origin.USER, 6)]  # a person solved a generated one
+    own = [_pair(Puzzle.Source.GENERATED, Attempt.Origin.MODEL, 7), _pair(Puzzle.Source.GENERATED, Attempt.Origin.MODEL, 8)]
+    ada = user_with_roles("ada")
+    testing_row = repaired_free_chat(ada, "def f(x: int):\n    return x == 5")
+    _, all_ids = training_data.collect(data="all")
+    assert sorted(all_ids["attempts"]) == sorted(a.pk for a in others + own) and len(all_ids["examples"]) == 1
+    _, own_ids = training_data.collect(data="own")
+    assert own_ids == {"attempts": [a.pk for a in own], "examples": []}
+    assert TrainingExample.objects.filter(source_message=testing_row).exists()
+
+    reviewer = user_with_roles("rita", "reviewer")
+    add_review(reviewer, own[0].puzzle, "reject")
+    add_review(reviewer, own[1].puzzle, "flag")
+    _, after = training_data.collect(data="all")
+    assert set(after["attempts"]) == {a.pk for a in others}
+    add_review(reviewer, own[1].puzzle, "approve")  # the latest verdict counts
+    assert training_data.collect(data="own")[1]["attempts"] == [own[1].pk]
