@@ -29,6 +29,14 @@ AUTODIDACT_MODEL = os.environ.get("AUTODIDACT_MODEL", "").strip()
 # "auto" = Qwen2.5-Coder-0.5B-Instruct when fetched, else the served model; "" = the served model;
 # "packaged:NAME" or "version:ID". With AUTODIDACT_MODEL set, chat follows it unless this is set too.
 AUTODIDACT_CHAT_MODEL = os.environ.get("AUTODIDACT_CHAT_MODEL", "" if AUTODIDACT_MODEL else "auto").strip()
+# The teacher that writes puzzles when a generation run asks for one (webapp/serving/teacher.py): an
+# OpenAI-compatible endpoint (vLLM, llama.cpp server, a hosted API). Empty URL: the packaged
+# Qwen2.5-Coder GGUF (1.5B where fetched, else 0.5B), served by a llama.cpp server started for it.
+# The key is sent to that endpoint only; it is never logged or shown.
+AUTODIDACT_TEACHER_URL = os.environ.get("AUTODIDACT_TEACHER_URL", "").strip()
+AUTODIDACT_TEACHER_MODEL = os.environ.get("AUTODIDACT_TEACHER_MODEL", "").strip()
+AUTODIDACT_TEACHER_KEY = os.environ.get("AUTODIDACT_TEACHER_KEY", "").strip()
+AUTODIDACT_TEACHER_PARALLEL = env_int("AUTODIDACT_TEACHER_PARALLEL", 4)
 # Which runtime serves it: auto (llama.cpp for GGUF files on a CPU when installed), transformers, llama.cpp.
 AUTODIDACT_BACKEND = os.environ.get("AUTODIDACT_BACKEND", "auto").strip()
 # CPU inference precision: "none" (fp32) or "int8" (per-channel; ~3x faster single-stream here).

@@ -7,7 +7,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import random
 import sys
 import time
@@ -33,6 +35,17 @@ def _train_puzzles(data: str | None) -> list:
     return puzzles
 
 
+def _teacher(where: str, model: str, stack: contextlib.ExitStack):
+    """An endpoint model for a URL, or for a GGUF file served by a llama.cpp server for this run."""
+    from engine.lm.local_server import LocalServer
+    from engine.lm.openai_endpoint import Endpoint, EndpointModel
+
+    if not where.startswith(("http://", "https://")):
+        server = stack.enter_context(LocalServer(where))
+        where, model = server.url, model or server.gguf.stem
+    return EndpointModel(Endpoint(where, model, os.environ.get("AUTODIDACT_TEACHER_KEY", "")))
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m engine.selfplay", description=__doc__.splitlines()[0])
     parser.add_argument("command", choices=["run", "styles", "search"])
@@ -49,6 +62,11 @@ def main(argv=None) -> int:
         parser.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(defaults, name))
     parser.add_argument("--style", choices=STYLES, default=defaults.style)
     parser.add_argument("--form", choices=FORMS, default=defaults.form, help="how puzzles are asked for")
+    parser.add_argument("--teacher", default="",
+                        help="run: who writes the puzzles, when not the model itself: an OpenAI-compatible base URL "
+                             "(its key from AUTODIDACT_TEACHER_KEY) or a .gguf file served by a llama.cpp server "
+                             "started for the run")
+    parser.add_argument("--teacher-model", default="", help="the model name the teacher endpoint serves")
     parser.add_argument("--puzzles", type=int, default=20, help="styles: training puzzles to measure on")
     parser.add_argument("--split", choices=["train", "validation", "test", "other"], default="train",
                         help="search: the P3 split, one instance per problem as the evaluation takes them")
@@ -74,7 +92,12 @@ def main(argv=None) -> int:
         print(f"batch {event['batch'] + 1}/{event['batches']} · {event['stage']} · "
               f"{time.perf_counter() - started:.0f} s", file=sys.stderr)
 
-    summary = SelfPlayPipeline(model, train, verify, config, BatchStore(args.out), progress).run()
+    with contextlib.ExitStack() as stack:
+        writer = _teacher(args.teacher, args.teacher_model, stack) if args.teacher else None
+        summary = SelfPlayPipeline(model, train, verify, config, BatchStore(args.out), progress, writer=writer).run()
+        if writer is not None:
+            print(f"teacher {writer.name}: {writer.retried} requests retried, failures by kind {dict(writer.errors)}",
+                  file=sys.stderr)
     pairs_path = Path(args.out) / "pairs.jsonl"
     with open(pairs_path, "w", encoding="utf-8") as out:
         for sat, solution in summary.pairs:

@@ -28,7 +28,8 @@ from engine.selfplay.training_text import shortest_distinct
 
 Verify = Callable[[list[dict]], Iterable]  # sandbox jobs in, verdicts (objects or dicts) out
 COUNTS = ("generated", *(f"rejected_{name}" for name in filters.FILTERS), "accepted", "attempts",
-          "attempts_passed", "solved", "pairs_kept")
+          "attempts_passed", "solved", "pairs_kept", "writer_errors")
+WRITERS = ("self", "teacher")
 STAGES = ("generate", "filter", "solve", "verify")
 
 
@@ -46,6 +47,7 @@ class SelfPlayConfig(StrictConfig):
     context_tokens: int = 2048  # the generation prompt fills this, minus generation_tokens
     style: str = "completion"  # how puzzles are put to the model to solve (solving_prompts.STYLES)
     form: str = "completion"  # how the model is asked to write puzzles (generation_prompt.FORMS)
+    writer: str = "self"  # who writes the puzzles: the model being trained, or a teacher (an endpoint)
     # Both stages sample as the paper did (transformers' generate defaults: top-k 50, no top-p cut).
     top_k: int = 50
     top_p: float = 1.0
@@ -67,6 +69,8 @@ class SelfPlayConfig(StrictConfig):
             problems.add("context_tokens", "context_tokens must leave room for the examples")
         if self.style not in STYLES:
             problems.add("style", f"unknown prompt style {self.style!r}; choose one of {', '.join(STYLES)}")
+        if self.writer not in WRITERS:
+            problems.add("writer", f"the puzzle writer must be one of {', '.join(WRITERS)}")
         if self.form not in FORMS:
             problems.add("form", f"unknown puzzle-writing form {self.form!r}; choose one of {', '.join(FORMS)}")
         check_sampling(problems, self.top_k, self.top_p)
@@ -87,6 +91,7 @@ class StageTiming:
     seconds: float = 0.0
     tokens: int = 0
     items: int = 0
+    retries: int = 0  # requests to a teacher endpoint that failed and were sent again
 
     def add(self, seconds: float, tokens: int = 0, items: int = 0) -> None:
         self.seconds += seconds
@@ -119,7 +124,7 @@ def sum_batches(batches: Iterable[tuple[dict | None, dict | None]]) -> tuple[dic
         for key, value in (batch_counts or {}).items():
             counts[key] = counts.get(key, 0) + value
         for stage, timing in (batch_timings or {}).items():
-            total = timings.setdefault(stage, {"seconds": 0.0, "tokens": 0, "items": 0})
+            total = timings.setdefault(stage, {"seconds": 0.0, "tokens": 0, "items": 0, "retries": 0})
             for key in total:
                 total[key] += timing.get(key, 0)
     return counts, timings
@@ -141,14 +146,18 @@ def generate(model, examples: Sequence, config: SelfPlayConfig, batch: int,
     completion, "solution": the pair form's `def sol` or None, "finish", "text"} (test-split
     examples raise TestSplitLeak)."""
     started = time.perf_counter()
+    retried = getattr(model, "retried", 0)
     tokenizer = getattr(model, "tokenizer", None)
+    # Chat messages become text through the model's template; an endpoint takes the messages.
+    chat = (lambda messages: chat_text(tokenizer, messages)) if tokenizer is not None else (lambda messages: messages)
     prompt = generation_prompt(examples, lambda text: len(model.encode(text)), config.context_tokens,
-                               config.generation_tokens, random.Random(config.seed * 7919 + batch), config.form,
-                               (lambda messages: chat_text(tokenizer, messages)) if tokenizer is not None else None)
+                               config.generation_tokens, random.Random(config.seed * 7919 + batch), config.form, chat)
     completions = model.sample(prompt.text, config.puzzles_per_prompt, config.generation_params(batch), cancel)
-    written = [{"source": generated_function(prompt, c.text), "solution": written_solution(prompt, c.text),
-                "finish": c.finish_reason, "text": c.text} for c in completions]
-    timing = StageTiming()
+    written = [{"source": "", "solution": None, "finish": c.finish_reason, "text": "",
+                "error": c.finish_reason.split(":", 1)[-1]} if c.finish_reason.startswith("error")
+               else {"source": generated_function(prompt, c.text), "solution": written_solution(prompt, c.text),
+                     "finish": c.finish_reason, "text": c.text} for c in completions]
+    timing = StageTiming(retries=getattr(model, "retried", 0) - retried)
     timing.add(time.perf_counter() - started, sum(c.tokens for c in completions), len(completions))
     return written, timing
 
@@ -164,8 +173,10 @@ def filter_puzzles(functions: list, seen: set[str], verify: Verify,
                    counts: dict[str, int]) -> tuple[list[filters.Candidate], StageTiming]:
     """Every candidate with its fate; `seen` (fingerprints) gains the accepted ones."""
     started = time.perf_counter()
+    written = as_written(functions)
+    counts["writer_errors"] += sum(1 for item in written if item.get("error"))  # failed requests: nothing written
     candidates = [filters.check_static(item["source"], seen, item.get("finish", ""), item.get("solution"))
-                  for item in as_written(functions)]
+                  for item in written if not item.get("error")]
     alive = [c for c in candidates if c.accepted]
     jobs = [filters.sandbox_job(c, str(i)) for i, c in enumerate(alive)]
     for verdict in verify(jobs):
@@ -176,9 +187,9 @@ def filter_puzzles(functions: list, seen: set[str], verify: Verify,
             seen.discard(candidate.fingerprint)  # a rejected puzzle may come back fixed
         key = f"rejected_{candidate.rejected_by}" if candidate.rejected_by else "accepted"
         counts[key] += 1
-    counts["generated"] += len(functions)
+    counts["generated"] += len(candidates)
     timing = StageTiming()
-    timing.add(time.perf_counter() - started, items=len(functions))
+    timing.add(time.perf_counter() - started, items=len(candidates))
     return candidates, timing
 
 
@@ -292,8 +303,10 @@ class RunSummary:
 class SelfPlayPipeline:
     def __init__(self, model, examples: Sequence, verify: Verify, config: SelfPlayConfig, store: BatchStore,
                  progress: Callable[[dict], None] | None = None, cancel: CancelToken | None = None,
-                 known: Iterable[str] = ()):
+                 known: Iterable[str] = (), writer=None):
+        """`writer`: the model that writes puzzles when it is not `model` (a teacher)."""
         self.model, self.examples, self.verify, self.config, self.store = model, examples, verify, config, store
+        self.writer = writer or model
         self.progress = progress or (lambda event: None)
         self.cancel = cancel
         self.seen = set(known) | {fingerprint(p.sat) for p in examples}
@@ -306,7 +319,7 @@ class SelfPlayPipeline:
             self.progress({"stage": stage, "batch": index, "batches": config.batches, "counts": dict(result.counts)})
 
         report("generate")
-        functions, timings["generate"] = generate(self.model, self.examples, config, index, self.cancel)
+        functions, timings["generate"] = generate(self.writer, self.examples, config, index, self.cancel)
         report("filter")
         candidates, timings["filter"] = filter_puzzles(functions, self.seen, self.verify, result.counts)
         accepted = [c for c in candidates if c.accepted]
@@ -320,7 +333,7 @@ class SelfPlayPipeline:
         timings["verify"] = verify_attempts(sats, attempts, self.verify, config.verify_timeout_s)
         for candidate, tries in zip(accepted, attempts):
             kept = keep_solutions(tries, config.max_solutions)
-            result.puzzles.append({"sat": candidate.sat, "answer_type": candidate.answer_type,
+            result.puzzles.append({"sat": candidate.sat, "answer_type": candidate.answer_type, "writer": self.writer.name,
                                    "fingerprint": candidate.fingerprint, "attempts": tries, "kept": kept})
             tally(result.counts, tries, len(kept))
         result.timings = {stage: asdict(timing) for stage, timing in timings.items()}

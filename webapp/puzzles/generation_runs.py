@@ -29,7 +29,9 @@ from webapp.puzzles.catalogue import mark_kept, refresh_stats
 from webapp.puzzles.models import Attempt, GenerationBatch, GenerationRun, Puzzle
 from webapp.refusals import Conflict, NotAllowed, config_from
 from webapp.serving.model_worker import describe_model
-from webapp.serving.versions import attributable
+from webapp.serving.models import ModelVersion
+from webapp.serving.teacher import teacher_model
+from webapp.serving.versions import attributable, iteration
 
 log = logging.getLogger(__name__)
 NEXT = {"generate": "filter", "filter": "solve", "solve": "verify", "verify": "done"}
@@ -174,10 +176,11 @@ def run_step(run_id: int, index: int, stage: str, get_model=None) -> bool:
         with _watch(run.pk) as watch:
             data = dict(batch.data)
             if stage == "generate":
-                model, _ = get_model()
+                model, version_id = (teacher_model(), None) if config.writer == "teacher" else get_model()
                 GenerationRun.objects.filter(pk=run.pk).update(model_name=model.name)
                 functions, timing = pipeline.generate(model, prompt_examples(), config, index, watch.cancel)
-                data.update(functions=functions, counts=pipeline.new_counts())
+                data.update(functions=functions, counts=pipeline.new_counts(), writer=model.name,
+                            writer_version=attributable(version_id))
             elif stage == "filter":
                 counts = pipeline.new_counts()
                 seen = set(Puzzle.objects.values_list("fingerprint", flat=True))
@@ -228,8 +231,10 @@ def _save_batch(run: GenerationRun, config: pipeline.SelfPlayConfig, data: dict)
                                **shared},
                 "solving": {"temperature": config.solving_temperature, "max_new_tokens": config.solving_tokens,
                             "attempts": config.attempts, "style": config.style, **shared}}
-    # A solution written with its puzzle (the pair form) is the generator's; the others the solver's.
-    written = {"model_name": run.model_name, "style": "written"}
+    # The puzzle, and a solution written with it (the pair form), are the writer's; the others the solver's.
+    writer = data.get("writer", run.model_name)
+    writer_version = ModelVersion.objects.filter(pk=data.get("writer_version")).first()
+    written = {"model_name": writer, "model_version": writer_version, "style": "written"}
     solved = {"model_name": solver, "model_version_id": data.get("solver_version"), "style": config.style}
     counts = data["counts"]
     created = []
@@ -239,7 +244,8 @@ def _save_batch(run: GenerationRun, config: pipeline.SelfPlayConfig, data: dict)
         puzzle = Puzzle.objects.create(
             name=f"gen-{run.pk}", sat=candidate.sat, answer_type=candidate.answer_type,
             fingerprint=candidate.fingerprint, source=Puzzle.Source.GENERATED, split=Puzzle.Split.TRAIN,
-            status=Puzzle.Status.UNSOLVED, generation_run=run, model_name=run.model_name, sampling=sampling)
+            status=Puzzle.Status.UNSOLVED, generation_run=run, model_name=writer, sampling=sampling,
+            model_version=writer_version, iteration=None if writer_version is None else iteration(writer_version))
         Attempt.objects.bulk_create([
             Attempt(puzzle=puzzle, code=a["solution"] or a["text"], status=a["status"],
                     verdict={"status": a["status"], "detail": a.get("detail", "")},

@@ -21,7 +21,8 @@ SORTS = {
     "name": ("name", "id"),
 }
 LIST_FIELDS = ("id", "name", "sat", "answer_type", "source", "split", "status", "difficulty", "model_attempts",
-               "model_passed", "review_state", "review_count", "version", "created_at")
+               "model_passed", "review_state", "review_count", "version", "created_at", "model_name", "iteration",
+               "model_version__name")
 
 
 @dataclass
@@ -82,7 +83,7 @@ class ListFilters:
             puzzles = puzzles.filter(generation_run_id=self.run)
         if self.q:
             puzzles = puzzles.filter(Q(sat__icontains=self.q) | Q(name__icontains=self.q))
-        return puzzles.order_by(*SORTS[self.sort]).only(*LIST_FIELDS)
+        return puzzles.select_related("model_version").order_by(*SORTS[self.sort]).only(*LIST_FIELDS)
 
     def as_query(self) -> dict:
         """The filters as URL parameters (empty ones left out), for links that keep them."""

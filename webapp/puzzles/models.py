@@ -115,6 +115,10 @@ class Puzzle(models.Model):
     generation_run = models.ForeignKey(GenerationRun, null=True, blank=True, on_delete=models.SET_NULL,
                                        related_name="puzzles")
     model_name = models.CharField(max_length=200, blank=True)  # the model that wrote it
+    # The version of this project's model that wrote it (none: a teacher, a person, a dataset).
+    model_version = models.ForeignKey("serving.ModelVersion", null=True, blank=True, on_delete=models.SET_NULL,
+                                      related_name="written_puzzles")
+    iteration = models.PositiveIntegerField(null=True, blank=True)  # that version's self-play iteration (base: 0)
     sampling = models.JSONField(default=dict, blank=True)  # and how
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="+")

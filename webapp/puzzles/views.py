@@ -9,7 +9,7 @@ a plain post), a busy or missing part a 409 or 503.
 from __future__ import annotations
 
 from django.contrib import messages
-from django.db.models import Prefetch
+from django.db.models import Count, Prefetch, Q
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.cache import patch_vary_headers
@@ -17,7 +17,7 @@ from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from engine.selfplay.generation_prompt import FORMS
-from engine.selfplay.pipeline import SelfPlayConfig
+from engine.selfplay.pipeline import WRITERS, SelfPlayConfig
 from engine.selfplay.puzzle_code import extra_parameters
 from engine.selfplay.solving_prompts import STYLES
 from webapp.accounts.roles import is_reviewer, is_trainer
@@ -144,9 +144,20 @@ def _puzzle_context(request, puzzle: Puzzle, **extra) -> dict:
         "solve_code": _solution_header(puzzle.sat),
         "edit_sat": puzzle.sat, "edit_description": puzzle.description,
         "test_split": puzzle.split in Puzzle.HELD_OUT,
+        "solve_rates": _solve_rates(puzzle),
     }
     context.update(extra)
     return context
+
+
+def _solve_rates(puzzle: Puzzle) -> list[dict]:
+    """The model's attempts at this puzzle per version that made them (oldest version first): which
+    versions solve it, so a reviewer sees whether what it taught stuck. A solution written with the
+    puzzle is the writer's, not an attempt."""
+    return list(Attempt.objects.filter(puzzle=puzzle, origin=Attempt.Origin.MODEL).exclude(style="written")
+                .values("model_version__name", "model_name")
+                .annotate(total=Count("id"), passed=Count("id", filter=Q(status="passed")))
+                .order_by("model_version__id", "model_name"))
 
 
 def _puzzle_page(request, puzzle: Puzzle, status: int = 200, **extra) -> HttpResponse:
@@ -154,7 +165,7 @@ def _puzzle_page(request, puzzle: Puzzle, status: int = 200, **extra) -> HttpRes
 
 
 def _puzzle(puzzle_id: int) -> Puzzle:
-    return get_object_or_404(Puzzle.objects.select_related("generation_run"), pk=puzzle_id)
+    return get_object_or_404(Puzzle.objects.select_related("generation_run", "model_version"), pk=puzzle_id)
 
 
 @require_GET
@@ -255,6 +266,8 @@ class RunForm(SettingsForm):
         Setting("context_tokens", "Generation context tokens", int, "the generation prompt's examples fill this"),
         Setting("form", "Puzzle-writing prompt", str, "completion: the paper's; pair: a puzzle and its solution "
                 "together; chat: an instruction with examples", optional=True),
+        Setting("writer", "Puzzle writer", str, "self: the model being trained; teacher: the teacher endpoint "
+                "(AUTODIDACT_TEACHER_URL, or the packaged Qwen2.5-Coder served locally)", optional=True),
         Setting("style", "Solving prompt style", str, "how puzzles are put to the model to solve"),
         Setting("top_k", "Top-k", int, "sample from the k most likely tokens (0: no limit; the paper: 50)", low=0,
                 optional=True),
@@ -266,6 +279,8 @@ class RunForm(SettingsForm):
 LABELS = {setting.name: setting.label for setting in RunForm.SETTINGS}
 COUNT_ROWS = (  # stage, key, label
     ("generate", "generated", "Generated"),
+    ("generate", "writer_retries", "Writer requests retried (timeout, 429, 5xx, bad JSON)"),
+    ("generate", "writer_errors", "Writer requests that failed (after retries)"),
     ("filter", "rejected_parses", "Rejected: does not parse"),
     ("filter", "rejected_signature", "Rejected: not a P3 signature"),
     ("filter", "rejected_answer_used", "Rejected: ignores its answer"),
@@ -284,7 +299,7 @@ def _generate_page(request, status: int = 200, error: str = "", values: dict | N
     runs = list(GenerationRun.objects.select_related("created_by")[:RUNS_SHOWN])
     fields = RunForm().rows({**SelfPlayConfig().as_dict(), **(values or {})})
     for field in fields:
-        field["choices"] = {"style": STYLES, "form": FORMS}.get(field["name"])
+        field["choices"] = {"style": STYLES, "form": FORMS, "writer": WRITERS}.get(field["name"])
     context = {"trainer": is_trainer(request.user), "fields": fields, "runs": runs, "error": error}
     return render(request, "puzzles/generate.html", context, status=status)
 
@@ -310,7 +325,7 @@ def generate(request):
 
 
 def _panel_context(request, run: GenerationRun) -> dict:
-    counts = run.counts or {}
+    counts = {**(run.counts or {}), "writer_retries": ((run.timings or {}).get("generate") or {}).get("retries", 0)}
     return {
         "current_batch": min(run.batches_done + 1, run.batches) if run.is_active else None,
         "count_rows": [{"stage": stage, "key": key, "label": label, "value": counts.get(key, 0)}

@@ -99,3 +99,12 @@ def _loadable(checkpoint: str) -> bool:
     from engine.training.checkpoints import is_complete
 
     return is_complete(checkpoint) and (Path(checkpoint) / "config.json").is_file()
+
+
+def iteration(version) -> int:
+    """How many self-play rounds made `version`: its promoted ancestors back to the base (base: 0)."""
+    depth, seen = 0, set()
+    while version is not None and version.parent_id is not None and version.pk not in seen:
+        seen.add(version.pk)
+        version, depth = version.parent, depth + 1
+    return depth

@@ -1,0 +1,122 @@
+"""A teacher writes puzzles over HTTP (the paper's Codex role): a llama.cpp server started by the
+product for a local GGUF file writes puzzles that go through the filters and the sandbox like the
+model's own, each recorded with its writer; and a server that times out, answers 500 or 429, or
+sends a body that is not JSON costs retries, counted by kind, never the run."""
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from engine.lm.generation import SamplingParams
+from engine.lm.local_server import LocalServer
+from engine.lm.model_source import resolve_model_source
+from engine.lm.openai_endpoint import Endpoint, EndpointModel
+from engine.sandbox import verify_many
+from engine.selfplay.p3 import load_p3, one_per_problem
+from engine.selfplay.pipeline import BatchStore, SelfPlayConfig, SelfPlayPipeline
+from tests.support import BENCHMARK_DATA
+
+pytest.importorskip("llama_cpp.server.app", reason="llama.cpp's server is not installed")
+
+GOOD = {"choices": [{"text": "x: int):\n    return x % 97 == 5 and x > 1000\n", "finish_reason": "stop"}],
+        "usage": {"completion_tokens": 17}}
+
+
+class Flaky(BaseHTTPRequestHandler):
+    """Answers each request with the next behaviour of `script` (then always the last one)."""
+
+    script: list[str] = []
+    seen: list[dict] = []
+
+    def do_POST(self):  # noqa: N802 - the stdlib's name
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        type(self).seen.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
+        step = self.script.pop(0) if len(self.script) > 1 else self.script[0]
+        if step == "slow":
+            time.sleep(1.5)  # past the client's timeout
+            return self._send(200, json.dumps(GOOD))
+        if step == "500":
+            return self._send(500, "oops")
+        if step == "429":
+            return self._send(429, "slow down", {"Retry-After": "0.1"})
+        if step == "junk":
+            return self._send(200, "<html>not json</html>")
+        if step == "empty":
+            return self._send(200, json.dumps({"choices": []}))
+        return self._send(200, json.dumps(GOOD))
+
+    def _send(self, status: int, text: str, headers: dict | None = None):
+        try:
+            self.send_response(status)
+            for key, value in (headers or {}).items():
+                self.send_header(key, value)
+            self.send_header("Content-Length", str(len(text)))
+            self.end_headers()
+            self.wfile.write(text.encode())
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up (its timeout): as a real server sees it
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def flaky():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Flaky)
+    Flaky.seen = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def endpoint(url: str, **kw) -> EndpointModel:
+    return EndpointModel(Endpoint(url, "teacher-x", api_key="sk-secret-123", timeout_s=0.5, backoff_s=0.01,
+                                  parallel=1, **kw))
+
+
+def test_timeouts_errors_and_bad_json_are_retried_counted_and_never_fail_the_run(flaky, tmp_path):
+    Flaky.script = ["slow", "500", "429", "junk", "empty", "ok"]
+    model = endpoint(flaky, retries=5)
+    completion = model.complete("def f1(", SamplingParams(max_new_tokens=20, seed=3))
+    assert completion.text == GOOD["choices"][0]["text"] and completion.tokens == 17
+    assert dict(model.errors) == {"timeout": 1, "http-5xx": 1, "http-429": 1, "bad-json": 2} and model.retried == 5
+    assert all(r["auth"] == "Bearer sk-secret-123" for r in Flaky.seen)
+    assert Flaky.seen[-1]["body"]["model"] == "teacher-x" and Flaky.seen[-1]["body"]["seed"] == 3
+    assert "sk-secret" not in repr(model) + model.name + repr(model.endpoint)
+
+    # A teacher that never recovers: its requests come back as errors, counted; the run finishes.
+    Flaky.script = ["500"]
+    down = endpoint(flaky, retries=2)
+    train = [p for p in one_per_problem(load_p3(BENCHMARK_DATA / "p3")) if p.split == "train"]
+    config = SelfPlayConfig(batches=1, puzzles_per_prompt=3, attempts=1, generation_tokens=24, context_tokens=600)
+    summary = SelfPlayPipeline(down, train, verify_many, config, BatchStore(tmp_path / "run"), writer=down).run()
+    assert summary.counts["writer_errors"] == 3 and summary.counts["generated"] == 0
+    assert down.errors["http-5xx"] == 9 and summary.timings["generate"]["retries"] == 6
+
+
+def test_a_local_teacher_server_writes_puzzles_that_go_through_the_filters_and_the_sandbox(tmp_path):
+    source = resolve_model_source("")  # the packaged SmolLM2 GGUF: the fastest teacher to serve here
+    train = [p for p in one_per_problem(load_p3(BENCHMARK_DATA / "p3")) if p.split == "train"]
+    config = SelfPlayConfig(batches=1, puzzles_per_prompt=8, attempts=2, generation_tokens=160, solving_tokens=48,
+                            form="pair", seed=1)
+    with LocalServer(source.llama_file, context=2048, threads=2) as server:
+        teacher = EndpointModel(Endpoint(server.url, server.gguf.stem, parallel=2))
+        assert teacher._tokenize_works is None and len(teacher.encode("def f(x: int):")) > 2
+        store = BatchStore(tmp_path / "run")
+        summary = SelfPlayPipeline(teacher, train, verify_many, config, store, writer=teacher).run()
+    assert server.process is None  # stopped on leaving the block
+    counts = summary.counts
+    assert counts["writer_errors"] == 0 and counts["generated"] == 8 and not teacher.errors
+    assert counts["generated"] == counts["accepted"] + sum(v for k, v in counts.items() if k.startswith("rejected_"))
+    [batch] = store.completed().values()
+    for puzzle in batch["puzzles"]:
+        assert puzzle["writer"] == teacher.name and teacher.name.startswith(server.gguf.stem)
+        assert all(a["status"] in ("passed", "failed", "error", "timeout") for a in puzzle["attempts"])
+        passed = {a["solution"] for a in puzzle["attempts"] if a["status"] == "passed"}
+        assert set(puzzle["kept"]) <= passed
+    assert summary.pairs == [(p["sat"], s) for p in batch["puzzles"] for s in p["kept"]]
+    assert summary.timings["generate"]["tokens"] > 0
