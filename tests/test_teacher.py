@@ -3,6 +3,10 @@ product for a local GGUF file writes puzzles that go through the filters and the
 model's own, each recorded with its writer; and a server that times out, answers 500 or 429, or
 sends a body that is not JSON costs retries, counted by kind, never the run."""
 import json
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -120,3 +124,30 @@ def test_a_local_teacher_server_writes_puzzles_that_go_through_the_filters_and_t
         assert set(puzzle["kept"]) <= passed
     assert summary.pairs == [(p["sat"], s) for p in batch["puzzles"] for s in p["kept"]]
     assert summary.timings["generate"]["tokens"] > 0
+
+
+def test_a_started_server_dies_with_the_process_that_started_it(tmp_path):
+    """However that process ends (here SIGKILL, no cleanup runs), no server is left holding a port."""
+    script = ("import sys, time\nfrom engine.lm.local_server import LocalServer\n"
+              f"server = LocalServer({str(resolve_model_source('').llama_file)!r}, context=512, threads=1).start()\n"
+              "print(server.process.pid, flush=True)\ntime.sleep(120)\n")
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    child = int(parent.stdout.readline())
+    assert running(child)
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while running(child) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if running(child):
+        os.kill(child, signal.SIGKILL)
+        raise AssertionError("the llama.cpp server outlived the process that started it")
+
+
+def running(pid: int) -> bool:
+    """Alive and not a zombie waiting for a parent to reap it."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

@@ -137,3 +137,12 @@ def test_own_data_is_only_what_the_models_wrote_and_a_rejected_puzzle_leaves_the
     assert set(after["attempts"]) == {a.pk for a in others}
     add_review(reviewer, own[1].puzzle, "approve")  # the latest verdict counts
     assert training_data.collect(data="own")[1]["attempts"] == [own[1].pk]
+
+
+def test_selfplay_own_refuses_what_would_add_reference_data():
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError, match="--data own trains only on what the models wrote"):
+        call_command("selfplay", "--data", "own", "--variants", "1")
+    with pytest.raises(CommandError, match="--data own"):
+        call_command("selfplay", "--data", "own", "--search-solutions")

@@ -22,6 +22,15 @@ class ServerFailed(RuntimeError):
     """The server did not come up; the message carries the end of its log."""
 
 
+def _die_with_parent() -> None:
+    """In the server's process, before it runs: the kernel stops it when the process that started it
+    dies, however it dies (a killed worker must not leave a server holding a port and a model)."""
+    import ctypes
+    import signal
+
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -49,7 +58,8 @@ class LocalServer:
         command = [sys.executable, "-m", "llama_cpp.server", "--model", str(self.gguf), "--host", "127.0.0.1",
                    "--port", str(self.port), "--n_ctx", str(self.context), "--n_threads", str(self.threads),
                    "--model_alias", self.gguf.stem]
-        self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                        preexec_fn=_die_with_parent if sys.platform == "linux" else None)
         deadline = time.monotonic() + self.start_timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -30,6 +30,9 @@ def default_teacher_file():
 def teacher_model() -> EndpointModel:
     """The teacher, connected (and its local server started) on first use."""
     with _lock:
+        server = _teacher.get("server")
+        if server is not None and (server.process is None or server.process.poll() is not None):
+            _teacher.clear()  # its server died (it dies with the thread that started it): start another
         if "model" not in _teacher:
             url, name = settings.AUTODIDACT_TEACHER_URL, settings.AUTODIDACT_TEACHER_MODEL
             if not url:
