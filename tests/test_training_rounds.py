@@ -305,6 +305,7 @@ def test_selfplay_command_runs_the_loop_and_writes_its_report(tmp_path, settings
     assert "- round 1: pass@1 " in markdown and "sign test p = " in markdown
     assert "| round | P3 set | pass@1 before → after" in markdown and "| 1 | p3-validation-2-seed0 |" in markdown
     assert "self-play generate" in markdown and "fine-tune (2 steps" in markdown
+    assert "Trained on: all data (everything verified); puzzles written by self in the completion form" in markdown
     assert f"New instances of train puzzles: {made['created']} written, {made['passed']} passed" in markdown
     assert f"Search solutions of integer-answer puzzles: {searched['written']} written, {searched['passed']} " \
         "passed" in markdown

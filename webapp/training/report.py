@@ -47,10 +47,18 @@ def markdown(report: dict) -> str:
         lines += ["", "Puzzle by puzzle (a 95% paired bootstrap interval; the exact sign test on puzzles gained "
                   "vs lost):", ""]
         lines += [f"- round {number}: {paired.summary(change)}" for number, change in changes]
+    settings = report.get("settings") or {}
+    generation, round_settings = settings.get("generation") or {}, settings.get("round") or {}
+    own = round_settings.get("data") == "own"
     lines += ["", "## Data per round", "",
+              f"Trained on: {'own' if own else 'all'} data ("
+              f"{'puzzles and solutions the models wrote, nothing else' if own else 'everything verified'}); "
+              f"puzzles written by {generation.get('writer', 'self')} in the {generation.get('form', 'completion')} "
+              "form.", "",
               "| round | generated | parse / signature / answer unused / duplicate / sandbox / trivial rejects | "
-              "accepted | attempts | solved | pairs kept | examples trained (puzzle pairs + repairs) |",
-              "|---|---|---|---|---|---|---|---|"]
+              "accepted | attempts | solved | pairs kept | examples trained (puzzle pairs + repairs) | "
+              "left out as test items |",
+              "|---|---|---|---|---|---|---|---|---|"]
     for row in report["rounds"]:
         c = (row.get("generation") or {}).get("counts") or {}
         rejects = " / ".join(str(c.get(f"rejected_{name}", 0)) for name in
@@ -58,7 +66,8 @@ def markdown(report: dict) -> str:
         data = row.get("dataset") or {}
         lines.append(f"| {row['round']} | {c.get('generated', 0)} | {rejects} | {c.get('accepted', 0)} | "
                      f"{c.get('attempts', 0)} | {c.get('solved', 0)} | {c.get('pairs_kept', 0)} | {row['examples']} "
-                     f"({data.get('attempts', 0)} + {data.get('messages', 0)}) |")
+                     f"({data.get('attempts', 0)} + {data.get('examples', data.get('messages', 0))}) | "
+                     f"{data.get('excluded', 0)} |")
     lines += ["", "## Time per stage", "", "| round | stage | wall s | tokens | tokens/s |", "|---|---|---|---|---|"]
     for row in report["rounds"]:
         for stage, t in ((row.get("generation") or {}).get("timings") or {}).items():

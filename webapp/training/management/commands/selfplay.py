@@ -43,6 +43,9 @@ class Command(BaseCommand):
             group.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(gen, name))
         group.add_argument("--style", default=gen.style)
         group.add_argument("--form", default=gen.form, help="how puzzles are asked for: completion, pair or chat")
+        group.add_argument("--writer", default=gen.writer,
+                           help="who writes puzzles: self, or teacher (AUTODIDACT_TEACHER_URL, or the packaged "
+                                "Qwen2.5-Coder served locally)")
         group = parser.add_argument_group("fine-tuning")
         group.add_argument("--method", choices=["full", "lora"], default="full")
         group.add_argument("--epochs", type=float, default=2.0)
@@ -77,7 +80,7 @@ class Command(BaseCommand):
                                "--search-solutions (or use --data all)")
         call_command("migrate", verbosity=0)  # a fresh data folder works as it is, as with `up`
         generation = {name: o[name] for name in ("batches", "puzzles_per_prompt", "attempts", "generation_tokens",
-                                                 "solving_tokens", "context_tokens", "style", "form")}
+                                                 "solving_tokens", "context_tokens", "style", "form", "writer")}
         round_config = {
             "sources": [s for s in o["sources"].split(",") if s], "data": o["data"],
             "sft": {"method": o["method"], "epochs": o["epochs"], "max_steps": o["max_steps"],
