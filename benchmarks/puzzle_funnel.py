@@ -13,10 +13,12 @@ The baseline, measured in the same run on the same model and prompt: the path be
 of `--baseline` samples; the ratio is the batched generate stage's tokens/s over it.
 
     python benchmarks/puzzle_funnel.py --puzzles 512 --json docs/figures/puzzle_funnel.json
+    python benchmarks/puzzle_funnel.py --teacher qwen.gguf --forms pair   # a teacher writes, the model solves
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import tempfile
@@ -31,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 from engine.lm.loading import load_model  # noqa: E402
 from engine.lm.throughput import tokens_per_s  # noqa: E402
 from engine.sandbox import verify_many  # noqa: E402
-from engine.selfplay.__main__ import _train_puzzles  # noqa: E402
+from engine.selfplay.__main__ import _teacher, _train_puzzles  # noqa: E402
 from engine.selfplay.generation_prompt import FORMS, generation_prompt  # noqa: E402
 from engine.selfplay.pipeline import BatchStore, SelfPlayConfig, SelfPlayPipeline  # noqa: E402
 
@@ -51,7 +53,7 @@ def funnel(records: list[dict]) -> dict:
     return {"rejected": dict(sorted(causes.items())), "written_solutions": dict(written)}
 
 
-def run_form(model, train, form: str, args) -> dict:
+def run_form(model, train, form: str, args, writer=None) -> dict:
     config = SelfPlayConfig(form=form, batches=max(1, args.puzzles // args.per_prompt),
                             puzzles_per_prompt=args.per_prompt, attempts=args.attempts,
                             generation_tokens=args.tokens + (args.pair_extra if form == "pair" else 0),
@@ -61,12 +63,12 @@ def run_form(model, train, form: str, args) -> dict:
         started = time.perf_counter()
         summary = SelfPlayPipeline(model, train, lambda jobs: verify_many(jobs), config, store,
                                    lambda event: print(f"  {form} batch {event['batch'] + 1}/{event['batches']} "
-                                                       f"{event['stage']}", file=sys.stderr)).run()
+                                                       f"{event['stage']}", file=sys.stderr), writer=writer).run()
         wall = time.perf_counter() - started
         records = list(store.completed().values())
     hours = wall / 3600
     counts = summary.counts
-    return {"form": form, "config": config.as_dict(), "counts": counts, "funnel": funnel(records),
+    return {"form": form, "writer": (writer or model).name, "config": config.as_dict(), "counts": counts, "funnel": funnel(records),
             "timings": summary.timings, "wall_s": round(wall, 1),
             "per_hour": {"written": round(counts["generated"] / hours), "accepted": round(counts["accepted"] / hours),
                          "solved": round(counts["solved"] / hours), "pairs_kept": round(counts["pairs_kept"] / hours)}}
@@ -108,6 +110,8 @@ def main() -> int:
     parser.add_argument("--pair-extra", type=int, default=150, help="more tokens for the pair form's solution")
     parser.add_argument("--baseline", type=int, default=16, help="samples of the sequential baseline (0: skip)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--teacher", default="", help="a GGUF file (served by a llama.cpp server started here) or an "
+                        "OpenAI-compatible URL that writes the puzzles; the model solves them")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
@@ -119,14 +123,19 @@ def main() -> int:
         print(f"baseline, {base['samples']} samples of one {base['prompt_tokens']}-token prompt: sequential "
               f"{base['sequential']['tokens_per_s']} tok/s, batched {base['batched']['tokens_per_s']} tok/s "
               f"({base['batched']['tokens_per_s'] / max(base['sequential']['tokens_per_s'], 1e-9):.1f}x)")
+    stack = contextlib.ExitStack()
+    writer = _teacher(args.teacher, "", stack) if args.teacher else None
     for form in args.forms.split(","):
-        row = run_form(model, train, form, args)
+        row = run_form(model, train, form, args, writer)
         result["forms"].append(row)
         c, t = row["counts"], row["timings"]
         print(f"{form}: {c['generated']} written, {c['accepted']} accepted, {c['solved']} solved, "
               f"{c['pairs_kept']} pairs kept in {row['wall_s']} s; generate {t['generate']['tokens_per_s']} tok/s, "
               f"solve {t['solve']['tokens_per_s']} tok/s; per hour {row['per_hour']}")
         print(f"  rejected: {row['funnel']['rejected']}; written solutions: {row['funnel']['written_solutions']}")
+    if writer is not None:
+        result["teacher"] = {"name": writer.name, "retried": writer.retried, "errors": dict(writer.errors)}
+    stack.close()
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=2) + "\n")
