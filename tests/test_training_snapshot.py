@@ -15,6 +15,7 @@ from webapp.datasets.models import TrainingExample
 from webapp.puzzles.models import Attempt, Puzzle
 from webapp.puzzles.reviews import add_review
 from webapp.refusals import Invalid
+from webapp.serving.versions import active_version
 from webapp.training import training_data
 
 pytestmark = pytest.mark.django_db
@@ -105,10 +106,10 @@ def test_a_snapshot_leaves_out_test_items_whatever_their_labels_say(p3):
     assert all(test.sat.split("\n")[1].strip() not in str(e.messages) + e.text for e in examples)
 
 
-def _pair(source: str, origin: str, n: int) -> Attempt:
+def _pair(source: str, origin: str, n: int, writer=None) -> Attempt:
     puzzle = Puzzle.objects.create(name=f"{source}-{n}", sat=f"def sat(x: int):\n    return x == {1000 + n}",
                                    fingerprint=f"{source}-{n}", source=source, split="train",
-                                   status=Puzzle.Status.SOLVED)
+                                   status=Puzzle.Status.SOLVED, model_version=writer)
     return Attempt.objects.create(puzzle=puzzle, code=f"def sol():\n    return {1000 + n}", status="passed",
                                   kept=True, origin=origin)
 
@@ -121,7 +122,10 @@ def test_own_data_is_only_what_the_models_wrote_and_a_rejected_puzzle_leaves_the
               _pair(Puzzle.Source.P3_TRAIN, Attempt.Origin.MODEL, 4),  # the model solved a P3 puzzle
               _pair(Puzzle.Source.SEED, Attempt.Origin.REFERENCE, 5),
               _pair(Puzzle.Source.GENERATED, Attempt.Origin.USER, 6)]  # a person solved a generated one
-    own = [_pair(Puzzle.Source.GENERATED, Attempt.Origin.MODEL, 7), _pair(Puzzle.Source.GENERATED, Attempt.Origin.MODEL, 8)]
+    version = active_version()
+    others.append(_pair(Puzzle.Source.GENERATED, Attempt.Origin.MODEL, 9))  # a teacher wrote it: no version
+    own = [_pair(Puzzle.Source.GENERATED, Attempt.Origin.MODEL, 7, version),
+           _pair(Puzzle.Source.GENERATED, Attempt.Origin.MODEL, 8, version)]
     ada = user_with_roles("ada")
     testing_row = repaired_free_chat(ada, "def f(x: int):\n    return x == 5")
     _, all_ids = training_data.collect(data="all")
@@ -146,3 +150,5 @@ def test_selfplay_own_refuses_what_would_add_reference_data():
         call_command("selfplay", "--data", "own", "--variants", "1")
     with pytest.raises(CommandError, match="--data own"):
         call_command("selfplay", "--data", "own", "--search-solutions")
+    with pytest.raises(CommandError, match="a teacher's puzzles are not its own"):
+        call_command("selfplay", "--data", "own", "--writer", "teacher")

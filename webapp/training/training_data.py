@@ -15,9 +15,10 @@ from webapp.puzzles.models import Attempt, Puzzle
 
 SOURCES = ("selfplay", "chat")
 DATA = ("all", "own")
-# The pairs of `--data own`: a puzzle a model of this project wrote, solved by a model (the solver,
-# or the writer in the pair form), never a shipped reference, a variant or a search template.
-OWN_PAIRS = Q(puzzle__source=Puzzle.Source.GENERATED, origin=Attempt.Origin.MODEL)
+# The pairs of `--data own`: a puzzle a version of the model being trained wrote (not a teacher: it
+# has no version), solved by a model (the solver, or the writer in the pair form); never a shipped
+# reference, a variant or a search template.
+OWN_PAIRS = Q(puzzle__source=Puzzle.Source.GENERATED, puzzle__model_version__isnull=False, origin=Attempt.Origin.MODEL)
 
 
 def puzzle_pairs(since_id: int = 0):

@@ -78,6 +78,9 @@ class Command(BaseCommand):
         if o["data"] == "own" and (o["variants"] or o["search_solutions"]):
             raise CommandError("--data own trains only on what the models wrote: drop --variants and "
                                "--search-solutions (or use --data all)")
+        if o["data"] == "own" and o["writer"] == "teacher":
+            raise CommandError("--data own trains only on what the model itself wrote: a teacher's puzzles "
+                               "are not its own (use --data all)")
         call_command("migrate", verbosity=0)  # a fresh data folder works as it is, as with `up`
         generation = {name: o[name] for name in ("batches", "puzzles_per_prompt", "attempts", "generation_tokens",
                                                  "solving_tokens", "context_tokens", "style", "form", "writer")}
