@@ -124,6 +124,27 @@ def test_reply_streams_in_order_and_is_persisted(conversation, tiny):
     assert saved.content == tiny.complete([{"role": "user", "content": "Write a function."}], params).text
 
 
+def test_a_process_that_stops_ends_its_reply_at_the_next_token(conversation, tiny):
+    """`up`'s Ctrl-C (and a worker's warm shutdown) must not wait for a long reply to finish."""
+    from webapp.core import shutdown
+
+    _, reply = user_turns.start_turn(conversation, "Talk for a long time.")
+    worker = streaming_thread(reply.pk, lambda: (tiny, None), SamplingParams(max_new_tokens=5000), 0.02)
+    deadline = time.monotonic() + 60
+    while not Message.objects.get(pk=reply.pk).content and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stopped_at = time.monotonic()
+    shutdown.begin()
+    try:
+        worker.join(timeout=30)
+        took = time.monotonic() - stopped_at
+    finally:
+        shutdown.reset()
+    saved = Message.objects.get(pk=reply.pk)
+    assert not worker.is_alive() and took < 2.0
+    assert saved.status == "cancelled" and saved.content and len(saved.content) < 5000
+
+
 def test_stop_keeps_what_was_generated(conversation, tiny):
     _, reply = user_turns.start_turn(conversation, "Talk for a long time.")
 

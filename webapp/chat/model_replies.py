@@ -19,6 +19,7 @@ from engine.lm.stream_chunks import coalesce
 from engine.sandbox.verdict import short
 from webapp.chat.models import Conversation, Message
 from webapp.chat.threads import ancestors, model_history
+from webapp.core import shutdown
 from webapp.refusals import Conflict
 from webapp.serving.versions import attributable
 
@@ -139,7 +140,7 @@ def stream_reply(message_id: int, get_model: Callable[[], tuple[LanguageModel, i
                                              "text": chunk.text, "done": chunk.done,
                                              "status": fields.get("status", Message.Status.STREAMING),
                                              "finish_reason": chunk.finish_reason})
-                if not chunk.done and cache.get(_stop_key(message_id)):
+                if not chunk.done and (shutdown.stopping() or cache.get(_stop_key(message_id))):
                     cancel.cancel()
         except Exception as exc:
             log.exception("reply %s failed", message_id)

@@ -17,6 +17,7 @@ from celery.beat import EmbeddedService
 from celery.worker import state as worker_state
 
 from webapp.celery_app import make_celery_app
+from webapp.core import shutdown
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ class EmbeddedWorkers:
     def start(self, ready_timeout: float = 60.0) -> None:
         host = socket.gethostname()
         worker_state.should_terminate = None
+        shutdown.reset()
         ready_events = []
         for spec in self.specs:
             app = make_celery_app(f"autodidact-{spec.name}")
@@ -88,7 +90,9 @@ class EmbeddedWorkers:
             self._beat.start()
 
     def stop(self, timeout: float = 15.0) -> None:
-        """Ask every worker to finish its current task and exit; wait for them."""
+        """Ask every worker to finish its current task and exit; wait for them. A reply being
+        streamed stops at its next token (webapp/core/shutdown.py)."""
+        shutdown.begin()
         if self._beat is not None:
             self._beat.stop()
         worker_state.should_terminate = 0
