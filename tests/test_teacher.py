@@ -1,7 +1,8 @@
 """A teacher writes puzzles over HTTP (the paper's Codex role): a llama.cpp server started by the
-product for a local GGUF file writes puzzles that go through the filters and the sandbox like the
-model's own, each recorded with its writer; and a server that times out, answers 500 or 429, or
-sends a body that is not JSON costs retries, counted by kind, never the run."""
+product for the packaged Qwen2.5-Coder-0.5B writes puzzles and solutions that go through the
+filters and the sandbox like the model's own and become verified pairs, each recorded with its
+writer; a server that times out, answers 500 or 429, or sends a body that is not JSON costs
+retries, counted by kind, never the run; and a started server never outlives its starter."""
 import json
 import os
 import signal
@@ -10,6 +11,7 @@ import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import SimpleNamespace
 
 import pytest
 
@@ -17,9 +19,11 @@ from engine.lm.generation import SamplingParams
 from engine.lm.local_server import LocalServer
 from engine.lm.model_source import resolve_model_source
 from engine.lm.openai_endpoint import Endpoint, EndpointModel
+from engine.lm.packaged_models import installed
 from engine.sandbox import verify_many
 from engine.selfplay.p3 import load_p3, one_per_problem
 from engine.selfplay.pipeline import BatchStore, SelfPlayConfig, SelfPlayPipeline
+from engine.selfplay.training_text import normalised
 from tests.support import BENCHMARK_DATA
 
 pytest.importorskip("llama_cpp.server.app", reason="llama.cpp's server is not installed")
@@ -102,28 +106,41 @@ def test_timeouts_errors_and_bad_json_are_retried_counted_and_never_fail_the_run
     assert down.errors["http-5xx"] == 9 and summary.timings["generate"]["retries"] == 6
 
 
-def test_a_local_teacher_server_writes_puzzles_that_go_through_the_filters_and_the_sandbox(tmp_path):
-    source = resolve_model_source("")  # the packaged SmolLM2 GGUF: the fastest teacher to serve here
-    train = [p for p in one_per_problem(load_p3(BENCHMARK_DATA / "p3")) if p.split == "train"]
-    config = SelfPlayConfig(batches=1, puzzles_per_prompt=8, attempts=2, generation_tokens=160, solving_tokens=48,
-                            form="pair", seed=1)
-    with LocalServer(source.llama_file, context=2048, threads=2) as server:
+# Three small puzzles with their solutions: a prompt a 0.5B teacher can follow in a test's time.
+EXAMPLES = [SimpleNamespace(sat="def sat(x: int, a=1234):\n    return x - a == 17", sol="def sol(a=1234):\n    return a + 17",
+                            split="train"),
+            SimpleNamespace(sat="def sat(s: str, n=7):\n    return s == 'ab' * n", sol="def sol(n=7):\n    return 'ab' * n",
+                            split="train"),
+            SimpleNamespace(sat="def sat(x: int, b=980):\n    return x * 3 == b * 3 + 300",
+                            sol="def sol(b=980):\n    return b + 100", split="train")]
+
+
+def test_the_default_teacher_served_locally_writes_puzzles_that_become_verified_pairs(tmp_path):
+    """The packaged Qwen2.5-Coder-0.5B behind a llama.cpp server the product starts, over HTTP: its
+    puzzles and the solutions it writes with them (the pair form) go through the filters and the
+    sandbox, and verified pairs come out, each recorded with its writer. Seeded: the same pairs
+    on every run of this build."""
+    gguf = installed("qwen2.5-coder-0.5b-instruct")
+    assert gguf is not None, "make install fetches the default teacher"
+    config = SelfPlayConfig(batches=1, puzzles_per_prompt=8, attempts=1, generation_tokens=96, solving_tokens=32,
+                            form="pair", seed=0)
+    with LocalServer(gguf, context=1024, threads=2) as server:
         teacher = EndpointModel(Endpoint(server.url, server.gguf.stem, parallel=2))
-        assert teacher._tokenize_works is None and len(teacher.encode("def f(x: int):")) > 2
         store = BatchStore(tmp_path / "run")
-        summary = SelfPlayPipeline(teacher, train, verify_many, config, store, writer=teacher).run()
+        summary = SelfPlayPipeline(teacher, EXAMPLES, verify_many, config, store, writer=teacher).run()
     assert server.process is None  # stopped on leaving the block
     counts = summary.counts
     assert counts["writer_errors"] == 0 and counts["generated"] == 8 and not teacher.errors
     assert counts["generated"] == counts["accepted"] + sum(v for k, v in counts.items() if k.startswith("rejected_"))
     [batch] = store.completed().values()
+    written = [a for p in batch["puzzles"] for a in p["attempts"] if a.get("by") == "writer"]
+    assert any(a["status"] == "passed" for a in written), [(a["solution"], a["detail"]) for a in written]
     for puzzle in batch["puzzles"]:
-        assert puzzle["writer"] == teacher.name and teacher.name.startswith(server.gguf.stem)
-        assert all(a["status"] in ("passed", "failed", "error", "timeout") for a in puzzle["attempts"])
-        passed = {a["solution"] for a in puzzle["attempts"] if a["status"] == "passed"}
-        assert set(puzzle["kept"]) <= passed
+        assert puzzle["writer"] == teacher.name == f"{gguf.stem} @ 127.0.0.1:{server.port}"
+        passed = {normalised(a["solution"]) for a in puzzle["attempts"] if a["status"] == "passed"}
+        assert set(puzzle["kept"]) == passed  # every distinct verified solution (fewer than 8 here)
+    assert counts["pairs_kept"] >= 1 and len(summary.pairs) == counts["pairs_kept"]
     assert summary.pairs == [(p["sat"], s) for p in batch["puzzles"] for s in p["kept"]]
-    assert summary.timings["generate"]["tokens"] > 0
 
 
 def test_a_started_server_dies_with_the_process_that_started_it(tmp_path):
