@@ -110,8 +110,11 @@ def test_parse_failures_are_counted_by_cause():
              {"source": "def f(x: int):\n    This puzzle checks that the answer is right\n", "finish": "eos"},
              {"source": "Here is a puzzle for you", "finish": "eos"},
              {"source": "def f(x: int):\n    return x ==", "finish": "stop"}]
-    candidates, _ = filter_puzzles(items, set(), verify, new_counts())
+    counts = new_counts()
+    candidates, _ = filter_puzzles(items, set(), verify, counts)
     assert [c.cause for c in candidates] == ["truncated", "indentation", "prose", "prose", "syntax"]
+    assert (counts["parse_truncated"], counts["parse_indentation"], counts["parse_prose"], counts["parse_syntax"]) \
+        == (1, 1, 2, 1) and counts["rejected_parses"] == 5
     assert all(c.rejected_by == "parses" for c in candidates)
 
 

@@ -27,8 +27,9 @@ from engine.selfplay.solving_prompts import STYLES, solving_style, style_params
 from engine.selfplay.training_text import shortest_distinct
 
 Verify = Callable[[list[dict]], Iterable]  # sandbox jobs in, verdicts (objects or dicts) out
-COUNTS = ("generated", *(f"rejected_{name}" for name in filters.FILTERS), "accepted", "attempts",
-          "attempts_passed", "solved", "pairs_kept", "writer_errors")
+COUNTS = ("generated", *(f"rejected_{name}" for name in filters.FILTERS),
+          *(f"parse_{cause}" for cause in filters.PARSE_CAUSES), "accepted", "attempts", "attempts_passed",
+          "solved", "pairs_kept", "writer_errors")
 WRITERS = ("self", "teacher")
 STAGES = ("generate", "filter", "solve", "verify")
 
@@ -187,6 +188,8 @@ def filter_puzzles(functions: list, seen: set[str], verify: Verify,
             seen.discard(candidate.fingerprint)  # a rejected puzzle may come back fixed
         key = f"rejected_{candidate.rejected_by}" if candidate.rejected_by else "accepted"
         counts[key] += 1
+        if candidate.cause:
+            counts[f"parse_{candidate.cause}"] += 1
     counts["generated"] += len(candidates)
     timing = StageTiming()
     timing.add(time.perf_counter() - started, items=len(candidates))
