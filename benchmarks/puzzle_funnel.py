@@ -13,7 +13,7 @@ The baseline, measured in the same run on the same model and prompt: the path be
 of `--baseline` samples; the ratio is the batched generate stage's tokens/s over it.
 
     python benchmarks/puzzle_funnel.py --puzzles 512 --json docs/figures/puzzle_funnel.json
-    python benchmarks/puzzle_funnel.py --teacher qwen.gguf --forms pair   # a teacher writes, the model solves
+    python benchmarks/puzzle_funnel.py --teacher qwen2.5-coder-0.5b-instruct --forms pair   # a teacher writes
 """
 from __future__ import annotations
 
@@ -110,8 +110,9 @@ def main() -> int:
     parser.add_argument("--pair-extra", type=int, default=150, help="more tokens for the pair form's solution")
     parser.add_argument("--baseline", type=int, default=16, help="samples of the sequential baseline (0: skip)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--teacher", default="", help="a GGUF file (served by a llama.cpp server started here) or an "
-                        "OpenAI-compatible URL that writes the puzzles; the model solves them")
+    parser.add_argument("--teacher", default="", help="who writes the puzzles while the model solves them: an "
+                        "OpenAI-compatible URL, or a model spec (a .gguf file, a packaged name) loaded here on the "
+                        "batched llama.cpp backend")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
@@ -124,7 +125,11 @@ def main() -> int:
               f"{base['sequential']['tokens_per_s']} tok/s, batched {base['batched']['tokens_per_s']} tok/s "
               f"({base['batched']['tokens_per_s'] / max(base['sequential']['tokens_per_s'], 1e-9):.1f}x)")
     stack = contextlib.ExitStack()
-    writer = _teacher(args.teacher, "", stack) if args.teacher else None
+    writer = None
+    if args.teacher.startswith(("http://", "https://")):
+        writer = _teacher(args.teacher, "", stack)
+    elif args.teacher:
+        writer = load_model(args.teacher, "llama.cpp")
     for form in args.forms.split(","):
         row = run_form(model, train, form, args, writer)
         result["forms"].append(row)
@@ -134,7 +139,8 @@ def main() -> int:
               f"solve {t['solve']['tokens_per_s']} tok/s; per hour {row['per_hour']}")
         print(f"  rejected: {row['funnel']['rejected']}; written solutions: {row['funnel']['written_solutions']}")
     if writer is not None:
-        result["teacher"] = {"name": writer.name, "retried": writer.retried, "errors": dict(writer.errors)}
+        result["teacher"] = {"name": writer.name, "retried": getattr(writer, "retried", 0),
+                             "errors": dict(getattr(writer, "errors", {}))}
     stack.close()
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
