@@ -21,12 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.datasets.mbpp import load_mbpp
-from engine.lm.code_extraction import fenced_blocks
 from engine.selfplay.p3 import HELD_OUT, load_p3
-from engine.selfplay.puzzle_code import complete_function, fingerprint
+from engine.selfplay.puzzle_code import TOP_LEVEL_DEF, complete_function, fingerprint
 
 MIN_WORDS = 6  # a shorter statement ("Write a function to add.") would match ordinary requests
-_DEF = re.compile(r"^def [A-Za-z_]\w*\(", re.M)
 
 
 def words(text: str) -> str:
@@ -34,16 +32,15 @@ def words(text: str) -> str:
 
 
 def function_fingerprints(text: str) -> list[str]:
-    """The fingerprint of every top-level function in `text` (a message, a code block, a file)
-    that parses, read from its fenced blocks and from the text itself."""
+    """The fingerprint of every function that opens in column 0 of `text` (a message, a file) and
+    parses. One pass covers fenced blocks too: a function in one ends at the closing fence, which
+    stands in column 0."""
     found = []
-    for piece in [*fenced_blocks(text), text]:
-        for match in _DEF.finditer(piece):
-            source = complete_function(match.group(0), piece[match.end():])
-            try:
-                found.append(fingerprint(source))
-            except (SyntaxError, ValueError, RecursionError, MemoryError):
-                continue
+    for match in TOP_LEVEL_DEF.finditer(text):
+        try:
+            found.append(fingerprint(complete_function(match.group(0), text[match.end():])))
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            continue
     return found
 
 

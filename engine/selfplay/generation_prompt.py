@@ -15,13 +15,13 @@ Examples are shown as their authors wrote them (`renamed_as_written`), not re-pr
 from __future__ import annotations
 
 import random
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from engine.lm.code_extraction import fenced_blocks
 from engine.selfplay.p3 import training_safe
 from engine.selfplay.puzzle_code import (
+    TOP_LEVEL_DEF,
     answer_annotation,
     complete_function,
     puzzle_name,
@@ -101,15 +101,12 @@ def generation_prompt(puzzles: Sequence, count_tokens: Callable[[str], int], con
     return GenerationPrompt(wrap("".join(parts)) + header, header, len(parts), form)
 
 
-_DEF = re.compile(r"^def [A-Za-z_]\w*\(", re.M)
-
-
 def generated_function(prompt: GenerationPrompt, completion: str) -> str:
     """The one new puzzle function a completion wrote (trailing code stripped)."""
     if prompt.form != "chat":
         return complete_function(prompt.header, completion)
-    code = next((block for block in fenced_blocks(completion) if _DEF.search(block)), completion)
-    match = _DEF.search(code)
+    code = next((block for block in fenced_blocks(completion) if TOP_LEVEL_DEF.search(block)), completion)
+    match = TOP_LEVEL_DEF.search(code)
     if match is None:
         return code.strip() + "\n"  # prose: it fails the parse filter, counted as such
     return complete_function(match.group(0), code[match.end():])

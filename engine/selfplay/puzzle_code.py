@@ -7,9 +7,12 @@ import ast
 import contextlib
 import hashlib
 import io
+import re
 import sys
 import tokenize
 import warnings
+
+TOP_LEVEL_DEF = re.compile(r"^def [A-Za-z_]\w*\(", re.M)  # where a top-level function opens in free text
 
 
 class NotAFunction(ValueError):
