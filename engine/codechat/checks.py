@@ -65,5 +65,7 @@ def job_for(kind: str, code: str, *, tests: list[str] = (), sat: str = "", setup
             job_id: str = "chat") -> dict:
     if kind == "puzzle":
         return {"id": job_id, "kind": "puzzle", "sat": sat, "sol": code, "timeout_s": TEST_TIMEOUT_S}
-    return {"id": job_id, "kind": "tests", "code": code, "setup": setup, "tests": list(tests), "all_tests": True,
+    if setup:  # MBPP's test_setup_code builds its trees from the solution's own classes: it runs after
+        code = f"{code.rstrip()}\n\n{setup}\n"  # the code, as in MBPP's harness (and the benchmark's checks)
+    return {"id": job_id, "kind": "tests", "code": code, "tests": list(tests), "all_tests": True,
             "timeout_s": TEST_TIMEOUT_S}
