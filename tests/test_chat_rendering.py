@@ -116,9 +116,11 @@ def test_reply_code_and_jobs():
 def test_repair_prompt_carries_results_and_feedback():
     verdict = {"status": "failed", "tests": [
         {"test": "assert f(1) == 2", "status": "passed", "detail": ""},
-        {"test": "assert f(2) == 3", "status": "failed", "detail": "assert f(2) == 3 (got 4)"}]}
+        {"test": "assert f(2) == 3", "status": "failed", "detail": "assert f(2) == 3 (got 4)"},
+        {"test": "assert f(0) == 1", "status": "error", "detail": "ZeroDivisionError: division by zero"}]}
     prompt = prompts.repair_prompt("Off by one for even numbers.", verdict, "f")
-    assert "1 of 2 tests passed." in prompt and "- failed: assert f(2) == 3: assert f(2) == 3 (got 4)" in prompt
+    assert "1 of 3 tests passed." in prompt and "- failed: assert f(2) == 3 (got 4)\n" in prompt  # the test once
+    assert "- error: assert f(0) == 1: ZeroDivisionError: division by zero" in prompt
     assert prompt.index("failed") < prompt.index("- passed")  # failures first
     assert "Feedback: Off by one for even numbers." in prompt and "Fix `f`" in prompt
     assert "no code block" in prompts.results_summary({"status": "error", "detail": "the reply has no code block"})

@@ -37,8 +37,9 @@ class StudyConfig(StrictConfig):
     split: str = "test"  # MBPP split the tasks come from (the paper's: test, 11-510)
     limit: int = 0  # the first `limit` tasks of the split (0: all)
     max_tokens: int = 512
-    temperature: float = 0.0
-    seed: int = 0
+    temperature: float = 0.0  # the first attempt: greedy, so "the tasks it fails" is one set
+    repair_temperature: float = 0.5  # the repairs are sampled (the paper's T): a greedy small model
+    seed: int = 0  # tends to repeat its answer word for word, and `none` measures resampling
     timeout_s: float = 3.0
     hint_max_tokens: int = 96
 
@@ -63,13 +64,16 @@ class StudyConfig(StrictConfig):
             problems.add("max_tokens", "max_tokens must be at least 1")
         if not 0 <= self.temperature <= 2:
             problems.add("temperature", "temperature must be between 0 and 2")
+        if not 0 <= self.repair_temperature <= 2:
+            problems.add("repair_temperature", "repair_temperature must be between 0 and 2")
         if self.timeout_s <= 0:
             problems.add("timeout_s", "timeout_s must be above 0")
         problems.raise_any()
         return self
 
-    def params(self) -> SamplingParams:
-        return SamplingParams(max_new_tokens=self.max_tokens, temperature=self.temperature, seed=self.seed)
+    def params(self, repair: bool = False) -> SamplingParams:
+        return SamplingParams(max_new_tokens=self.max_tokens, seed=self.seed,
+                              temperature=self.repair_temperature if repair else self.temperature)
 
 
 def study_tasks(data_dir, split: str = "test", limit: int = 0) -> list[MbppTask]:
@@ -168,7 +172,7 @@ def run_study(model, tasks: list[MbppTask], config: StudyConfig, verify: Verify,
             arms[kind][task.task_id].append(record)
             pending.append((kind, task, record))
         histories = [_history(task, first[task.task_id], arms[kind][task.task_id]) for kind, task, _ in pending]
-        outputs = model.sample_many(histories, 1, params, cancel)
+        outputs = model.sample_many(histories, 1, config.params(repair=True), cancel)
         for (_kind, task, record), completions in zip(pending, outputs):
             record.update(_attempt(task, completions[0].text, completions[0].tokens))
             tokens += completions[0].tokens

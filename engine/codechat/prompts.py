@@ -40,8 +40,10 @@ def results_summary(verdict: dict | None) -> str:
     lines = [f"{passed} of {len(tests)} tests passed."]
     ordered = sorted(tests, key=lambda t: t.get("status") == "passed")
     for test in ordered[:MAX_RESULT_LINES]:
-        detail = f": {test['detail']}" if test.get("detail") and test.get("status") != "passed" else ""
-        lines.append(f"- {test.get('status', '?')}: {test.get('test', '').strip()}{detail}")
+        source = test.get("test", "").strip()
+        detail = (test.get("detail") or "").removeprefix(source).strip() if test.get("status") != "passed" else ""
+        lines.append(f"- {test.get('status', '?')}: {source}" + (f" {detail}" if detail.startswith("(")
+                                                                  else f": {detail}" if detail else ""))
     return "\n".join(lines)
 
 
