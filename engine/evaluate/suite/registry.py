@@ -15,6 +15,9 @@ BENCHMARKS = {
     "mbpp-validation": "engine.evaluate.suite.mbpp:MbppValidation",
     "mbpp-sanitized": "engine.evaluate.suite.mbpp:SanitizedMbpp",
     "mbpp-plus": "engine.evaluate.suite.evalplus:MbppPlus",
+    "mbpp-execution": "engine.evaluate.suite.execution:ExecutionPrediction",
+    "mbpp-execution-validation": "engine.evaluate.suite.execution:ExecutionPredictionValidation",
+    "mathqa-python": "engine.evaluate.suite.mathqa:MathQaPython",
 }
 
 
