@@ -77,6 +77,46 @@ def test_whole_feedback_dialog_in_the_browser(dialog_site, page, output_dir):
     page.screenshot(path=str(output_dir / "chat-dialog.png"))
 
 
+@pytest.mark.timeout(600)  # the replay loads the model at full precision and samples every turn
+def test_live_study_in_the_browser(dialog_site, page, output_dir):
+    """A trainer starts a replayed study; a person then gives feedback on a task the model failed,
+    in the chat, and the study page shows the people's curve beside the simulated kinds."""
+    sign_in_admin(page, dialog_site, PASSWORD, "/studies/")
+    form = page.get_by_test_id("study-form")
+    form.get_by_label("Title").fill("browser study")
+    form.get_by_label("hint", exact=True).uncheck()  # no feedback model to load
+    form.get_by_label("Feedback turns").fill("1")
+    form.get_by_label(re.compile("^Only the first")).fill("2")
+    form.get_by_label("Max new tokens").fill("40")
+    form.get_by_role("button", name="Start the replay").click()
+    expect(page).to_have_url(re.compile(r"/studies/runs/\d+/$"))
+    study_url = page.url
+    panel = page.get_by_test_id("run-panel")
+    expect(panel).not_to_have_attribute("data-status", re.compile("queued|running"), timeout=400_000)
+    assert panel.get_attribute("data-status") == "succeeded", panel.inner_text()
+    expect(page.get_by_test_id("curve-row")).to_have_count(2)
+    expect(page.get_by_test_id("study-chart").locator("svg")).to_be_visible()
+
+    page.get_by_test_id("take-task").click()
+    expect(page).to_have_url(re.compile(r"/chat/\d+/$"))
+    expect(page.get_by_test_id("study-banner")).to_be_visible()
+    first = page.locator("li.msg-assistant").first
+    expect(finished_results(first).get_by_test_id("verdict")).not_to_contain_text("passed")
+    page.get_by_label(re.compile("^Feedback for a repair turn")).fill("Read the task again: the tests show what to return.")
+    page.get_by_role("button", name="Send feedback").click()
+    repair = page.locator("li.msg-assistant").nth(1)
+    expect(repair).to_contain_text("repair · turn 2", timeout=60_000)
+    finished_results(repair)
+    page.screenshot(path=str(output_dir / "study-dialog.png"))
+    page.get_by_test_id("next-task").click()  # out of turns: the next failed task, or the study when none is left
+
+    page.goto(study_url)
+    people = page.locator('[data-testid="curve-row"][data-kind="live"]')
+    expect(people).to_be_visible()
+    expect(people.get_by_test_id("live-count")).to_have_text("1 dialog")
+    page.screenshot(path=str(output_dir / "study-page.png"), full_page=True)
+
+
 # --- hostile text ---------------------------------------------------------------------------------
 HOSTILE = """Here you go <script>window.__xss = 1; fetch('/xss-trap/script')</script>
 <img src="/xss-trap/img" onerror="window.__xss = 2">

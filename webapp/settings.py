@@ -69,6 +69,7 @@ INSTALLED_APPS = [
     "webapp.core",
     "webapp.evaluation",
     "webapp.chat",
+    "webapp.studies",
     "webapp.datasets",
     "webapp.puzzles",
     "webapp.training",

@@ -16,5 +16,6 @@ urlpatterns = [
     path("puzzles/", include("webapp.puzzles.urls")),
     path("training/", include("webapp.training.urls")),
     path("benchmarks/", include("webapp.evaluation.urls")),
+    path("studies/", include("webapp.studies.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -256,3 +256,15 @@ def table(result: dict) -> str:
         lines.append(f"| {kind} | {cells} | {100 * row['error_reduction']:.1f}% ({100 * low:.1f}–{100 * high:.1f}) |")
     lines.append(f"\n{result['turn0_solved']} of {total} solved at turn 0; {len(result['failed'])} in the study.")
     return "\n".join(lines)
+
+
+def live_summary(total: int, failed: int, dialogs: dict[str, int | None], turns: int) -> dict:
+    """The people's arm beside the simulated ones: each finished dialog (one person, one failed
+    task; value: its turn of first success or None) is a unit, and its solved rate is put on the
+    replay's scale (the turn-0 solved tasks, plus the failed ones at the dialogs' success rate)."""
+    arm = {key: [] if first is None else [{"turn": first, "status": "passed"}] for key, first in dialogs.items()}
+    row = summarise(len(arm), list(arm), {"live": arm}, turns)["live"]
+    if arm and total:
+        row["solved_rate_by_turn"] = [round((total - failed + failed * solved / len(arm)) / total, 4)
+                                      for solved in row["solved_by_turn"]]
+    return {**row, "dialogs": len(arm)}

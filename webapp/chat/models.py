@@ -34,6 +34,7 @@ class Conversation(models.Model):
     turns = models.PositiveIntegerField(default=0)
     solved = models.BooleanField(default=False)
     first_success_turn = models.PositiveIntegerField(null=True, blank=True)
+    max_feedback_turns = models.PositiveSmallIntegerField(default=0)  # 0: no limit (a study sets its own)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

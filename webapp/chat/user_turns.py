@@ -227,13 +227,17 @@ def give_feedback(conversation: Conversation, feedback: str) -> tuple[Message, M
     results on that code and the feedback, and answers with new code (tested when it finishes)."""
     if not conversation.has_tests:
         raise Invalid("feedback turns need a task with tests or a puzzle")
-    previous = latest_answer(thread(conversation))
+    branch = thread(conversation)
+    previous = latest_answer(branch)
     if previous is None:
         raise Invalid("there is no answer to give feedback on yet")
     if previous.verdict and previous.verdict.get("status") == "running":
         raise Busy("the tests of the last answer are still running")
     if not (feedback or "").strip():
         raise Invalid("the feedback is empty")
+    given = sum(1 for message in branch if message.kind == Message.Kind.FEEDBACK)
+    if conversation.max_feedback_turns and given >= conversation.max_feedback_turns:
+        raise Invalid(f"this dialog allows {conversation.max_feedback_turns} feedback turns, and all were given")
     state = check_can_reply(conversation.owner)
     with transaction.atomic():
         asked, reply = start_turn(conversation, feedback, kind=Message.Kind.FEEDBACK, parent=previous,

@@ -85,12 +85,16 @@ def _body_context(conversation: Conversation) -> dict:
     items = thread_items(conversation)
     last = items[-1]["message"] if items else None
     answer = user_turns.latest_answer([item["message"] for item in items])
+    given = sum(1 for item in items if item["message"].kind == Message.Kind.FEEDBACK)
+    feedback_left = max(conversation.max_feedback_turns - given, 0) if conversation.max_feedback_turns else None
     return {
         "conversation": conversation,
         "tests_text": "\n".join(conversation.tests),
         "items": items,
         "streaming": bool(last and last.status == Message.Status.STREAMING),
-        "can_give_feedback": conversation.has_tests and answer is not None and last.pk == answer.pk,
+        "can_give_feedback": conversation.has_tests and answer is not None and last.pk == answer.pk
+        and feedback_left != 0,
+        "feedback_left": feedback_left,  # a study dialog's turns left (None: no limit)
         "tests_running": bool(answer and answer.verdict and answer.verdict.get("status") == "running"),
     }
 
@@ -184,6 +188,8 @@ def change_model(request, conversation_id: int):
     """The model for this conversation's next replies (earlier replies keep the name of theirs)."""
     conversation = _own_conversation(request, conversation_id)
     try:
+        if conversation.max_feedback_turns:
+            raise Invalid("a study dialog keeps the model under study")
         chosen = chat_models.resolve(request.POST.get("chat_model", ""))
     except Refused as exc:
         return _refusal(request, exc)

@@ -8,6 +8,7 @@ SECTIONS = (
     ("Chat", "chat:index"),
     ("Training", "training:runs"),
     ("Benchmarks", "evaluation:index"),
+    ("Studies", "studies:index"),
 )
 
 

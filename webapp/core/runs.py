@@ -93,6 +93,23 @@ class BackgroundRun(models.Model):
             status=cls.Status.QUEUED, error="", finished_at=None, cancel_requested=False))
 
     @classmethod
+    def claim(cls, pk: int) -> bool:
+        """QUEUED -> RUNNING for exactly one worker (a redelivered task finds it taken)."""
+        now = timezone.now()
+        return bool(cls.objects.filter(pk=pk, status=cls.Status.QUEUED, cancel_requested=False)
+                    .update(status=cls.Status.RUNNING, started_at=now, heartbeat_at=now))
+
+    @classmethod
+    def request_cancel(cls, pk: int) -> bool:
+        """Ask an active run to stop (its worker sees it between steps); one not yet started stops
+        at once. False when it had already ended."""
+        if not cls.objects.filter(pk=pk, status__in=cls.ACTIVE).update(cancel_requested=True):
+            return False
+        cls.finish(cls.objects.filter(pk=pk, status=cls.Status.QUEUED), cls.Status.CANCELLED,
+                   error="cancelled before it started")
+        return True
+
+    @classmethod
     def move(cls, pk: int, status: str, **fields) -> bool:
         """An active run, with no cancel asked for, to another active `status`; False otherwise."""
         return bool(cls.objects.filter(pk=pk, status__in=cls.ACTIVE, cancel_requested=False)

@@ -8,7 +8,6 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
-from django.utils import timezone
 
 from engine.config import ConfigError
 from engine.evaluate.suite.registry import get_benchmark, names
@@ -86,11 +85,9 @@ def cancel_run(user, run: BenchmarkRun) -> None:
     """Stop at the next chunk of tasks (a run not yet started stops at once); what is done is kept."""
     if user is not None and not is_trainer(user):
         raise NotAllowed("only trainers can cancel benchmark runs")
-    if not BenchmarkRun.objects.filter(pk=run.pk, status__in=ACTIVE).update(cancel_requested=True):
+    if not BenchmarkRun.request_cancel(run.pk):
         run.refresh_from_db()
         raise Conflict(f"the run is already {run.status}")
-    BenchmarkRun.finish(BenchmarkRun.objects.filter(pk=run.pk, status=BenchmarkRun.Status.QUEUED),
-                        BenchmarkRun.Status.CANCELLED, error="cancelled before it started")
 
 
 def resume_run(user, run: BenchmarkRun) -> BenchmarkRun:
@@ -109,12 +106,6 @@ def after_resume(run: BenchmarkRun) -> None:
     _enqueue(run)
 
 
-def _claim(run_id: int) -> bool:
-    """QUEUED -> RUNNING for exactly one worker (a redelivered task finds it taken)."""
-    return bool(BenchmarkRun.objects.filter(pk=run_id, status=BenchmarkRun.Status.QUEUED, cancel_requested=False)
-                .update(status=BenchmarkRun.Status.RUNNING, started_at=timezone.now(), heartbeat_at=timezone.now()))
-
-
 def load_model_for(run: BenchmarkRun):
     from engine.lm.loading import load_full_precision
 
@@ -124,7 +115,7 @@ def load_model_for(run: BenchmarkRun):
 
 def execute(run_id: int, model=None) -> BenchmarkRun | None:
     """Run (or continue) a run to its end in this process; None if another worker has it."""
-    if not _claim(run_id):
+    if not BenchmarkRun.claim(run_id):
         return None
     run = BenchmarkRun.objects.select_related("version").get(pk=run_id)
     try:
