@@ -1,6 +1,7 @@
 """Fine-tune from the command line, without the web app.
 
     python -m engine.training --base "" --data pairs.jsonl --out var/rounds/1 --method lora --epochs 2
+    python -m engine.training rl --base "" --out var/rl/1 --limit 100 --max-steps 50   # GRPO on MBPP train
 
 `--data` is JSON lines with "text" (P3 f/g/assert format) or "messages" (chat format) per line.
 Progress is printed as JSON lines on stderr; rerunning the same command resumes from the last
@@ -33,7 +34,44 @@ def read_examples(path: str | Path) -> list[TrainingText]:
     return examples
 
 
+def rl_main(argv) -> int:
+    """GRPO (engine/training/rl.py) on MBPP train tasks (601-974), rewarded by the grounding function."""
+    from engine.datasets.mbpp import load_mbpp
+    from engine.evaluate.suite.base import benchmark_data_dir
+    from engine.sandbox import verify_many
+    from engine.training.grounding import GroundingConfig
+    from engine.training.rl import RLConfig, RLTask, train_rl
+
+    parser = argparse.ArgumentParser(prog="python -m engine.training rl", description=rl_main.__doc__)
+    parser.add_argument("--base", default="", help="HF id, local checkpoint or .gguf ('' = packaged default)")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--data", default="", help="benchmark data folder (default: ../shared/data)")
+    parser.add_argument("--limit", type=int, default=0, help="the first N train tasks (0: all 374)")
+    parser.add_argument("--no-resume", action="store_true")
+    for config_class in (RLConfig, GroundingConfig):
+        for name, value in config_class().as_dict().items():
+            parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
+    args = parser.parse_args(argv)
+    try:
+        config = RLConfig.from_known(vars(args))
+        grounding = GroundingConfig.from_known(vars(args)).check()
+        rows = sorted((t for t in load_mbpp(benchmark_data_dir(args.data or None)).values()
+                       if t.split == "train"), key=lambda t: t.task_id)[:args.limit or None]
+        tasks = [RLTask(str(t.task_id), t.text, t.tests, t.setup, f"mbpp:{t.task_id}") for t in rows]
+        result = train_rl(args.base, tasks, args.out, config, lambda jobs: verify_many(jobs), grounding,
+                          progress=lambda event: print(json.dumps(event), file=sys.stderr, flush=True),
+                          resume=not args.no_resume)
+    except (ValueError, TrainingError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(result.as_dict()))
+    return 0
+
+
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["rl"]:
+        return rl_main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m engine.training", description=__doc__.splitlines()[0])
     parser.add_argument("--base", default="", help="HF id, local checkpoint or .gguf ('' = packaged default)")
     parser.add_argument("--data", required=True)

@@ -135,7 +135,7 @@ def _with_lora(model, config: SFTConfig):
 
 
 def _callback(folders: CheckpointDir, progress: Progress | None, cancel: CancelToken | None,
-              tokens_per_step: float, curve: list):
+              tokens_per_step: float, curve: list, report: tuple[str, ...] = ()):
     from transformers import TrainerCallback
 
     class RoundCallback(TrainerCallback):
@@ -171,7 +171,8 @@ def _callback(folders: CheckpointDir, progress: Progress | None, cancel: CancelT
                           "epoch": round(float(state.epoch or 0), 3), "loss": curve[-1][1],
                           "learning_rate": logs.get("learning_rate"),
                           "tokens_per_s": tokens_per_s(done * tokens_per_step, elapsed),
-                          "eta_s": round((state.max_steps - state.global_step) / rate, 1) if rate else None})
+                          "eta_s": round((state.max_steps - state.global_step) / rate, 1) if rate else None,
+                          **{key: round(float(logs[key]), 4) for key in report if key in logs}})
             return self._stop_if_cancelled(control)  # a cancel seen while reporting: no further step
 
         def on_save(self, args, state, control, **kwargs):

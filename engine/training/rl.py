@@ -1,0 +1,218 @@
+"""RL from execution feedback (the RLCF paper's idea, with TRL's GRPO trainer): the policy samples
+a group of answers per task, the grounding function (grounding.py) scores each in the sandbox, and
+GRPO pushes up the answers that beat their group, with a KL term to the starting policy. Group-
+relative advantages need no value model, which suits a 135M-parameter policy on a CPU.
+
+Same shape as SFT (sft.py): full or LoRA, CPU or CUDA, checkpoints sealed atomically and resumed
+from the last whole one, progress through a callback (reward and its parts, pass rate, KL),
+cancellation between steps, and a plain Hugging Face checkpoint (LoRA merged) as the result."""
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from engine.codechat.checks import entry_point_of, reply_code
+from engine.codechat.prompts import task_prompt
+from engine.config import Problems, StrictConfig
+from engine.lm.generation import CancelToken
+from engine.lm.throughput import tokens_per_s
+from engine.training.checkpoints import CheckpointDir, seal
+from engine.training.grounding import GroundingConfig, Verify, score_programs
+from engine.training.sft import (
+    METHODS,
+    Progress,
+    TrainingError,
+    _callback,
+    _device,
+    load_for_training,
+    write_served_copy,
+)
+
+# What the run page charts, as GRPO and the reward function log them.
+REPORTED = ("reward", "reward_std", "kl", "entropy", "completions/mean_length", "grounding/pass_rate",
+            "grounding/parse_rate", "grounding/run_rate", "grounding/static_clean_rate", "grounding/execution")
+
+
+@dataclass(frozen=True)
+class RLTask:
+    """A task with tests (MBPP-style asserts): what the policy is asked and what checks its answer."""
+
+    task_id: str
+    text: str
+    tests: list[str]
+    setup: str = ""
+    source: str = ""
+
+    def prompt(self) -> list[dict]:
+        return [{"role": "user", "content": task_prompt(self.text, self.tests)}]
+
+
+@dataclass(frozen=True)
+class RLConfig(StrictConfig):
+    KIND = "RL settings"
+
+    method: str = "lora"
+    max_steps: int = 50
+    learning_rate: float = 1e-5
+    num_generations: int = 4  # the group each answer is compared with
+    prompts_per_step: int = 2
+    max_completion_length: int = 256
+    temperature: float = 0.8
+    top_k: int = 50
+    top_p: float = 1.0
+    beta: float = 0.04  # the KL coefficient to the starting policy
+    seed: int = 0
+    save_steps: int = 10
+    keep_checkpoints: int = 2
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    device: str = "auto"
+
+    def __post_init__(self):
+        problems = Problems()
+        if self.method not in METHODS:
+            problems.add("method", f"method must be one of {', '.join(METHODS)}")
+        for name in ("max_steps", "prompts_per_step", "max_completion_length", "save_steps", "keep_checkpoints",
+                     "lora_r"):
+            if int(getattr(self, name)) < 1:
+                problems.add(name, f"{name} must be at least 1")
+        if self.num_generations < 2:
+            problems.add("num_generations", "num_generations must be at least 2 (GRPO compares answers in a group)")
+        if not 0 < self.learning_rate < 1:
+            problems.add("learning_rate", "learning_rate must be between 0 and 1")
+        if not 0 < self.temperature <= 2:
+            problems.add("temperature", "temperature must be above 0 and at most 2 (the group needs variety)")
+        if self.beta < 0:
+            problems.add("beta", "beta must be at least 0")
+        if self.device not in ("auto", "cpu", "cuda"):
+            problems.add("device", "device must be auto, cpu or cuda")
+        problems.raise_any()
+
+
+@dataclass
+class RLResult:
+    model_dir: str
+    steps: int
+    tasks: int
+    curve: list[dict] = field(default_factory=list)  # per logged step: reward, its parts, KL
+    seconds: float = 0.0
+    completion_tokens: int = 0
+    tokens_per_s: float = 0.0
+    steps_per_hour: float = 0.0
+    resumed_from: str | None = None
+    cancelled: bool = False
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+class GroundingReward:
+    """TRL reward function: the reply's code, scored by the grounding function in the sandbox.
+    Keeps the last batch's breakdown (`last`) and logs the parts' rates with the step."""
+
+    __name__ = "grounding"
+
+    def __init__(self, verify: Verify, config: GroundingConfig, discriminator=None):
+        self.verify, self.config, self.discriminator = verify, config.check(), discriminator
+        self.last: list[dict] = []
+        self.completion_tokens = 0
+
+    def __call__(self, prompts, completions, tests, setup, entry_point, completion_ids=None, log_metric=None,
+                 **kwargs):
+        texts = [c[-1]["content"] if isinstance(c, list) else c for c in completions]
+        self.completion_tokens += sum(len(ids) for ids in completion_ids or [])
+        items = [{"code": reply_code("task", text, name) or "", "tests": list(task_tests), "setup": task_setup}
+                 for text, task_tests, task_setup, name in zip(texts, tests, setup, entry_point)]
+        rewards = score_programs(items, self.verify, self.config, self.discriminator)
+        self.last = [{"text": text, **reward.as_dict()} for text, reward in zip(texts, rewards)]
+        if log_metric is not None and rewards:
+            count = len(rewards)
+            log_metric("grounding/pass_rate", sum(r.tests > 0 and r.passed == r.tests for r in rewards) / count)
+            log_metric("grounding/parse_rate", sum(r.parses for r in rewards) / count)
+            log_metric("grounding/run_rate", sum(r.runs for r in rewards) / count)
+            log_metric("grounding/static_clean_rate", sum(r.parses and not r.static_errors for r in rewards) / count)
+            log_metric("grounding/execution", sum(r.execution for r in rewards) / count)
+        return [reward.total for reward in rewards]
+
+
+def train_rl(base: str, tasks: Sequence[RLTask], out_dir: str | Path, config: RLConfig, verify: Verify,
+             grounding: GroundingConfig | None = None, progress: Progress | None = None,
+             cancel: CancelToken | None = None, resume: bool = True) -> RLResult:
+    """GRPO on `tasks` from `base`; the trained model lands, whole, in `<out_dir>/model`.
+    With `resume`, training continues from the last sealed checkpoint in `out_dir`."""
+    from datasets import Dataset
+    from transformers.trainer_callback import PrinterCallback
+    from trl import GRPOConfig, GRPOTrainer
+
+    if not tasks:
+        raise TrainingError("no tasks to learn from")
+    started = time.perf_counter()
+    device = _device(config.device)
+    folders = CheckpointDir(out_dir, keep=config.keep_checkpoints)
+    if resume and folders.final_model():
+        return RLResult(**json.loads((folders.model / "training.json").read_text())["result"])
+    folders.clear_staging()
+    resume_from = folders.latest() if resume else None
+    try:
+        model, tokenizer = load_for_training(base, device)
+    except (OSError, ValueError, LookupError) as exc:
+        raise TrainingError(f"could not load the base model {base or 'default'!r}: {exc}") from exc
+    dataset = Dataset.from_list([{"prompt": task.prompt(), "tests": task.tests, "setup": task.setup,
+                                  "entry_point": entry_point_of(task.tests), "task_id": task.task_id}
+                                 for task in tasks])
+    peft_config = None
+    if config.method == "lora":
+        from peft import LoraConfig
+
+        peft_config = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
+                                 target_modules="all-linear", task_type="CAUSAL_LM")
+    reward = GroundingReward(verify, grounding or GroundingConfig())
+    arguments = GRPOConfig(
+        output_dir=str(folders.staging), per_device_train_batch_size=config.prompts_per_step * config.num_generations,
+        gradient_accumulation_steps=1, num_generations=config.num_generations, max_steps=config.max_steps,
+        max_completion_length=config.max_completion_length, temperature=config.temperature, top_k=config.top_k,
+        top_p=config.top_p, beta=config.beta, learning_rate=config.learning_rate, logging_steps=1,
+        save_strategy="steps", save_steps=config.save_steps, save_total_limit=None, seed=config.seed,
+        data_seed=config.seed, report_to="none", use_cpu=device == "cpu", bf16=device == "cuda",
+        disable_tqdm=True, dataloader_num_workers=0, log_completions=False)
+    curve: list[dict] = []
+    callback = _callback(folders, _curve_keeper(curve, progress), cancel, 0.0, [], REPORTED)
+    trainer = GRPOTrainer(model=model, reward_funcs=reward, args=arguments, train_dataset=dataset,
+                          processing_class=tokenizer, peft_config=peft_config, callbacks=[callback])
+    trainer.remove_callback(PrinterCallback)
+    start_step = int(resume_from.name.split("-")[1]) if resume_from else 0
+    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    cancelled = bool(cancel is not None and cancel.cancelled)
+    seconds = round(time.perf_counter() - started, 1)
+    steps = trainer.state.global_step
+    result = RLResult(str(folders.model), steps, len(tasks), curve, seconds, reward.completion_tokens,
+                      tokens_per_s(reward.completion_tokens, seconds),
+                      round((steps - start_step) / seconds * 3600, 1) if seconds else 0.0,
+                      str(resume_from) if resume_from else None, cancelled)
+    if cancelled:
+        return result
+    trained = trainer.model
+    if config.method == "lora":
+        trained = trained.merge_and_unload()
+    final = folders.staging / "final"
+    trained.save_pretrained(final)
+    tokenizer.save_pretrained(final)
+    (final / "training.json").write_text(json.dumps({"base": base, "method": "rl", "config": config.as_dict(),
+                                                      "grounding": (grounding or GroundingConfig()).as_dict(),
+                                                      "result": result.as_dict()}, indent=1))
+    write_served_copy(final, base)
+    seal(final, folders.model)
+    return result
+
+
+def _curve_keeper(curve: list[dict], progress: Progress | None) -> Progress:
+    """Keeps each logged step's figures for the result, and passes them on."""
+    def keep(update: dict) -> None:
+        curve.append({key: update[key] for key in ("step", "loss", *REPORTED) if key in update})
+        if progress:
+            progress(update)
+    return keep
