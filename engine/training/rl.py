@@ -180,7 +180,8 @@ def train_rl(base: str, tasks: Sequence[RLTask], out_dir: str | Path, config: RL
         data_seed=config.seed, report_to="none", use_cpu=device == "cpu", bf16=device == "cuda",
         disable_tqdm=True, dataloader_num_workers=0, log_completions=False)
     curve: list[dict] = []
-    callback = _callback(folders, _curve_keeper(curve, progress), cancel, 0.0, [], REPORTED)
+    callback = _callback(folders, _curve_keeper(curve, progress, reward, time.perf_counter()), cancel, 0.0, [],
+                         REPORTED)
     trainer = GRPOTrainer(model=model, reward_funcs=reward, args=arguments, train_dataset=dataset,
                           processing_class=tokenizer, peft_config=peft_config, callbacks=[callback])
     trainer.remove_callback(PrinterCallback)
@@ -209,10 +210,17 @@ def train_rl(base: str, tasks: Sequence[RLTask], out_dir: str | Path, config: RL
     return result
 
 
-def _curve_keeper(curve: list[dict], progress: Progress | None) -> Progress:
-    """Keeps each logged step's figures for the result, and passes them on."""
+SAMPLES_SHOWN = 4
+SAMPLE_CHARS = 1200
+
+
+def _curve_keeper(curve: list[dict], progress: Progress | None, reward: GroundingReward, started: float) -> Progress:
+    """Keeps each logged step's figures for the result, and passes them on with the sampling rate
+    and a few of the step's programs with their reward breakdown (for the run page)."""
     def keep(update: dict) -> None:
         curve.append({key: update[key] for key in ("step", "loss", *REPORTED) if key in update})
         if progress:
-            progress(update)
+            elapsed = time.perf_counter() - started
+            samples = [{**sample, "text": sample["text"][:SAMPLE_CHARS]} for sample in reward.last[:SAMPLES_SHOWN]]
+            progress({**update, "tokens_per_s": tokens_per_s(reward.completion_tokens, elapsed), "samples": samples})
     return keep

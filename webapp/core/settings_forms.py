@@ -22,6 +22,7 @@ class Setting:
     group: str = ""  # where the value goes in the settings dict ("" = top level)
     optional: bool = False  # left empty (or not sent): the config's default applies
     blank: bool = False  # text that may be left empty on purpose (empty is the value, e.g. "none")
+    key: str = ""  # its name in the settings dict when the form's name differs (two groups share a name)
 
 
 def _number_text(value) -> str:
@@ -68,7 +69,7 @@ class SettingsForm(forms.Form):
             if setting.optional and value in (None, ""):
                 continue
             target = values.setdefault(setting.group, {}) if setting.group else values
-            target[setting.name] = value
+            target[setting.key or setting.name] = value
         return values
 
     def refused_by(self, exc: Invalid) -> None:
@@ -107,5 +108,5 @@ class SettingsForm(forms.Form):
             rows.append({"name": setting.name, "label": setting.label, "help": setting.help,
                          "kind": setting.kind.__name__, "value": values.get(setting.name, ""), "min": low,
                          "max": setting.high, "step": "any" if setting.kind is float else "1",
-                         "group": setting.group or "gate"})
+                         "group": setting.group or "gate", "optional": setting.optional})
         return rows

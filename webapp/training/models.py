@@ -35,6 +35,7 @@ class TrainingRun(BackgroundRun):
     examples = models.PositiveIntegerField(default=0)
     progress = models.JSONField(default=dict, blank=True)  # step, max_steps, epoch, loss, tokens_per_s, eta_s
     loss_curve = models.JSONField(default=list, blank=True)  # [[step, loss], ...]
+    rl_curve = models.JSONField(default=list, blank=True)  # RL rounds: per step reward, its parts, KL
     eval_before = models.JSONField(default=dict, blank=True)
     eval_after = models.JSONField(default=dict, blank=True)
     training = models.JSONField(default=dict, blank=True)  # engine.training.sft.SFTResult

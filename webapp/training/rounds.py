@@ -31,6 +31,9 @@ from engine.evaluate.suite.runner import RunSettings, run_benchmark
 from engine.lm.generation import CancelToken
 from engine.lm.loading import BACKENDS
 from engine.sandbox.verdict import short
+from engine.training.grounding import GroundingConfig
+from engine.training.packing import TrainingText
+from engine.training.rl import REPORTED, RLConfig, RLTask, train_rl
 from engine.training.sft import SFTConfig, TrainingError, train_sft
 from webapp.accounts.roles import is_trainer
 from webapp.core.heartbeat import RowHeartbeat
@@ -43,6 +46,8 @@ from webapp.training.models import TrainingRun, code_result, code_title
 
 log = logging.getLogger(__name__)
 HEARTBEAT_S = 5.0
+METHODS = ("sft", "rl")
+VERIFY_WAIT_S = 300.0  # one RL step's batch of checks on the verify queue
 
 
 class RoundRefused(Conflict):
@@ -55,7 +60,12 @@ class RoundConfig(StrictConfig):
 
     sources: tuple[str, ...] = training_data.SOURCES
     data: str = "all"  # "own": only puzzles and solutions this project's models wrote (training_data.OWN_PAIRS)
+    method: str = "sft"  # "sft": fine-tune on verified data; "rl": GRPO on tasks, rewarded in the sandbox
     sft: dict = field(default_factory=dict)  # SFTConfig fields
+    rl: dict = field(default_factory=dict)  # RLConfig fields (method "rl")
+    grounding: dict = field(default_factory=dict)  # GroundingConfig fields: the RL reward's levels
+    rl_sources: tuple[str, ...] = training_data.RL_SOURCES
+    rl_tasks: int = 0  # the first N tasks (0: all)
     p3_eval: dict = field(default_factory=lambda: {"samples": 10, "subset": 0})  # P3EvalConfig fields
     # The forgetting check: greedy pass@1 on a code benchmark's validation set (engine.evaluate.suite),
     # first N tasks (0: skip). Test sets are reported on the Benchmarks page, never gated on.
@@ -85,12 +95,17 @@ class RoundConfig(StrictConfig):
             problems.add("sources", f"data sources must be among {', '.join(training_data.SOURCES)}")
         if self.data not in training_data.DATA:
             problems.add("data", f"data must be one of {', '.join(training_data.DATA)}")
-        for nested in (self.sft_config, self.eval_config):  # their fields are the form's fields too
+        if self.method not in METHODS:
+            problems.add("method", f"method must be one of {', '.join(METHODS)}")
+        if not self.rl_sources or any(source not in training_data.RL_SOURCES for source in self.rl_sources):
+            problems.add("rl_sources", f"RL task sources must be among {', '.join(training_data.RL_SOURCES)}")
+        for nested, renamed in ((self.sft_config, {}), (self.eval_config, {}), (self.grounding_config, {}),
+                                (self.rl_config, {"max_steps": "rl_max_steps", "learning_rate": "rl_learning_rate"})):
             try:
                 nested()
             except ConfigError as exc:
                 for name, message in exc.errors.items():
-                    problems.add(name, message)
+                    problems.add(renamed.get(name, name), message)
         samples = self.p3_eval.get("samples", P3EvalConfig.samples)
         if isinstance(samples, int) and self.metric_k > samples:
             problems.add("metric_k", f"pass@{self.metric_k} needs at least {self.metric_k} samples per puzzle")
@@ -125,12 +140,19 @@ class RoundConfig(StrictConfig):
 
     @classmethod
     def _convert(cls, data: dict) -> dict:
-        if "sources" in data:
-            data["sources"] = tuple(data["sources"])
+        for name in ("sources", "rl_sources"):
+            if name in data:
+                data[name] = tuple(data[name])
         return data
 
     def sft_config(self) -> SFTConfig:
         return SFTConfig.from_dict(self.sft)
+
+    def rl_config(self) -> RLConfig:
+        return RLConfig.from_dict(self.rl)
+
+    def grounding_config(self) -> GroundingConfig:
+        return GroundingConfig.from_dict(self.grounding).check()
 
     def eval_config(self) -> P3EvalConfig:
         # The gate selects on P3's validation split (train problems held out), never on the test split.
@@ -138,7 +160,7 @@ class RoundConfig(StrictConfig):
                                        "ks": tuple(sorted({1, self.metric_k, 10, 100}))})
 
     def as_dict(self) -> dict:
-        return {**super().as_dict(), "sources": list(self.sources)}
+        return {**super().as_dict(), "sources": list(self.sources), "rl_sources": list(self.rl_sources)}
 
 
 # -- starting, cancelling, resuming -----------------------------------------------------------------
@@ -378,6 +400,9 @@ def _run_stages(run: TrainingRun, beat: RowHeartbeat) -> None:
     config = RoundConfig.from_dict(run.config)
     base = run.base_version or versions.active_version()
     # 1. The data, snapshotted once: a resumed round trains on exactly what it started with.
+    if config.method == "rl":
+        _run_rl_stages(run, config, base, beat)
+        return
     if not run.dataset_hash:
         _update(run, stage="data")
         examples, ids = training_data.collect(config.sources, config.data)
@@ -412,6 +437,10 @@ def _run_stages(run: TrainingRun, beat: RowHeartbeat) -> None:
         _update(run, training=result.as_dict(), loss_curve=[list(p) for p in result.loss_curve] or curve)
         _log(run, f"trained {result.steps} steps ({result.epochs} epochs) in {result.seconds} s, "
                   f"{result.tokens_per_s} tokens/s, final loss {result.final_loss}")
+    _evaluate_and_decide(run, config, base, beat)
+
+
+def _evaluate_and_decide(run: TrainingRun, config: RoundConfig, base: ModelVersion, beat: RowHeartbeat) -> None:
     # 4. The new model, measured alike, then the gate.
     version = run.produced_version or _produce_version(run, base)
     if not run.eval_after:
@@ -429,6 +458,60 @@ def _run_stages(run: TrainingRun, beat: RowHeartbeat) -> None:
         ModelVersion.objects.filter(pk=version.pk).update(status=ModelVersion.Status.REJECTED, reason=decision.reason)
     _log(run, decision.reason)
     _finish(TrainingRun.objects.filter(pk=run.pk), TrainingRun.Status.SUCCEEDED, decision=decision.reason)
+
+
+def _run_rl_stages(run: TrainingRun, config: RoundConfig, base: ModelVersion, beat: RowHeartbeat) -> None:
+    """An RL round: the tasks snapshotted once (text and tests: a resumed round learns from the same
+    ones), the active model measured, GRPO with the grounding reward, then the same gate as SFT."""
+    from engine.training.packing import snapshot_hash
+
+    if not run.dataset_hash:
+        _update(run, stage="data")
+        tasks = training_data.rl_tasks(config.rl_sources, config.rl_tasks)
+        if len(tasks) < config.min_examples:
+            raise TrainingError(f"{len(tasks)} tasks with tests; this round needs at least {config.min_examples}")
+        digest = snapshot_hash([TrainingText(json.dumps(task, sort_keys=True)) for task in tasks])
+        _update(run, dataset={"rl_tasks": tasks}, examples=len(tasks), dataset_hash=digest)
+        _log(run, f"data: {len(tasks)} tasks with tests ({', '.join(config.rl_sources)})")
+    if not run.eval_before:
+        _update(run, stage="eval-before", status=TrainingRun.Status.EVALUATING)
+        _evaluate_into(run, base, config, beat, "eval_before")
+        if _cancelled(run, beat):
+            return
+    if not run.training:
+        _update(run, stage="train", status=TrainingRun.Status.RUNNING, progress={})
+        curve, history = list(run.loss_curve or []), list(run.rl_curve or [])
+
+        def progress(event):
+            curve.append([event["step"], event["loss"]])
+            history.append({key: event[key] for key in ("step", "loss", *REPORTED) if key in event})
+            _update(run, progress=event, loss_curve=curve[-2000:], rl_curve=history[-2000:])
+
+        tasks = [RLTask(t["task_id"], t["text"], t["tests"], t.get("setup", ""), t.get("source", ""))
+                 for t in run.dataset["rl_tasks"]]
+        result = train_rl(base.spec, tasks, round_dir(run), config.rl_config(), verify_on_queue,
+                          config.grounding_config(), progress, beat.cancel)
+        if _cancelled(run, beat):
+            return
+        _update(run, training=result.as_dict())
+        _log(run, f"RL: {result.steps} steps in {result.seconds} s ({result.steps_per_hour} steps/h, "
+                  f"{result.tokens_per_s} sampled tokens/s)")
+    _evaluate_and_decide(run, config, base, beat)
+
+
+def verify_on_queue(jobs: list[dict]) -> list[dict]:
+    """The reward's checks, one batch per step, on the `verify` workers (the sandbox's home)."""
+    from celery.exceptions import TimeoutError as CeleryTimeout
+
+    from webapp.core.tasks import verify_batch
+
+    if not jobs:
+        return []
+    try:
+        return verify_batch.delay(jobs).get(timeout=VERIFY_WAIT_S, disable_sync_subtasks=False)
+    except CeleryTimeout:
+        raise TrainingError(f"no verify worker checked the step's programs within {VERIFY_WAIT_S:.0f} s; "
+                            "start one (or resume the round once it runs)") from None
 
 
 def _report(run: TrainingRun, version: ModelVersion, config: RoundConfig) -> None:

@@ -75,3 +75,35 @@ def new_since(dataset: dict | None) -> int:
     last_attempt = max((dataset or {}).get("attempts") or [0])
     last_example = max(ledger_ids(dataset) or [0])
     return puzzle_pairs(last_attempt).count() + ledger_rows(last_example).count()
+
+
+RL_SOURCES = ("mbpp", "chat")
+
+
+def rl_tasks(sources=RL_SOURCES, limit: int = 0) -> list[dict]:
+    """What an RL round learns from: tasks with tests, never their solutions. MBPP's train split
+    (601-974) and the tasks of verified chat repairs that may be trained on (a conversation's
+    problem and tests, once each); whatever matches a test item is left out."""
+    from django.conf import settings
+
+    from engine.datasets.mbpp import load_mbpp
+
+    tasks, seen = [], set()
+    if "mbpp" in sources:
+        for task in sorted(load_mbpp(settings.AUTODIDACT_BENCHMARK_DATA).values(), key=lambda t: t.task_id):
+            if task.split == "train":
+                tasks.append({"task_id": f"mbpp:{task.task_id}", "text": task.text, "tests": task.tests,
+                              "setup": task.setup, "source": f"mbpp:{task.task_id}"})
+    if "chat" in sources:
+        index = held_out()
+        for row in ledger_rows().select_related("source_message__conversation"):
+            conversation = row.source_message.conversation if row.source_message_id else None
+            if conversation is None or not conversation.tests or conversation.pk in seen:
+                continue
+            seen.add(conversation.pk)
+            if index.match("\n\n".join([conversation.problem, *conversation.tests])):
+                continue
+            tasks.append({"task_id": f"chat:{conversation.pk}", "text": conversation.problem,
+                          "tests": list(conversation.tests), "setup": conversation.setup,
+                          "source": conversation.source or "user"})
+    return tasks[:limit or None]

@@ -18,6 +18,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from engine.evaluate import paired
 from engine.evaluate.p3_eval import P3EvalConfig
+from engine.training.rl import RLConfig
 from engine.training.sft import METHODS, SFTConfig
 from webapp.accounts.roles import is_trainer
 from webapp.core.charts import line_chart
@@ -50,6 +51,18 @@ class RoundForm(SettingsForm):
         Setting("batch_size", "Batch size", int, "blocks per device step", group="sft"),
         Setting("gradient_accumulation", "Gradient accumulation", int, "steps per optimizer update", group="sft"),
         Setting("block_size", "Block size", int, "tokens per packed training block", group="sft"),
+        Setting("round_method", "Trainer", str, "sft: fine-tune on verified data; rl: GRPO on tasks with tests, "
+                "rewarded by the sandbox (the grounding function)", key="method", optional=True),
+        Setting("rl_max_steps", "RL steps", int, "GRPO optimizer steps", group="rl", key="max_steps", optional=True),
+        Setting("rl_learning_rate", "RL learning rate", float, group="rl", key="learning_rate", optional=True),
+        Setting("num_generations", "Group size", int, "answers sampled per task and compared with each other",
+                low=2, group="rl", optional=True),
+        Setting("max_completion_length", "Answer tokens", int, "the most tokens of one sampled answer", group="rl",
+                optional=True),
+        Setting("beta", "KL coefficient", float, "how strongly the policy is kept near the starting model",
+                group="rl", optional=True),
+        Setting("rl_tasks", "RL tasks", int, "the first N tasks (MBPP train, then chat tasks); 0: all", low=0,
+                optional=True),
         Setting("samples", "Samples per puzzle (n)", int, "attempts per held-out puzzle", group="p3_eval"),
         Setting("temperature", "Temperature", float, "sampling temperature of the evaluation", low=0.0, high=2.0,
                 group="p3_eval"),
@@ -84,6 +97,7 @@ class RoundForm(SettingsForm):
 
 
 LABELS = {setting.name: setting.label for setting in RoundForm.SETTINGS}
+RL_FORM_FIELDS = ("round_method", "rl_tasks")
 
 
 def _defaults() -> dict:
@@ -95,6 +109,10 @@ def _defaults() -> dict:
                   margin=_number(config.margin * 100), code_margin=_number(config.code_margin * 100),
                   report_benchmarks=config.report_benchmarks)
     values["learning_rate"] = f"{sft.learning_rate:g}"
+    rl = RLConfig()
+    values.update(round_method=config.method, rl_max_steps=rl.max_steps, rl_learning_rate=f"{rl.learning_rate:g}",
+                  num_generations=rl.num_generations, max_completion_length=rl.max_completion_length, beta=rl.beta,
+                  rl_tasks=config.rl_tasks)
     values["sources"] = list(config.sources)
     return values
 
@@ -108,8 +126,9 @@ def _form(values: dict) -> dict:
     chosen = values.get("sources") or []
     return {"sources": [{"value": s, "label": SOURCE_LABELS.get(s, s), "checked": s in chosen} for s in SOURCES],
             "methods": METHODS,
-            "train_fields": [f for f in rows if f["group"] == "sft"],
-            "eval_fields": [f for f in rows if f["group"] != "sft"]}
+            "trainers": rounds.METHODS, "train_fields": [f for f in rows if f["group"] == "sft"],
+            "rl_fields": [f for f in rows if f["group"] == "rl" or f["name"] in RL_FORM_FIELDS],
+            "eval_fields": [f for f in rows if f["group"] not in ("sft", "rl") and f["name"] not in RL_FORM_FIELDS]}
 
 
 def _gate(run: TrainingRun) -> dict:
@@ -225,6 +244,22 @@ def _loss_chart(run: TrainingRun):
                       title=f"Training loss of round {run.pk}")
 
 
+RL_SERIES = (("reward", "reward (mean)"), ("grounding/pass_rate", "passes all tests"),
+             ("grounding/run_rate", "runs without error"), ("grounding/parse_rate", "parses"))
+
+
+def _rl_charts(run: TrainingRun):
+    """An RL round's reward and its parts, and its KL to the starting policy, per step."""
+    history = run.rl_curve or []
+    if not history:
+        return None, None
+    series = [{"name": label, "points": [(p["step"], p[key]) for p in history if key in p]} for key, label in RL_SERIES]
+    rewards = line_chart(series, "step", "rate / reward", y_range=(0, 1), title=f"Reward of round {run.pk}")
+    kl = line_chart([{"name": "KL to the starting policy", "points": [(p["step"], p["kl"]) for p in history
+                                                                      if "kl" in p]}], "step", "KL")
+    return rewards, kl
+
+
 def _panel_context(request, run: TrainingRun) -> dict:
     progress, training, dataset = run.progress or {}, run.training or {}, run.dataset or {}
     figures = []
@@ -232,6 +267,7 @@ def _panel_context(request, run: TrainingRun) -> dict:
         figures = [("step", "Step", f"{progress.get('step', 0)}/{progress.get('max_steps') or '?'}"),
                    ("epoch", "Epoch", progress.get("epoch", "—")),
                    ("loss", "Loss", progress.get("loss", "—")),
+                   *([("reward", "Reward", progress["reward"])] if "reward" in progress else []),
                    ("tokens-per-s", "Tokens/s", progress.get("tokens_per_s", "—")),
                    ("eta", "ETA", _duration(progress.get("eta_s")))]
     elif run.is_active and run.stage in ("eval-before", "eval-after") and "total" in progress:
@@ -240,9 +276,11 @@ def _panel_context(request, run: TrainingRun) -> dict:
         "figures": figures, "stage_label": STAGE_LABELS.get(run.stage, run.stage),
         "stages": [{"key": key, "label": label, "current": key == run.stage} for key, label in run.STAGES],
         "loss_chart": _loss_chart(run), "comparison": _comparison(run),
+        "rl_charts": _rl_charts(run), "rl_samples": progress.get("samples") or [],
         "training_rows": [(label, training.get(key)) for key, label in (
             ("steps", "Steps"), ("epochs", "Epochs"), ("blocks", "Blocks"), ("tokens", "Tokens per epoch"),
-            ("final_loss", "Final loss"), ("tokens_per_s", "Tokens/s"), ("seconds", "Seconds"),
+            ("final_loss", "Final loss"), ("tokens_per_s", "Tokens/s"), ("steps_per_hour", "Steps/h"),
+            ("seconds", "Seconds"),
             ("resumed_from", "Resumed from")) if training.get(key) not in (None, "")],
         "version": run.produced_version,
         "dataset_counts": {"attempts": len(dataset.get("attempts") or []),
@@ -256,8 +294,10 @@ def _page_context(request, run: TrainingRun) -> dict:
     settings_rows = [("Data sources", ", ".join(config.get("sources") or []))]
     settings_rows += [(LABELS.get(k, k.replace("_", " ")), v) for k, v in (config.get("sft") or {}).items()]
     settings_rows += [(LABELS.get(k, k.replace("_", " ")), v) for k, v in (config.get("p3_eval") or {}).items()]
+    for group, prefix in (("rl", "RL "), ("grounding", "reward: ")):
+        settings_rows += [(prefix + k.replace("_", " "), v) for k, v in (config.get(group) or {}).items()]
     settings_rows += [(LABELS.get(k, k.replace("_", " ")), v) for k, v in config.items()
-                      if k not in ("sources", "sft", "p3_eval", "margin", "code_margin")]
+                      if k not in ("sources", "sft", "p3_eval", "margin", "code_margin", "rl", "grounding")]
     settings_rows += [(LABELS[k], _number(round(float(config[k]) * 100, 4))) for k in ("margin", "code_margin")
                       if k in config]
     return {"settings_rows": settings_rows}

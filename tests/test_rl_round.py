@@ -1,0 +1,55 @@
+"""An RL training round on real parts: a Celery model worker (tiny random model) runs GRPO whose
+reward is computed by a verify worker in the sandbox, one batch per step; the worker is SIGKILLed
+after a sealed checkpoint, the round is reaped and resumes from it, and the gate decides. The run
+page charts the reward, its parts and the KL."""
+import signal
+import time
+
+import pytest
+from django.test import Client
+
+from tests.support import start_worker, stop_worker, user_with_roles
+from tests.test_training_rounds import (  # noqa: F401 - the fixtures are used by name
+    TINY_ROUND, finished, purge_stale_messages, round_state, seeds_and_roles, tiny_model, trained_past, wait_for,
+    worker_env)
+from webapp.training import rounds
+from webapp.training.models import TrainingRun
+
+RL_ROUND = {**TINY_ROUND, "method": "rl", "rl_tasks": 4,
+            "rl": {"max_steps": 6, "save_steps": 2, "num_generations": 2, "prompts_per_step": 1,
+                   "max_completion_length": 12, "device": "cpu", "lora_r": 4}}
+
+
+@pytest.mark.timeout(900)  # three worker starts, a kill, a reap and a resumed round: slow on a busy CPU
+@pytest.mark.django_db(transaction=True)
+def test_an_rl_round_rewarded_in_the_sandbox_survives_a_kill_and_the_gate_decides(worker_env, monkeypatch):
+    purge_stale_messages()
+    verifier, _ = start_worker("verify-rl", "verify", "solo", worker_env)
+    gpu, output = start_worker("gpu-rl", "gpu", "solo", worker_env)
+    run = rounds.start_round(None, RL_ROUND)
+    try:
+        try:  # past the first sealed checkpoint (step 2)
+            wait_for(lambda: trained_past(run.pk, 2), 400, "RL steps", lambda: round_state(run.pk, output))
+        finally:
+            stop_worker(gpu, signal.SIGKILL)
+        killed = TrainingRun.objects.get(pk=run.pk)
+        assert killed.dataset["rl_tasks"][0]["task_id"] == "mbpp:601" and killed.examples == 4
+        assert {"reward", "kl", "grounding/pass_rate", "grounding/parse_rate"} <= set(killed.rl_curve[-1])
+        assert killed.progress["samples"] and "status" in killed.progress["samples"][0]
+        monkeypatch.setattr(TrainingRun, "STALLED_AFTER_S", 1.0)
+        time.sleep(1.5)
+        assert rounds.reap_stalled() == 1
+        monkeypatch.setattr(TrainingRun, "STALLED_AFTER_S", 90.0)
+        rounds.resume_round(None, TrainingRun.objects.get(pk=run.pk))
+        gpu, output = start_worker("gpu-rl-resume", "gpu", "solo", worker_env)
+        run = wait_for(lambda: finished(run.pk), 400, "the resumed round", lambda: round_state(run.pk, output))
+    finally:
+        stop_worker(gpu)
+        stop_worker(verifier)
+    assert run.status == "succeeded", run.error
+    assert run.training["steps"] == 6 and "checkpoint-" in run.training["resumed_from"]
+    assert run.decision and run.produced_version is not None  # promoted or rejected by the same gate as SFT
+    client = Client()
+    client.force_login(user_with_roles("tom", "trainer"))
+    page = client.get(f"/training/runs/{run.pk}/").content.decode()
+    assert 'data-testid="reward-chart"' in page and 'data-testid="kl-chart"' in page
