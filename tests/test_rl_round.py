@@ -10,8 +10,16 @@ from django.test import Client
 
 from tests.support import start_worker, stop_worker, user_with_roles
 from tests.test_training_rounds import (  # noqa: F401 - the fixtures are used by name
-    TINY_ROUND, finished, purge_stale_messages, round_state, seeds_and_roles, tiny_model, trained_past, wait_for,
-    worker_env)
+    TINY_ROUND,
+    finished,
+    purge_stale_messages,
+    round_state,
+    seeds_and_roles,
+    tiny_model,
+    trained_past,
+    wait_for,
+    worker_env,
+)
 from webapp.training import rounds
 from webapp.training.models import TrainingRun
 
