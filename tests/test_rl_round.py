@@ -8,21 +8,14 @@ import time
 import pytest
 from django.test import Client
 
+from tests import test_training_rounds as sft_rounds
 from tests.support import start_worker, stop_worker, user_with_roles
-from tests.test_training_rounds import (  # noqa: F401 - the fixtures are used by name
-    TINY_ROUND,
-    finished,
-    purge_stale_messages,
-    round_state,
-    seeds_and_roles,
-    tiny_model,
-    trained_past,
-    wait_for,
-    worker_env,
-)
+from tests.test_training_rounds import TINY_ROUND, finished, purge_stale_messages, round_state, trained_past, wait_for
 from webapp.training import rounds
 from webapp.training.models import TrainingRun
 
+# The model worker's fixtures (a tiny random model, a data folder), shared with the SFT rounds' tests.
+tiny_model, worker_env, seeds_and_roles = sft_rounds.tiny_model, sft_rounds.worker_env, sft_rounds.seeds_and_roles
 RL_ROUND = {**TINY_ROUND, "method": "rl", "rl_tasks": 4,
             "rl": {"max_steps": 6, "save_steps": 2, "num_generations": 2, "prompts_per_step": 1,
                    "max_completion_length": 12, "device": "cpu", "lora_r": 4}}
