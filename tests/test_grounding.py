@@ -5,6 +5,7 @@ import pytest
 
 from engine.config import ConfigError
 from engine.sandbox import verify_many
+from engine.training.discriminator import Discriminator
 from engine.training.grounding import GroundingConfig, score_programs, static_errors
 
 TESTS = ["assert add(1, 2) == 3", "assert add(0, 0) == 0", "assert add(-1, 1) == 0"]
@@ -57,3 +58,22 @@ def test_static_check_and_discriminator_enter_the_reward():
     assert judged[0].total == pytest.approx(1.0 + 0.2 * 0.4) and judged[1].total == pytest.approx(0.4 - 0.2 * 0.4)
     with pytest.raises(ConfigError, match="levels must rise"):
         GroundingConfig(runtime_error=0.5).check()
+
+
+def test_the_discriminator_learns_references_from_the_policys_programs(tmp_path):
+    references = ["def add(a, b):\n    return a + b", "def double(x):\n    return 2 * x"]
+    generated = ["def add(a, b):\n    print('hello')\n    return None", "x = [i for i in range(10)]\nprint(x)"]
+    judge = Discriminator(seed=0)
+    before = judge.score(references + generated)
+    assert len(set(before)) == 1  # untrained: no opinion
+    for _ in range(30):
+        trained = judge.train_step(references, generated)
+    assert trained["accuracy"] == 1.0
+    after = judge.score(references + generated)
+    assert min(after[:2]) > 0.5 > max(after[2:])
+    judge.save(tmp_path / "d.pt")
+    assert Discriminator.load(tmp_path / "d.pt").score(references) == after[:2]
+    # its score moves the reward by weight x (score - 0.5)
+    rewards = score([references[0]], GroundingConfig(discriminator_weight=0.5),
+                    lambda items: judge.score([item["code"] for item in items]))
+    assert rewards[0].total == pytest.approx(1.0 + 0.5 * (after[0] - 0.5), abs=1e-5)

@@ -4,6 +4,7 @@ after a sealed checkpoint, the round is reaped and resumes from it, and the gate
 page charts the reward, its parts and the KL."""
 import signal
 import time
+from pathlib import Path
 
 import pytest
 from django.test import Client
@@ -16,7 +17,7 @@ from webapp.training.models import TrainingRun
 
 # The model worker's fixtures (a tiny random model, a data folder), shared with the SFT rounds' tests.
 tiny_model, worker_env, seeds_and_roles = sft_rounds.tiny_model, sft_rounds.worker_env, sft_rounds.seeds_and_roles
-RL_ROUND = {**TINY_ROUND, "method": "rl", "rl_tasks": 4,
+RL_ROUND = {**TINY_ROUND, "method": "rl", "rl_tasks": 4, "grounding": {"discriminator_weight": 0.1},
             "rl": {"max_steps": 6, "save_steps": 2, "num_generations": 2, "prompts_per_step": 1,
                    "max_completion_length": 12, "device": "cpu", "lora_r": 4}}
 
@@ -35,7 +36,8 @@ def test_an_rl_round_rewarded_in_the_sandbox_survives_a_kill_and_the_gate_decide
             stop_worker(gpu, signal.SIGKILL)
         killed = TrainingRun.objects.get(pk=run.pk)
         assert killed.dataset["rl_tasks"][0]["task_id"] == "mbpp:601" and killed.examples == 4
-        assert {"reward", "kl", "grounding/pass_rate", "grounding/parse_rate"} <= set(killed.rl_curve[-1])
+        assert {"reward", "kl", "grounding/pass_rate", "grounding/parse_rate",
+            "discriminator/accuracy"} <= set(killed.rl_curve[-1])
         assert killed.progress["samples"] and "status" in killed.progress["samples"][0]
         monkeypatch.setattr(TrainingRun, "STALLED_AFTER_S", 1.0)
         time.sleep(1.5)
@@ -50,6 +52,7 @@ def test_an_rl_round_rewarded_in_the_sandbox_survives_a_kill_and_the_gate_decide
     assert run.status == "succeeded", run.error
     assert run.training["steps"] == 6 and "checkpoint-" in run.training["resumed_from"]
     assert run.decision and run.produced_version is not None  # promoted or rejected by the same gate as SFT
+    assert (Path(run.produced_version.checkpoint) / "discriminator.pt").is_file()  # versioned with the model
     client = Client()
     client.force_login(user_with_roles("tom", "trainer"))
     page = client.get(f"/training/runs/{run.pk}/").content.decode()

@@ -7,11 +7,16 @@ from engine.lm.generation import CancelToken
 from engine.lm.tiny import build_tiny_model
 from engine.sandbox import verify_many
 from engine.training.checkpoints import is_complete
+from engine.training.discriminator import Discriminator
+from engine.training.grounding import GroundingConfig
 from engine.training.rl import RLConfig, RLTask, train_rl
 
 pytestmark = pytest.mark.timeout(600)
-TASKS = [RLTask("601", "Write a function to add two numbers.", ["assert add(1, 2) == 3", "assert add(0, 0) == 0"]),
-         RLTask("602", "Write a function to double a number.", ["assert double(2) == 4"])]
+TASKS = [RLTask("601", "Write a function to add two numbers.", ["assert add(1, 2) == 3", "assert add(0, 0) == 0"],
+                reference="def add(a, b):\n    return a + b"),
+         RLTask("602", "Write a function to double a number.", ["assert double(2) == 4"],
+                reference="def double(x):\n    return 2 * x")]
+WITH_DISCRIMINATOR = GroundingConfig(discriminator_weight=0.2)
 CONFIG = RLConfig(method="lora", max_steps=3, num_generations=2, prompts_per_step=1, max_completion_length=12,
                   save_steps=1, device="cpu", lora_r=4)
 
@@ -25,16 +30,21 @@ def test_a_tiny_grpo_round_logs_rewards_stops_and_resumes(tmp_path):
         if update["step"] == 2:
             cancel.cancel()  # step 2 is not saved: the round resumes from step 1's sealed checkpoint
 
-    first = train_rl(base, TASKS, tmp_path / "round", CONFIG, verify_many, progress=stop_at_the_second, cancel=cancel)
+    first = train_rl(base, TASKS, tmp_path / "round", CONFIG, verify_many, WITH_DISCRIMINATOR,
+                     progress=stop_at_the_second, cancel=cancel)
     assert first.cancelled and first.steps == 2 and not (tmp_path / "round" / "model").exists()
-    assert {"reward", "kl", "grounding/parse_rate", "grounding/pass_rate"} <= set(seen[0])
+    assert {"reward", "kl", "grounding/parse_rate", "grounding/pass_rate", "discriminator/accuracy"} <= set(seen[0])
+    assert Discriminator.load(tmp_path / "round" / "discriminator.pt").steps == 2  # saved every step, for a resume
     assert 0.0 <= seen[0]["reward"] <= 1.0 and seen[0]["grounding/pass_rate"] == 0.0  # random weights pass nothing
     assert [p.name for p in (tmp_path / "round" / "checkpoints").iterdir() if is_complete(p)] == ["checkpoint-1"]
 
-    second = train_rl(base, TASKS, tmp_path / "round", CONFIG, verify_many)
+    second = train_rl(base, TASKS, tmp_path / "round", CONFIG, verify_many, WITH_DISCRIMINATOR)
     assert not second.cancelled and second.steps == 3 and second.resumed_from.endswith("checkpoint-1")
     assert [point["step"] for point in second.curve] == [2, 3] and second.completion_tokens > 0
     assert is_complete(tmp_path / "round" / "model")
+    # resumed, not restarted: it keeps its 2 steps (saved every step, ahead of the policy's checkpoint),
+    # then trains on the redone step 2 and on step 3
+    assert Discriminator.load(tmp_path / "round" / "model" / "discriminator.pt").steps == 4
     from transformers import AutoModelForCausalLM
 
     assert AutoModelForCausalLM.from_pretrained(tmp_path / "round" / "model").num_parameters() > 0

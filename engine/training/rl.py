@@ -20,6 +20,7 @@ from engine.config import Problems, StrictConfig
 from engine.lm.generation import CancelToken
 from engine.lm.throughput import tokens_per_s
 from engine.training.checkpoints import CheckpointDir, seal
+from engine.training.discriminator import Discriminator
 from engine.training.grounding import GroundingConfig, Verify, score_programs
 from engine.training.sft import (
     METHODS,
@@ -33,7 +34,9 @@ from engine.training.sft import (
 
 # What the run page charts, as GRPO and the reward function log them.
 REPORTED = ("reward", "reward_std", "kl", "entropy", "completions/mean_length", "grounding/pass_rate",
-            "grounding/parse_rate", "grounding/run_rate", "grounding/static_clean_rate", "grounding/execution")
+            "grounding/parse_rate", "grounding/run_rate", "grounding/static_clean_rate", "grounding/execution",
+            "discriminator/accuracy", "discriminator/score")
+DISCRIMINATOR_FILE = "discriminator.pt"
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,7 @@ class RLTask:
     tests: list[str]
     setup: str = ""
     source: str = ""
+    reference: str = ""  # a right program (the discriminator's positive example); "" if none
 
     def prompt(self) -> list[dict]:
         return [{"role": "user", "content": task_prompt(self.text, self.tests)}]
@@ -112,30 +116,47 @@ class RLResult:
 
 class GroundingReward:
     """TRL reward function: the reply's code, scored by the grounding function in the sandbox.
-    Keeps the last batch's breakdown (`last`) and logs the parts' rates with the step."""
+    Keeps the last batch's breakdown (`last`) and logs the parts' rates with the step. With a
+    discriminator, each batch is scored by it first, then it trains one step on the batch's
+    references against the batch's programs, and is saved (`save_to`) for a resumed round."""
 
     __name__ = "grounding"
 
-    def __init__(self, verify: Verify, config: GroundingConfig, discriminator=None):
-        self.verify, self.config, self.discriminator = verify, config.check(), discriminator
+    def __init__(self, verify: Verify, config: GroundingConfig, discriminator: Discriminator | None = None,
+                 save_to: Path | None = None):
+        self.verify, self.config = verify, config.check()
+        self.discriminator = discriminator if config.discriminator_weight > 0 else None
+        self.save_to = save_to
         self.last: list[dict] = []
         self.completion_tokens = 0
 
-    def __call__(self, prompts, completions, tests, setup, entry_point, completion_ids=None, log_metric=None,
-                 **kwargs):
+    def __call__(self, prompts, completions, tests, setup, entry_point, reference=None, completion_ids=None,
+                 log_metric=None, **kwargs):
         texts = [c[-1]["content"] if isinstance(c, list) else c for c in completions]
         self.completion_tokens += sum(len(ids) for ids in completion_ids or [])
         items = [{"code": reply_code("task", text, name) or "", "tests": list(task_tests), "setup": task_setup}
                  for text, task_tests, task_setup, name in zip(texts, tests, setup, entry_point)]
-        rewards = score_programs(items, self.verify, self.config, self.discriminator)
+        judge = None
+        if self.discriminator is not None:
+            judge = lambda batch: self.discriminator.score([item["code"] for item in batch])  # noqa: E731
+        rewards = score_programs(items, self.verify, self.config, judge)
         self.last = [{"text": text, **reward.as_dict()} for text, reward in zip(texts, rewards)]
-        if log_metric is not None and rewards:
+        log = log_metric or (lambda name, value: None)
+        if rewards:
             count = len(rewards)
-            log_metric("grounding/pass_rate", sum(r.tests > 0 and r.passed == r.tests for r in rewards) / count)
-            log_metric("grounding/parse_rate", sum(r.parses for r in rewards) / count)
-            log_metric("grounding/run_rate", sum(r.runs for r in rewards) / count)
-            log_metric("grounding/static_clean_rate", sum(r.parses and not r.static_errors for r in rewards) / count)
-            log_metric("grounding/execution", sum(r.execution for r in rewards) / count)
+            log("grounding/pass_rate", sum(r.tests > 0 and r.passed == r.tests for r in rewards) / count)
+            log("grounding/parse_rate", sum(r.parses for r in rewards) / count)
+            log("grounding/run_rate", sum(r.runs for r in rewards) / count)
+            log("grounding/static_clean_rate", sum(r.parses and not r.static_errors for r in rewards) / count)
+            log("grounding/execution", sum(r.execution for r in rewards) / count)
+        if self.discriminator is not None:
+            log("discriminator/score", sum(r.discriminator or 0.0 for r in rewards) / max(len(rewards), 1))
+            trained = self.discriminator.train_step(list(dict.fromkeys(r for r in reference or [] if r)),
+                                                    [item["code"] for item in items])
+            if trained["accuracy"] is not None:
+                log("discriminator/accuracy", trained["accuracy"])
+            if self.save_to is not None:
+                self.discriminator.save(self.save_to)
         return [reward.total for reward in rewards]
 
 
@@ -162,15 +183,20 @@ def train_rl(base: str, tasks: Sequence[RLTask], out_dir: str | Path, config: RL
     except (OSError, ValueError, LookupError) as exc:
         raise TrainingError(f"could not load the base model {base or 'default'!r}: {exc}") from exc
     dataset = Dataset.from_list([{"prompt": task.prompt(), "tests": task.tests, "setup": task.setup,
-                                  "entry_point": entry_point_of(task.tests), "task_id": task.task_id}
-                                 for task in tasks])
+                                  "entry_point": entry_point_of(task.tests), "task_id": task.task_id,
+                                  "reference": task.reference} for task in tasks])
     peft_config = None
     if config.method == "lora":
         from peft import LoraConfig
 
         peft_config = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
                                  target_modules="all-linear", task_type="CAUSAL_LM")
-    reward = GroundingReward(verify, grounding or GroundingConfig())
+    grounding = (grounding or GroundingConfig()).check()
+    discriminator = None
+    if grounding.discriminator_weight > 0:
+        saved = folders.root / DISCRIMINATOR_FILE
+        discriminator = Discriminator.load(saved) if resume and saved.is_file() else Discriminator(seed=config.seed)
+    reward = GroundingReward(verify, grounding, discriminator, folders.root / DISCRIMINATOR_FILE)
     arguments = GRPOConfig(
         output_dir=str(folders.staging), per_device_train_batch_size=config.prompts_per_step * config.num_generations,
         gradient_accumulation_steps=1, num_generations=config.num_generations, max_steps=config.max_steps,
@@ -202,8 +228,10 @@ def train_rl(base: str, tasks: Sequence[RLTask], out_dir: str | Path, config: RL
     final = folders.staging / "final"
     trained.save_pretrained(final)
     tokenizer.save_pretrained(final)
+    if discriminator is not None:  # versioned with the model it was trained beside
+        discriminator.save(final / DISCRIMINATOR_FILE)
     (final / "training.json").write_text(json.dumps({"base": base, "method": "rl", "config": config.as_dict(),
-                                                      "grounding": (grounding or GroundingConfig()).as_dict(),
+                                                      "grounding": grounding.as_dict(),
                                                       "result": result.as_dict()}, indent=1))
     write_served_copy(final, base)
     seal(final, folders.model)

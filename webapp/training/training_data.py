@@ -81,9 +81,10 @@ RL_SOURCES = ("mbpp", "chat")
 
 
 def rl_tasks(sources=RL_SOURCES, limit: int = 0) -> list[dict]:
-    """What an RL round learns from: tasks with tests, never their solutions. MBPP's train split
-    (601-974) and the tasks of verified chat repairs that may be trained on (a conversation's
-    problem and tests, once each); whatever matches a test item is left out."""
+    """What an RL round learns from: tasks with tests, and a right program for each (only the
+    discriminator sees it). MBPP's train split (601-974) and the tasks of verified chat repairs that
+    may be trained on (a conversation's problem and tests, once each, the verified repair as the
+    reference); whatever matches a test item is left out."""
     from django.conf import settings
 
     from engine.datasets.mbpp import load_mbpp
@@ -93,7 +94,7 @@ def rl_tasks(sources=RL_SOURCES, limit: int = 0) -> list[dict]:
         for task in sorted(load_mbpp(settings.AUTODIDACT_BENCHMARK_DATA).values(), key=lambda t: t.task_id):
             if task.split == "train":
                 tasks.append({"task_id": f"mbpp:{task.task_id}", "text": task.text, "tests": task.tests,
-                              "setup": task.setup, "source": f"mbpp:{task.task_id}"})
+                              "setup": task.setup, "source": f"mbpp:{task.task_id}", "reference": task.code})
     if "chat" in sources:
         index = held_out()
         for row in ledger_rows().select_related("source_message__conversation"):
@@ -105,5 +106,5 @@ def rl_tasks(sources=RL_SOURCES, limit: int = 0) -> list[dict]:
                 continue
             tasks.append({"task_id": f"chat:{conversation.pk}", "text": conversation.problem,
                           "tests": list(conversation.tests), "setup": conversation.setup,
-                          "source": conversation.source or "user"})
+                          "source": conversation.source or "user", "reference": row.code})
     return tasks[:limit or None]

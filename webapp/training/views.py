@@ -18,6 +18,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from engine.evaluate import paired
 from engine.evaluate.p3_eval import P3EvalConfig
+from engine.training.grounding import GroundingConfig
 from engine.training.rl import RLConfig
 from engine.training.sft import METHODS, SFTConfig
 from webapp.accounts.roles import is_trainer
@@ -61,6 +62,9 @@ class RoundForm(SettingsForm):
                 optional=True),
         Setting("beta", "KL coefficient", float, "how strongly the policy is kept near the starting model",
                 group="rl", optional=True),
+        Setting("discriminator_weight", "Discriminator weight", float,
+                "weight of a classifier's P(reference-like), trained beside the policy; 0: off", low=0.0,
+                group="grounding", optional=True),
         Setting("rl_tasks", "RL tasks", int, "the first N tasks (MBPP train, then chat tasks); 0: all", low=0,
                 optional=True),
         Setting("samples", "Samples per puzzle (n)", int, "attempts per held-out puzzle", group="p3_eval"),
@@ -112,7 +116,7 @@ def _defaults() -> dict:
     rl = RLConfig()
     values.update(round_method=config.method, rl_max_steps=rl.max_steps, rl_learning_rate=f"{rl.learning_rate:g}",
                   num_generations=rl.num_generations, max_completion_length=rl.max_completion_length, beta=rl.beta,
-                  rl_tasks=config.rl_tasks)
+                  rl_tasks=config.rl_tasks, discriminator_weight=GroundingConfig().discriminator_weight)
     values["sources"] = list(config.sources)
     return values
 
@@ -127,8 +131,9 @@ def _form(values: dict) -> dict:
     return {"sources": [{"value": s, "label": SOURCE_LABELS.get(s, s), "checked": s in chosen} for s in SOURCES],
             "methods": METHODS,
             "trainers": rounds.METHODS, "train_fields": [f for f in rows if f["group"] == "sft"],
-            "rl_fields": [f for f in rows if f["group"] == "rl" or f["name"] in RL_FORM_FIELDS],
-            "eval_fields": [f for f in rows if f["group"] not in ("sft", "rl") and f["name"] not in RL_FORM_FIELDS]}
+            "rl_fields": [f for f in rows if f["group"] in ("rl", "grounding") or f["name"] in RL_FORM_FIELDS],
+            "eval_fields": [f for f in rows if f["group"] not in ("sft", "rl", "grounding")
+                            and f["name"] not in RL_FORM_FIELDS]}
 
 
 def _gate(run: TrainingRun) -> dict:
@@ -245,7 +250,8 @@ def _loss_chart(run: TrainingRun):
 
 
 RL_SERIES = (("reward", "reward (mean)"), ("grounding/pass_rate", "passes all tests"),
-             ("grounding/run_rate", "runs without error"), ("grounding/parse_rate", "parses"))
+             ("grounding/run_rate", "runs without error"), ("grounding/parse_rate", "parses"),
+             ("discriminator/accuracy", "discriminator accuracy"))
 
 
 def _rl_charts(run: TrainingRun):
