@@ -77,3 +77,16 @@ def test_the_discriminator_learns_references_from_the_policys_programs(tmp_path)
     rewards = score([references[0]], GroundingConfig(discriminator_weight=0.5),
                     lambda items: judge.score([item["code"] for item in items]))
     assert rewards[0].total == pytest.approx(1.0 + 0.5 * (after[0] - 0.5), abs=1e-5)
+
+
+def test_puzzle_answers_are_graded_by_sat():
+    sat = "def sat(x: int):\n    return x * 3 == 12"
+    answers = {"right": "def sol():\n    return 4", "wrong": "def sol():\n    return 5",
+               "raises": "def sol():\n    return 1 // 0",
+               "always equal": "class Yes(int):\n    def __eq__(self, other):\n        return True\n\n"
+                               "def sol():\n    return Yes(5)"}
+    rewards = dict(zip(answers, score_programs([{"kind": "puzzle", "code": code, "sat": sat}
+                                                for code in answers.values()], verify_many)))
+    assert rewards["right"].total == 1.0 and rewards["right"].passed == 1
+    assert rewards["wrong"].total == 0.4 and rewards["raises"].total == 0.2
+    assert rewards["always equal"].total <= rewards["wrong"].total

@@ -12,6 +12,7 @@ from django.test import Client
 from tests import test_training_rounds as sft_rounds
 from tests.support import start_worker, stop_worker, user_with_roles
 from tests.test_training_rounds import TINY_ROUND, finished, purge_stale_messages, round_state, trained_past, wait_for
+from webapp.refusals import Invalid
 from webapp.training import rounds
 from webapp.training.models import TrainingRun
 
@@ -57,3 +58,19 @@ def test_an_rl_round_rewarded_in_the_sandbox_survives_a_kill_and_the_gate_decide
     client.force_login(user_with_roles("tom", "trainer"))
     page = client.get(f"/training/runs/{run.pk}/").content.decode()
     assert 'data-testid="reward-chart"' in page and 'data-testid="kl-chart"' in page
+
+
+@pytest.mark.django_db
+def test_rl_tasks_come_from_mbpp_train_and_verified_puzzles_never_test_items():
+    from webapp.puzzles.models import Attempt
+    from webapp.training import training_data
+
+    tasks = training_data.rl_tasks(("mbpp", "p3"))
+    mbpp = [t for t in tasks if t["task_id"].startswith("mbpp:")]
+    puzzles = [t for t in tasks if t.get("kind") == "puzzle"]
+    assert len(mbpp) == 374 and all(601 <= int(t["task_id"][5:]) <= 974 and t["reference"] for t in mbpp)
+    trained_on = {a.puzzle_id for a in Attempt.objects.training_pairs()}
+    assert puzzles and {int(t["task_id"][7:]) for t in puzzles} <= trained_on  # the seeds' verified pairs
+    assert all(t["sat"].lstrip().startswith("def sat") and t["reference"] for t in puzzles)
+    with pytest.raises(Invalid, match="RL task sources must be among mbpp, p3, chat"):
+        rounds.start_round(None, {**RL_ROUND, "rl_sources": ["mbpp-test"]}, enqueue=False)

@@ -14,6 +14,7 @@ import ast
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 
+from engine.codechat.checks import job_for
 from engine.config import Problems, StrictConfig
 
 Verify = Callable[[list[dict]], Iterable]
@@ -101,14 +102,26 @@ def execution_level(verdict: dict, config: GroundingConfig) -> tuple[float, bool
     return config.passes_some + (config.passes_all - config.passes_some) * share, True, passed, len(tests)
 
 
+def puzzle_level(verdict: dict, config: GroundingConfig) -> tuple[float, bool, int, int]:
+    """A puzzle answer is one test: sat(answer) True, False (it ran: wrong), or it raised / timed out."""
+    status = verdict.get("status")
+    if status == "passed":
+        return config.passes_all, True, 1, 1
+    if status == "failed":
+        return config.fails_tests, True, 0, 1
+    return config.runtime_error, False, 0, 1
+
+
 def score_programs(items: list[dict], verify: Verify, config: GroundingConfig | None = None,
                    discriminator: Callable[[list[dict]], list[float]] | None = None) -> list[Reward]:
-    """One reward per item ({code, tests, setup?}: code None or "" = the reply had none), with one
-    sandbox call for all of them. `discriminator` maps the items to P(reference-like) in [0, 1]."""
+    """One reward per item, with one sandbox call for all of them: a task {code, tests, setup?}
+    (MBPP's setup runs after the code, as its harness does) or a puzzle {kind: "puzzle", code, sat}
+    (a P3 answer `sol`, right when sat(sol()) is True); code None or "" = the reply had none.
+    `discriminator` maps the items to P(reference-like) in [0, 1]."""
     config = (config or GroundingConfig()).check()
     statics = [static_errors(item["code"]) if item.get("code") else None for item in items]
-    jobs = [{"id": str(index), "kind": "tests", "code": item["code"], "tests": list(item["tests"]),
-             "setup": item.get("setup", ""), "all_tests": True, "timeout_s": config.timeout_s}
+    jobs = [{**job_for(item.get("kind", "tests"), item["code"], tests=item.get("tests", ()), sat=item.get("sat", ""),
+                       setup=item.get("setup", ""), job_id=str(index)), "timeout_s": config.timeout_s}
             for index, (item, found) in enumerate(zip(items, statics)) if found is not None]
     verdicts = {}
     for verdict in verify(jobs) if jobs else []:
@@ -121,11 +134,14 @@ def score_programs(items: list[dict], verify: Verify, config: GroundingConfig | 
         bonus = config.discriminator_weight * (judged - 0.5) if judged is not None else 0.0
         if found is None:
             status = "no code" if not item.get("code") else "syntax error"
-            rewards.append(Reward(config.syntax_error + bonus, False, 0, False, 0, len(item["tests"]), status,
+            rewards.append(Reward(config.syntax_error + bonus, False, 0, False, 0, len(item.get("tests") or [1]), status,
                                   config.syntax_error, judged))
             continue
         verdict = verdicts.get(index) or {"status": "error", "tests": []}
-        level, ran, passed, total = execution_level(verdict, config)
+        if item.get("kind") == "puzzle":
+            level, ran, passed, total = puzzle_level(verdict, config)
+        else:
+            level, ran, passed, total = execution_level(verdict, config)
         if verdict.get("status") == "error" and str(verdict.get("detail", "")).startswith("syntax error"):
             level, ran = config.syntax_error, False  # what the sandbox could not compile counts as unparsed
         penalised = max(level - config.static_penalty, config.syntax_error) if found else level

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from engine.codechat.checks import entry_point_of, reply_code
-from engine.codechat.prompts import task_prompt
+from engine.codechat.prompts import puzzle_prompt, task_prompt
 from engine.config import Problems, StrictConfig
 from engine.lm.generation import CancelToken
 from engine.lm.throughput import tokens_per_s
@@ -49,8 +49,12 @@ class RLTask:
     setup: str = ""
     source: str = ""
     reference: str = ""  # a right program (the discriminator's positive example); "" if none
+    kind: str = "tests"  # or "puzzle": a P3 puzzle `sat` (then `tests` is empty), answered by `sol()`
+    sat: str = ""
 
     def prompt(self) -> list[dict]:
+        if self.kind == "puzzle":
+            return [{"role": "user", "content": puzzle_prompt(self.sat)}]
         return [{"role": "user", "content": task_prompt(self.text, self.tests)}]
 
 
@@ -130,17 +134,20 @@ class GroundingReward:
         self.last: list[dict] = []
         self.completion_tokens = 0
 
-    def __call__(self, prompts, completions, tests, setup, entry_point, reference=None, completion_ids=None,
-                 log_metric=None, **kwargs):
+    def __call__(self, prompts, completions, tests, setup, entry_point, kind, sat, reference=None,
+                 completion_ids=None, log_metric=None, **kwargs):
         texts = [c[-1]["content"] if isinstance(c, list) else c for c in completions]
         self.completion_tokens += sum(len(ids) for ids in completion_ids or [])
-        items = [{"code": reply_code("task", text, name) or "", "tests": list(task_tests), "setup": task_setup}
-                 for text, task_tests, task_setup, name in zip(texts, tests, setup, entry_point)]
+        items = [{"kind": task_kind, "code": reply_code("puzzle" if task_kind == "puzzle" else "task", text, name) or "",
+                  "tests": list(task_tests), "setup": task_setup, "sat": task_sat}
+                 for text, task_tests, task_setup, name, task_kind, task_sat
+                 in zip(texts, tests, setup, entry_point, kind, sat)]
         judge = None
         if self.discriminator is not None:
             judge = lambda batch: self.discriminator.score([item["code"] for item in batch])  # noqa: E731
         rewards = score_programs(items, self.verify, self.config, judge)
-        self.last = [{"text": text, **reward.as_dict()} for text, reward in zip(texts, rewards)]
+        self.last = [{"text": text, "kind": item["kind"], **reward.as_dict()}
+                     for text, item, reward in zip(texts, items, rewards)]
         log = log_metric or (lambda name, value: None)
         if rewards:
             count = len(rewards)
@@ -184,7 +191,7 @@ def train_rl(base: str, tasks: Sequence[RLTask], out_dir: str | Path, config: RL
         raise TrainingError(f"could not load the base model {base or 'default'!r}: {exc}") from exc
     dataset = Dataset.from_list([{"prompt": task.prompt(), "tests": task.tests, "setup": task.setup,
                                   "entry_point": entry_point_of(task.tests), "task_id": task.task_id,
-                                  "reference": task.reference} for task in tasks])
+                                  "reference": task.reference, "kind": task.kind, "sat": task.sat} for task in tasks])
     peft_config = None
     if config.method == "lora":
         from peft import LoraConfig

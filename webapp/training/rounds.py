@@ -488,7 +488,7 @@ def _run_rl_stages(run: TrainingRun, config: RoundConfig, base: ModelVersion, be
             _update(run, progress=event, loss_curve=curve[-2000:], rl_curve=history[-2000:])
 
         tasks = [RLTask(t["task_id"], t["text"], t["tests"], t.get("setup", ""), t.get("source", ""),
-                        t.get("reference", "")) for t in run.dataset["rl_tasks"]]
+                        t.get("reference", ""), t.get("kind", "tests"), t.get("sat", "")) for t in run.dataset["rl_tasks"]]
         result = train_rl(base.spec, tasks, round_dir(run), config.rl_config(), verify_on_queue,
                           config.grounding_config(), progress, beat.cancel)
         if _cancelled(run, beat):

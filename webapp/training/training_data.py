@@ -77,14 +77,15 @@ def new_since(dataset: dict | None) -> int:
     return puzzle_pairs(last_attempt).count() + ledger_rows(last_example).count()
 
 
-RL_SOURCES = ("mbpp", "chat")
+RL_SOURCES = ("mbpp", "p3", "chat")
 
 
 def rl_tasks(sources=RL_SOURCES, limit: int = 0) -> list[dict]:
-    """What an RL round learns from: tasks with tests, and a right program for each (only the
-    discriminator sees it). MBPP's train split (601-974) and the tasks of verified chat repairs that
-    may be trained on (a conversation's problem and tests, once each, the verified repair as the
-    reference); whatever matches a test item is left out."""
+    """What an RL round learns from: tasks with tests or puzzles, and a right program for each (only
+    the discriminator sees it). MBPP's train split (601-974); puzzles with a verified solution that
+    may be trained on (P3's train references, self-play pairs); the tasks of verified chat repairs
+    (a conversation's problem and tests, once each, the repair as the reference). Whatever matches
+    a test item is left out."""
     from django.conf import settings
 
     from engine.datasets.mbpp import load_mbpp
@@ -95,6 +96,16 @@ def rl_tasks(sources=RL_SOURCES, limit: int = 0) -> list[dict]:
             if task.split == "train":
                 tasks.append({"task_id": f"mbpp:{task.task_id}", "text": task.text, "tests": task.tests,
                               "setup": task.setup, "source": f"mbpp:{task.task_id}", "reference": task.code})
+    if "p3" in sources:  # puzzles with a verified, trainable solution (P3 train references, self-play pairs)
+        index = held_out()
+        for attempt in puzzle_pairs():
+            if attempt.puzzle_id in seen or index.match_fingerprint(attempt.puzzle.fingerprint):
+                continue
+            seen.add(attempt.puzzle_id)
+            tasks.append({"task_id": f"puzzle:{attempt.puzzle_id}", "kind": "puzzle", "sat": attempt.puzzle.sat,
+                          "text": "", "tests": [], "setup": "", "source": f"puzzle:{attempt.puzzle_id}",
+                          "reference": attempt.code})
+    seen = set()
     if "chat" in sources:
         index = held_out()
         for row in ledger_rows().select_related("source_message__conversation"):
