@@ -34,6 +34,21 @@ def read_examples(path: str | Path) -> list[TrainingText]:
     return examples
 
 
+def _progress(event: dict) -> None:
+    print(json.dumps(event), file=sys.stderr, flush=True)
+
+
+def _run(train) -> int:
+    """`train()`'s result as JSON on stdout, or why it could not train."""
+    try:
+        result = train()
+    except (ValueError, TrainingError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(result.as_dict()))
+    return 0
+
+
 def rl_main(argv) -> int:
     """GRPO (engine/training/rl.py) on MBPP train tasks (601-974), rewarded by the grounding function."""
     from engine.datasets.mbpp import load_mbpp
@@ -52,20 +67,17 @@ def rl_main(argv) -> int:
         for name, value in config_class().as_dict().items():
             parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
     args = parser.parse_args(argv)
-    try:
+
+    def train():
         config = RLConfig.from_known(vars(args))
         grounding = GroundingConfig.from_known(vars(args)).check()
         rows = sorted((t for t in load_mbpp(benchmark_data_dir(args.data or None)).values()
                        if t.split == "train"), key=lambda t: t.task_id)[:args.limit or None]
-        tasks = [RLTask(str(t.task_id), t.text, t.tests, t.setup, f"mbpp:{t.task_id}") for t in rows]
-        result = train_rl(args.base, tasks, args.out, config, lambda jobs: verify_many(jobs), grounding,
-                          progress=lambda event: print(json.dumps(event), file=sys.stderr, flush=True),
-                          resume=not args.no_resume)
-    except (ValueError, TrainingError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(json.dumps(result.as_dict()))
-    return 0
+        tasks = [RLTask(str(t.task_id), t.text, t.tests, t.setup, f"mbpp:{t.task_id}", t.code) for t in rows]
+        return train_rl(args.base, tasks, args.out, config, lambda jobs: verify_many(jobs), grounding,
+                        progress=_progress, resume=not args.no_resume)
+
+    return _run(train)
 
 
 def main(argv=None) -> int:
@@ -82,17 +94,8 @@ def main(argv=None) -> int:
         parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
     args = parser.parse_args(argv)
     settings = {name: getattr(args, name) for name in defaults.as_dict()}
-    try:
-        config = SFTConfig(**settings)
-        examples = read_examples(args.data)
-        result = train_sft(args.base, examples, args.out, config,
-                           progress=lambda event: print(json.dumps(event), file=sys.stderr, flush=True),
-                           resume=not args.no_resume)
-    except (ValueError, TrainingError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(json.dumps(result.as_dict()))
-    return 0
+    return _run(lambda: train_sft(args.base, read_examples(args.data), args.out, SFTConfig(**settings),
+                                  progress=_progress, resume=not args.no_resume))
 
 
 if __name__ == "__main__":

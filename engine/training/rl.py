@@ -16,15 +16,14 @@ from pathlib import Path
 
 from engine.codechat.checks import entry_point_of, reply_code
 from engine.codechat.prompts import puzzle_prompt, task_prompt
-from engine.config import Problems, StrictConfig
 from engine.lm.generation import CancelToken
 from engine.lm.throughput import tokens_per_s
 from engine.training.checkpoints import CheckpointDir, seal
 from engine.training.discriminator import Discriminator
 from engine.training.grounding import GroundingConfig, Verify, score_programs
 from engine.training.sft import (
-    METHODS,
     Progress,
+    TrainerSettings,
     TrainingError,
     _callback,
     _device,
@@ -59,10 +58,11 @@ class RLTask:
 
 
 @dataclass(frozen=True)
-class RLConfig(StrictConfig):
+class RLConfig(TrainerSettings):
     KIND = "RL settings"
 
     method: str = "lora"
+    save_steps: int = 10
     max_steps: int = 50
     learning_rate: float = 1e-5
     num_generations: int = 4  # the group each answer is compared with
@@ -72,32 +72,18 @@ class RLConfig(StrictConfig):
     top_k: int = 50
     top_p: float = 1.0
     beta: float = 0.04  # the KL coefficient to the starting policy
-    seed: int = 0
-    save_steps: int = 10
-    keep_checkpoints: int = 2
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.05
-    device: str = "auto"
 
     def __post_init__(self):
-        problems = Problems()
-        if self.method not in METHODS:
-            problems.add("method", f"method must be one of {', '.join(METHODS)}")
-        for name in ("max_steps", "prompts_per_step", "max_completion_length", "save_steps", "keep_checkpoints",
-                     "lora_r"):
+        problems = self.common_problems()
+        for name in ("max_steps", "prompts_per_step", "max_completion_length"):
             if int(getattr(self, name)) < 1:
                 problems.add(name, f"{name} must be at least 1")
         if self.num_generations < 2:
             problems.add("num_generations", "num_generations must be at least 2 (GRPO compares answers in a group)")
-        if not 0 < self.learning_rate < 1:
-            problems.add("learning_rate", "learning_rate must be between 0 and 1")
         if not 0 < self.temperature <= 2:
             problems.add("temperature", "temperature must be above 0 and at most 2 (the group needs variety)")
         if self.beta < 0:
             problems.add("beta", "beta must be at least 0")
-        if self.device not in ("auto", "cpu", "cuda"):
-            problems.add("device", "device must be auto, cpu or cuda")
         problems.raise_any()
 
 
@@ -192,12 +178,7 @@ def train_rl(base: str, tasks: Sequence[RLTask], out_dir: str | Path, config: RL
     dataset = Dataset.from_list([{"prompt": task.prompt(), "tests": task.tests, "setup": task.setup,
                                   "entry_point": entry_point_of(task.tests), "task_id": task.task_id,
                                   "reference": task.reference, "kind": task.kind, "sat": task.sat} for task in tasks])
-    peft_config = None
-    if config.method == "lora":
-        from peft import LoraConfig
-
-        peft_config = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
-                                 target_modules="all-linear", task_type="CAUSAL_LM")
+    peft_config = config.lora() if config.method == "lora" else None
     grounding = (grounding or GroundingConfig()).check()
     discriminator = None
     if grounding.discriminator_weight > 0:

@@ -27,17 +27,11 @@ class TrainingError(RuntimeError):
 
 
 @dataclass(frozen=True)
-class SFTConfig(StrictConfig):
-    KIND = "training settings"
+class TrainerSettings(StrictConfig):
+    """What every kind of round's training shares: full or LoRA, the device, the seed, checkpoints."""
 
     method: str = "full"  # "full" or "lora"
-    epochs: float = 1.0
-    max_steps: int = 0  # > 0 overrides epochs
     learning_rate: float = 5e-5
-    warmup_steps: int = 10
-    batch_size: int = 4
-    gradient_accumulation: int = 1
-    block_size: int = 512
     seed: int = 0
     save_steps: int = 50
     keep_checkpoints: int = 2
@@ -45,25 +39,50 @@ class SFTConfig(StrictConfig):
     lora_alpha: int = 32
     lora_dropout: float = 0.05
     device: str = "auto"  # "auto", "cpu" or "cuda"
-    max_example_tokens: int = 0  # longer examples are left out (0: keep all); reported as `dropped`
 
-    def __post_init__(self):
+    def common_problems(self) -> Problems:
         problems = Problems()
         if self.method not in METHODS:
             problems.add("method", f"method must be one of {', '.join(METHODS)} (got {self.method!r})")
-        if self.epochs <= 0 and self.max_steps <= 0:
-            problems.add("epochs", "train for some epochs or some steps")
+        for name in ("save_steps", "keep_checkpoints", "lora_r"):
+            if int(getattr(self, name)) < 1:
+                problems.add(name, f"{name} must be at least 1")
         if not 0 < self.learning_rate < 1:
             problems.add("learning_rate", "learning_rate must be between 0 and 1")
-        for name in ("batch_size", "gradient_accumulation", "save_steps", "keep_checkpoints", "lora_r"):
+        if self.device not in ("auto", "cpu", "cuda"):
+            problems.add("device", "device must be auto, cpu or cuda")
+        return problems
+
+    def lora(self):
+        from peft import LoraConfig
+
+        return LoraConfig(r=self.lora_r, lora_alpha=self.lora_alpha, lora_dropout=self.lora_dropout,
+                          target_modules="all-linear", task_type="CAUSAL_LM")
+
+
+@dataclass(frozen=True)
+class SFTConfig(TrainerSettings):
+    KIND = "training settings"
+
+    epochs: float = 1.0
+    max_steps: int = 0  # > 0 overrides epochs
+    warmup_steps: int = 10
+    batch_size: int = 4
+    gradient_accumulation: int = 1
+    block_size: int = 512
+    max_example_tokens: int = 0  # longer examples are left out (0: keep all); reported as `dropped`
+
+    def __post_init__(self):
+        problems = self.common_problems()
+        if self.epochs <= 0 and self.max_steps <= 0:
+            problems.add("epochs", "train for some epochs or some steps")
+        for name in ("batch_size", "gradient_accumulation"):
             if int(getattr(self, name)) < 1:
                 problems.add(name, f"{name} must be at least 1")
         if not 8 <= self.block_size <= 32768:
             problems.add("block_size", "block_size must be between 8 and 32768 tokens")
         if self.max_example_tokens < 0:
             problems.add("max_example_tokens", "max_example_tokens must be at least 0")
-        if self.device not in ("auto", "cpu", "cuda"):
-            problems.add("device", "device must be auto, cpu or cuda")
         problems.raise_any()
 
 
@@ -127,11 +146,9 @@ def load_for_training(spec: str, device: str):
 
 
 def _with_lora(model, config: SFTConfig):
-    from peft import LoraConfig, get_peft_model
+    from peft import get_peft_model
 
-    lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
-                      target_modules="all-linear", task_type="CAUSAL_LM")
-    return get_peft_model(model, lora)
+    return get_peft_model(model, config.lora())
 
 
 def _callback(folders: CheckpointDir, progress: Progress | None, cancel: CancelToken | None,

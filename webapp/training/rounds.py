@@ -416,12 +416,8 @@ def _run_stages(run: TrainingRun, beat: RowHeartbeat) -> None:
                   f"{len(ids['examples'])} solved repairs, {len(ids.get('excluded', {}))} left out as test items")
     else:
         examples = _examples_of(run)
-    # 2. The active model, measured with this round's settings.
-    if not run.eval_before:
-        _update(run, stage="eval-before", status=TrainingRun.Status.EVALUATING)
-        _evaluate_into(run, base, config, beat, "eval_before")
-        if _cancelled(run, beat):
-            return
+    if not _evaluated_before(run, config, base, beat):
+        return
     # 3. Fine-tune from the active model.
     if not run.training:
         _update(run, stage="train", status=TrainingRun.Status.RUNNING, progress={})
@@ -438,6 +434,16 @@ def _run_stages(run: TrainingRun, beat: RowHeartbeat) -> None:
         _log(run, f"trained {result.steps} steps ({result.epochs} epochs) in {result.seconds} s, "
                   f"{result.tokens_per_s} tokens/s, final loss {result.final_loss}")
     _evaluate_and_decide(run, config, base, beat)
+
+
+def _evaluated_before(run: TrainingRun, config: RoundConfig, base: ModelVersion, beat: RowHeartbeat) -> bool:
+    """2. The active model, measured with this round's settings; False when the round was cancelled."""
+    if not run.eval_before:
+        _update(run, stage="eval-before", status=TrainingRun.Status.EVALUATING)
+        _evaluate_into(run, base, config, beat, "eval_before")
+        if _cancelled(run, beat):
+            return False
+    return True
 
 
 def _evaluate_and_decide(run: TrainingRun, config: RoundConfig, base: ModelVersion, beat: RowHeartbeat) -> None:
@@ -473,11 +479,8 @@ def _run_rl_stages(run: TrainingRun, config: RoundConfig, base: ModelVersion, be
         digest = snapshot_hash([TrainingText(json.dumps(task, sort_keys=True)) for task in tasks])
         _update(run, dataset={"rl_tasks": tasks}, examples=len(tasks), dataset_hash=digest)
         _log(run, f"data: {len(tasks)} tasks with tests ({', '.join(config.rl_sources)})")
-    if not run.eval_before:
-        _update(run, stage="eval-before", status=TrainingRun.Status.EVALUATING)
-        _evaluate_into(run, base, config, beat, "eval_before")
-        if _cancelled(run, beat):
-            return
+    if not _evaluated_before(run, config, base, beat):
+        return
     if not run.training:
         _update(run, stage="train", status=TrainingRun.Status.RUNNING, progress={})
         curve, history = list(run.loss_curve or []), list(run.rl_curve or [])
