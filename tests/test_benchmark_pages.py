@@ -73,6 +73,9 @@ def test_a_run_is_stored_shown_exported_and_escaped(trainer_user):
     assert 'data-testid="benchmarks-chart"' in index
     page = client.get(f"/benchmarks/runs/{run.pk}/").content.decode()
     assert page.count('data-testid="task-row"') == 3 and "HumanEval/2" in page and "66.7%" in page
+    # structure beside pass@1: the replayed answers are the reference solutions for the two it solves
+    assert run.summary["structure"]["syntax_match"] > 0.6 and 'data-testid="syntax-match"' in page
+    assert 'data-testid="structure-cell"' in index
     detail = client.get(f"/benchmarks/runs/{run.pk}/tasks/2/").content.decode()
     assert "HumanEval/2" in detail and 'data-status="failed"' in detail
     assert HOSTILE not in detail and "&lt;script&gt;alert(" in detail

@@ -32,6 +32,8 @@ def _cell(run: BenchmarkRun) -> dict:
     return {"run": run, "pass1": _percent(scores.get("1")), "pass10": _percent(scores.get("10")) if "10" in scores
             else "", "low": _percent(low_high[0]), "high": _percent(low_high[1]), "n": (run.config or {}).get("n"),
             "tasks": summary.get("done"), "quantization": (run.model_info or {}).get("quantization", ""),
+            "syntax": _percent((summary.get("structure") or {}).get("syntax_match")),
+            "dataflow": _percent((summary.get("structure") or {}).get("dataflow_match")),
             "backend": (run.model_info or {}).get("backend", "")}
 
 
@@ -85,7 +87,10 @@ def index(request):
 
 def _panel_context(request, run: BenchmarkRun) -> dict:
     summary = run.summary or {}
+    structure = summary.get("structure") or {}
     return {"summary": summary, "parts": summary.get("parts") or {},
+            "structure": structure and {"syntax": _percent(structure.get("syntax_match")),
+                                        "dataflow": _percent(structure.get("dataflow_match"))},
             "scores": [(k, _percent(v), [_percent(x) for x in (summary.get("interval") or {}).get(k, [])])
                        for k, v in (summary.get("pass_at_k") or {}).items()]}
 

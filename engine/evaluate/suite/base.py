@@ -48,6 +48,7 @@ class Benchmark:
     prompts: ClassVar[tuple[str, ...]] = ("default",)  # the first is the default
     defaults: ClassVar[Defaults] = Defaults()
     parts: ClassVar[tuple[str, ...]] = ()  # named checks reported separately besides the whole (e.g. "base")
+    structural: ClassVar[bool] = False  # programs also scored against the reference (engine/evaluate/structure.py)
 
     def __init__(self, data_dir: str | Path | None = None, prompt: str = ""):
         self.data_dir = benchmark_data_dir(data_dir)

