@@ -140,6 +140,9 @@ def test_live_dialogs_start_from_the_failed_attempt_and_join_the_curve(study):
     conversation.refresh_from_db()
     with pytest.raises(Invalid, match="allows 2 feedback turns"):
         user_turns.give_feedback(conversation, "One more try?")
+    for attempt in (lambda: user_turns.send(conversation, "Just chatting"), lambda: user_turns.regenerate(parent)):
+        with pytest.raises(Invalid, match="feedback turns only"):  # neither would be a feedback turn
+            attempt()
 
     following = live.take_task(rita, study)  # the first is done (solved at study turn 2): the next failed task
     assert following.task.task_id == 12

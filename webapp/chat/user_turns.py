@@ -205,6 +205,7 @@ def open_conversation(user, kind: str, *, text: str = "", problem: str = "", tes
 
 def send(conversation: Conversation, text: str) -> tuple[Message, Message]:
     """A chat message at the end of the branch on screen."""
+    _feedback_only(conversation)
     if not (text or "").strip():
         raise Invalid("the message is empty")
     state = check_can_reply(conversation.owner)
@@ -220,6 +221,12 @@ def latest_answer(messages: list[Message]) -> Message | None:
         if message.role == Message.Role.ASSISTANT and message.status != Message.Status.STREAMING:
             return message
     return None
+
+
+def _feedback_only(conversation: Conversation) -> None:
+    """A study dialog counts feedback turns: a free message or a redrawn answer would not be one."""
+    if conversation.max_feedback_turns:
+        raise Invalid("a study dialog takes feedback turns only (no other messages, no regenerated answers)")
 
 
 def give_feedback(conversation: Conversation, feedback: str) -> tuple[Message, Message]:
@@ -275,6 +282,7 @@ def regenerate(message: Message) -> Message:
         raise Invalid("only answers can be regenerated")
     if message.status == Message.Status.STREAMING:
         raise Busy("this answer is still being written")
+    _feedback_only(message.conversation)
     state = check_can_reply(message.conversation.owner)
     with transaction.atomic():
         reply = create_reply(message.conversation, message.parent, message.kind)
