@@ -18,7 +18,7 @@ from engine.codechat.checks import entry_point_of, reply_code
 from engine.codechat.prompts import puzzle_prompt, task_prompt
 from engine.lm.generation import CancelToken
 from engine.lm.throughput import tokens_per_s
-from engine.training.checkpoints import CheckpointDir, seal
+from engine.training.checkpoints import CheckpointDir
 from engine.training.discriminator import Discriminator
 from engine.training.grounding import GroundingConfig, Verify, score_programs
 from engine.training.sft import (
@@ -28,7 +28,7 @@ from engine.training.sft import (
     _callback,
     _device,
     load_for_training,
-    write_served_copy,
+    seal_trained,
 )
 
 # What the run page charts, as GRPO and the reward function log them.
@@ -208,21 +208,10 @@ def train_rl(base: str, tasks: Sequence[RLTask], out_dir: str | Path, config: RL
                       tokens_per_s(reward.completion_tokens, seconds),
                       round((steps - start_step) / seconds * 3600, 1) if seconds else 0.0,
                       str(resume_from) if resume_from else None, cancelled)
-    if cancelled:
-        return result
-    trained = trainer.model
-    if config.method == "lora":
-        trained = trained.merge_and_unload()
-    final = folders.staging / "final"
-    trained.save_pretrained(final)
-    tokenizer.save_pretrained(final)
-    if discriminator is not None:  # versioned with the model it was trained beside
-        discriminator.save(final / DISCRIMINATOR_FILE)
-    (final / "training.json").write_text(json.dumps({"base": base, "method": "rl", "config": config.as_dict(),
-                                                      "grounding": grounding.as_dict(),
-                                                      "result": result.as_dict()}, indent=1))
-    write_served_copy(final, base)
-    seal(final, folders.model)
+    if not cancelled:  # the discriminator is versioned with the model it was trained beside
+        seal_trained(trainer.model, tokenizer, folders, base, config,
+                     {"method": "rl", "grounding": grounding.as_dict(), "result": result.as_dict()},
+                     None if discriminator is None else lambda final: discriminator.save(final / DISCRIMINATOR_FILE))
     return result
 
 

@@ -256,19 +256,26 @@ def train_sft(base: str, examples: Sequence[TrainingText], out_dir: str | Path, 
         round(time.perf_counter() - started, 1),
         tokens_per_s(tokens_per_step * (outcome.global_step - start_step), outcome.metrics.get("train_runtime", 0)),
         str(resume_from) if resume_from else None, cancelled, dropped)
-    if cancelled:
-        return result
-    trained = trainer.model
+    if not cancelled:
+        seal_trained(trainer.model, tokenizer, folders, base, config, {"result": result.as_dict()})
+    return result
+
+
+def seal_trained(trained, tokenizer, folders: CheckpointDir, base: str, config: TrainerSettings, record: dict,
+                 extra=None) -> Path:
+    """The trained model as a plain checkpoint (LoRA merged), its record (`training.json`), its
+    served GGUF copy and `extra(folder)`'s files, sealed whole into `<out_dir>/model`."""
     if config.method == "lora":
         trained = trained.merge_and_unload()
     final = folders.staging / "final"
     trained.save_pretrained(final)
     tokenizer.save_pretrained(final)
-    (final / "training.json").write_text(json.dumps({"base": base, "config": config.as_dict(),
-                                                      "result": result.as_dict()}, indent=1))
+    if extra is not None:
+        extra(final)
+    (final / "training.json").write_text(json.dumps({"base": base, "config": config.as_dict(), **record}, indent=1))
     write_served_copy(final, base)
     seal(final, folders.model)
-    return result
+    return folders.model
 
 
 def write_served_copy(checkpoint: Path, base: str) -> dict | None:
