@@ -109,6 +109,13 @@ def test_reply_code_and_jobs():
     assert reply_code("task", reply, "add").startswith("def add")
     assert reply_code("puzzle", "```python\ndef sol():\n    return 3\n```").startswith("def sol")
     assert reply_code("task", "I cannot help with that.", "add") is None
+    # MBPP 601: the asserts test max_chain_length and build Pairs, which the reply must keep defining.
+    tests = ["assert max_chain_length([Pair(5, 24), Pair(15, 25)], 2) == 1", "assert max_chain_length([], 0) == 0"]
+    assert entry_point_of(tests) == "max_chain_length"  # the outermost call, though Pair is called more
+    pair = "class Pair:\n    def __init__(self, a, b):\n        self.a, self.b = a, b\n\n"
+    reply = f"```python\n{pair}def max_chain_length(arr, n):\n    return n\n\nprint(max_chain_length([], 0))\n```"
+    kept = reply_code("task", reply, entry_point_of(tests), tests)
+    assert kept.startswith("class Pair:") and "def max_chain_length" in kept and "print(" not in kept
     assert job_for("task", "code", tests=["assert x"])["kind"] == "tests"
     assert job_for("puzzle", "code", sat="def sat(x: int): return True")["kind"] == "puzzle"
 

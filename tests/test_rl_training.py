@@ -9,14 +9,15 @@ from engine.sandbox import verify_many
 from engine.training.checkpoints import is_complete
 from engine.training.discriminator import Discriminator
 from engine.training.grounding import GroundingConfig
-from engine.training.rl import RLConfig, RLTask, train_rl
+from engine.training.rl import RLConfig, train_rl
+from engine.training.tasks import CodeTask
 
 pytestmark = pytest.mark.timeout(600)
-TASKS = [RLTask("601", "Write a function to add two numbers.", ["assert add(1, 2) == 3", "assert add(0, 0) == 0"],
+TASKS = [CodeTask("601", "Write a function to add two numbers.", ["assert add(1, 2) == 3", "assert add(0, 0) == 0"],
                 reference="def add(a, b):\n    return a + b"),
-         RLTask("602", "Write a function to double a number.", ["assert double(2) == 4"],
+         CodeTask("602", "Write a function to double a number.", ["assert double(2) == 4"],
                 reference="def double(x):\n    return 2 * x"),
-         RLTask("p3:1", "", [], reference="def sol():\n    return 4", kind="puzzle",
+         CodeTask("p3:1", "", [], reference="def sol():\n    return 4", kind="puzzle",
                 sat="def sat(x: int):\n    return x * 3 == 12")]
 WITH_DISCRIMINATOR = GroundingConfig(discriminator_weight=0.2)
 CONFIG = RLConfig(method="lora", max_steps=3, num_generations=2, prompts_per_step=3, max_completion_length=12,

@@ -11,17 +11,31 @@ _BUILTINS = set(dir(builtins))
 
 
 def entry_point_of(tests: list[str]) -> str:
-    """The function the asserts call most (`assert f(1) == 2` → "f"); "" if none."""
+    """The function the asserts test (`assert f(1) == 2` → "f"): in each assert the outermost call
+    of a non-builtin name (`assert f([Pair(1, 2)]) == 1` tests f, not Pair), the most common one
+    over the asserts; "" if none."""
     counts: dict[str, int] = {}
     for test in tests:
-        try:
-            tree = ast.parse(test)
-        except SyntaxError:
-            continue
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id not in _BUILTINS:
-                counts[node.func.id] = counts.get(node.func.id, 0) + 1
+        first = next(iter(_called(test)), None)
+        if first:
+            counts[first] = counts.get(first, 0) + 1
     return max(counts, key=counts.get) if counts else ""
+
+
+def called_names(tests: list[str]) -> set[str]:
+    """Every non-builtin name the asserts call: what a reply must define beside the entry point
+    (MBPP 601's tests build `Pair`s, which its solution defines)."""
+    return {name for test in tests for name in _called(test)}
+
+
+def _called(test: str) -> list[str]:
+    """Non-builtin names called in one assert, outermost first (ast.walk is breadth-first)."""
+    try:
+        tree = ast.parse(test)
+    except SyntaxError:
+        return []
+    return [node.func.id for node in ast.walk(tree)
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id not in _BUILTINS]
 
 
 def split_tests(text: str) -> list[str]:
@@ -53,12 +67,13 @@ def validate_tests(tests: list[str]) -> list[str]:
     return problems
 
 
-def reply_code(kind: str, reply: str, entry_point: str = "") -> str | None:
-    """The code to test from a reply: a task wants `entry_point`, a puzzle wants `sol`; as the
-    benchmarks run it (sanitised: the reply's own example calls and asserts are not the test)."""
+def reply_code(kind: str, reply: str, entry_point: str = "", tests: list[str] = ()) -> str | None:
+    """The code to test from a reply: a task wants `entry_point` (and what its `tests` call), a
+    puzzle wants `sol`; as the benchmarks run it (sanitised: the reply's own example calls and
+    asserts are not the test)."""
     wanted = "sol" if kind == "puzzle" else entry_point or None
     code = extract_code(reply, wanted)
-    return sanitize(code, wanted) if code else None
+    return sanitize(code, wanted, called_names(list(tests)) if kind != "puzzle" else ()) if code else None
 
 
 def job_for(kind: str, code: str, *, tests: list[str] = (), sat: str = "", setup: str = "",

@@ -86,7 +86,7 @@ def _job(task: MbppTask, code: str, job_id: str, timeout_s: float) -> dict:
 
 
 def _attempt(task: MbppTask, reply: str, tokens: int) -> dict:
-    return {"reply": reply, "tokens": tokens, "code": reply_code("task", reply, entry_point_of(task.tests)) or ""}
+    return {"reply": reply, "tokens": tokens, "code": reply_code("task", reply, entry_point_of(task.tests), task.tests) or ""}
 
 
 def _check(attempts: list[tuple[MbppTask, dict]], verify: Verify, timeout_s: float) -> None:

@@ -85,12 +85,13 @@ def _names_used(node: ast.AST) -> set[str]:
     return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
 
 
-def sanitize(code: str, entry_point: str | None = None) -> str:
+def sanitize(code: str, entry_point: str | None = None, also=()) -> str:
     """What a benchmark runs of a reply's code, as EvalPlus's sanitizer does: the imports, and the
     functions, classes and top-level assignments the entry point reaches; the reply's own example
     calls, prints, asserts and `if __name__ == "__main__"` block are dropped (a wrong example of the
     model's would otherwise fail a right function). Without a known entry point every definition is
-    kept. Code that does not parse at all is returned as it is (the check reports the error)."""
+    kept, and `also` names what the tests use beside the entry point (kept with what they reach).
+    Code that does not parse at all is returned as it is (the check reports the error)."""
     parsed = _parsed_prefix(code)
     if parsed is None:
         return code
@@ -104,7 +105,7 @@ def sanitize(code: str, entry_point: str | None = None) -> str:
             for name in {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}:
                 defined.setdefault(name, []).append(node)
     if entry_point and entry_point in defined:
-        wanted, todo = set(), [entry_point]
+        wanted, todo = set(), [entry_point, *also]
         while todo:
             name = todo.pop()
             if name in wanted or name not in defined:

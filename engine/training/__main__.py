@@ -55,7 +55,8 @@ def rl_main(argv) -> int:
     from engine.evaluate.suite.base import benchmark_data_dir
     from engine.sandbox import verify_many
     from engine.training.grounding import GroundingConfig
-    from engine.training.rl import RLConfig, RLTask, train_rl
+    from engine.training.rl import RLConfig, train_rl
+    from engine.training.tasks import CodeTask
 
     parser = argparse.ArgumentParser(prog="python -m engine.training rl", description=rl_main.__doc__)
     parser.add_argument("--base", default="", help="HF id, local checkpoint or .gguf ('' = packaged default)")
@@ -73,7 +74,7 @@ def rl_main(argv) -> int:
         grounding = GroundingConfig.from_known(vars(args)).check()
         rows = sorted((t for t in load_mbpp(benchmark_data_dir(args.data or None)).values()
                        if t.split == "train"), key=lambda t: t.task_id)[:args.limit or None]
-        tasks = [RLTask(str(t.task_id), t.text, t.tests, t.setup, f"mbpp:{t.task_id}", t.code) for t in rows]
+        tasks = [CodeTask(str(t.task_id), t.text, t.tests, t.setup, f"mbpp:{t.task_id}", t.code) for t in rows]
         return train_rl(args.base, tasks, args.out, config, lambda jobs: verify_many(jobs), grounding,
                         progress=_progress, resume=not args.no_resume)
 

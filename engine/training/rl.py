@@ -15,7 +15,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from engine.codechat.checks import entry_point_of, reply_code
-from engine.codechat.prompts import puzzle_prompt, task_prompt
 from engine.lm.generation import CancelToken
 from engine.lm.throughput import tokens_per_s
 from engine.training.checkpoints import CheckpointDir
@@ -30,31 +29,13 @@ from engine.training.sft import (
     load_for_training,
     seal_trained,
 )
+from engine.training.tasks import CodeTask
 
 # What the run page charts, as GRPO and the reward function log them.
 REPORTED = ("reward", "reward_std", "kl", "entropy", "completions/mean_length", "grounding/pass_rate",
             "grounding/parse_rate", "grounding/run_rate", "grounding/static_clean_rate", "grounding/execution",
             "discriminator/accuracy", "discriminator/score")
 DISCRIMINATOR_FILE = "discriminator.pt"
-
-
-@dataclass(frozen=True)
-class RLTask:
-    """A task with tests (MBPP-style asserts): what the policy is asked and what checks its answer."""
-
-    task_id: str
-    text: str
-    tests: list[str]
-    setup: str = ""
-    source: str = ""
-    reference: str = ""  # a right program (the discriminator's positive example); "" if none
-    kind: str = "tests"  # or "puzzle": a P3 puzzle `sat` (then `tests` is empty), answered by `sol()`
-    sat: str = ""
-
-    def prompt(self) -> list[dict]:
-        if self.kind == "puzzle":
-            return [{"role": "user", "content": puzzle_prompt(self.sat)}]
-        return [{"role": "user", "content": task_prompt(self.text, self.tests)}]
 
 
 @dataclass(frozen=True)
@@ -124,7 +105,8 @@ class GroundingReward:
                  completion_ids=None, log_metric=None, **kwargs):
         texts = [c[-1]["content"] if isinstance(c, list) else c for c in completions]
         self.completion_tokens += sum(len(ids) for ids in completion_ids or [])
-        items = [{"kind": task_kind, "code": reply_code("puzzle" if task_kind == "puzzle" else "task", text, name) or "",
+        items = [{"kind": task_kind, "code": reply_code("puzzle" if task_kind == "puzzle" else "task", text, name,
+                                                    list(task_tests)) or "",
                   "tests": list(task_tests), "setup": task_setup, "sat": task_sat}
                  for text, task_tests, task_setup, name, task_kind, task_sat
                  in zip(texts, tests, setup, entry_point, kind, sat)]
@@ -153,7 +135,7 @@ class GroundingReward:
         return [reward.total for reward in rewards]
 
 
-def train_rl(base: str, tasks: Sequence[RLTask], out_dir: str | Path, config: RLConfig, verify: Verify,
+def train_rl(base: str, tasks: Sequence[CodeTask], out_dir: str | Path, config: RLConfig, verify: Verify,
              grounding: GroundingConfig | None = None, progress: Progress | None = None,
              cancel: CancelToken | None = None, resume: bool = True) -> RLResult:
     """GRPO on `tasks` from `base`; the trained model lands, whole, in `<out_dir>/model`.

@@ -20,7 +20,7 @@ def after_reply(message_id: int) -> None:
     if reply.status not in (Message.Status.COMPLETE, Message.Status.CANCELLED):
         return
     conversation = reply.conversation
-    code = reply_code(conversation.kind, reply.content, conversation.entry_point) or ""
+    code = reply_code(conversation.kind, reply.content, conversation.entry_point, list(conversation.tests or [])) or ""
     Message.objects.filter(pk=message_id).update(code=code)
     if not conversation.has_tests:
         return

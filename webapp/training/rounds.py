@@ -33,8 +33,9 @@ from engine.lm.loading import BACKENDS
 from engine.sandbox.verdict import short
 from engine.training.grounding import GroundingConfig
 from engine.training.packing import TrainingText
-from engine.training.rl import REPORTED, RLConfig, RLTask, train_rl
+from engine.training.rl import REPORTED, RLConfig, train_rl
 from engine.training.sft import SFTConfig, TrainingError, train_sft
+from engine.training.tasks import CodeTask
 from webapp.accounts.roles import is_trainer
 from webapp.core.heartbeat import RowHeartbeat
 from webapp.core.verification import sandbox
@@ -490,7 +491,7 @@ def _run_rl_stages(run: TrainingRun, config: RoundConfig, base: ModelVersion, be
             history.append({key: event[key] for key in ("step", "loss", *REPORTED) if key in event})
             _update(run, progress=event, loss_curve=curve[-2000:], rl_curve=history[-2000:])
 
-        tasks = [RLTask(t["task_id"], t["text"], t["tests"], t.get("setup", ""), t.get("source", ""),
+        tasks = [CodeTask(t["task_id"], t["text"], t["tests"], t.get("setup", ""), t.get("source", ""),
                         t.get("reference", ""), t.get("kind", "tests"), t.get("sat", "")) for t in run.dataset["rl_tasks"]]
         result = train_rl(base.spec, tasks, round_dir(run), config.rl_config(), verify_on_queue,
                           config.grounding_config(), progress, beat.cancel)
