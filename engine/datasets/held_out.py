@@ -146,3 +146,13 @@ def _docstring(prompt: str, entry_point: str) -> str:
             text = ast.get_docstring(node) or ""
             return re.split(r">>>|\bfor example\b|\bexample\b", text, maxsplit=1, flags=re.I)[0]
     return ""
+
+
+def trainable_mbpp(data_dir: str | Path) -> list:
+    """MBPP's train split (601-974) less the tasks a test set holds too, by id order: MBPP+ keeps
+    126 of them, and learning them would teach a reported benchmark."""
+    from engine.datasets.mbpp import load_mbpp
+
+    index = held_out_index(str(data_dir))
+    return sorted((t for t in load_mbpp(data_dir).values()
+                   if t.split == "train" and not (index.match(t.text) or index.match(t.code))), key=lambda t: t.task_id)

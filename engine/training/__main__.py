@@ -2,6 +2,7 @@
 
     python -m engine.training --base "" --data pairs.jsonl --out var/rounds/1 --method lora --epochs 2
     python -m engine.training rl --base "" --out var/rl/1 --limit 100 --max-steps 50   # GRPO on MBPP train
+    python -m engine.training distill --data kept.jsonl --out var/distill/1 --structure-weight 0.5
 
 `--data` is JSON lines with "text" (P3 f/g/assert format) or "messages" (chat format) per line.
 Progress is printed as JSON lines on stderr; rerunning the same command resumes from the last
@@ -50,8 +51,9 @@ def _run(train) -> int:
 
 
 def rl_main(argv) -> int:
-    """GRPO (engine/training/rl.py) on MBPP train tasks (601-974), rewarded by the grounding function."""
-    from engine.datasets.mbpp import load_mbpp
+    """GRPO (engine/training/rl.py) on MBPP train tasks (601-974, less those MBPP+ holds), rewarded by
+    the grounding function."""
+    from engine.datasets.held_out import trainable_mbpp
     from engine.evaluate.suite.base import benchmark_data_dir
     from engine.sandbox import verify_many
     from engine.training.grounding import GroundingConfig
@@ -62,7 +64,7 @@ def rl_main(argv) -> int:
     parser.add_argument("--base", default="", help="HF id, local checkpoint or .gguf ('' = packaged default)")
     parser.add_argument("--out", required=True)
     parser.add_argument("--data", default="", help="benchmark data folder (default: ../shared/data)")
-    parser.add_argument("--limit", type=int, default=0, help="the first N train tasks (0: all 374)")
+    parser.add_argument("--limit", type=int, default=0, help="the first N train tasks (0: all 248)")
     parser.add_argument("--no-resume", action="store_true")
     for config_class in (RLConfig, GroundingConfig):
         for name, value in config_class().as_dict().items():
@@ -72,8 +74,7 @@ def rl_main(argv) -> int:
     def train():
         config = RLConfig.from_known(vars(args))
         grounding = GroundingConfig.from_known(vars(args)).check()
-        rows = sorted((t for t in load_mbpp(benchmark_data_dir(args.data or None)).values()
-                       if t.split == "train"), key=lambda t: t.task_id)[:args.limit or None]
+        rows = trainable_mbpp(benchmark_data_dir(args.data or None))[:args.limit or None]
         tasks = [CodeTask(str(t.task_id), t.text, t.tests, t.setup, f"mbpp:{t.task_id}", t.code) for t in rows]
         return train_rl(args.base, tasks, args.out, config, lambda jobs: verify_many(jobs), grounding,
                         progress=_progress, resume=not args.no_resume)
@@ -81,22 +82,31 @@ def rl_main(argv) -> int:
     return _run(train)
 
 
-def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["rl"]:
-        return rl_main(argv[1:])
-    parser = argparse.ArgumentParser(prog="python -m engine.training", description=__doc__.splitlines()[0])
+def supervised_main(argv, prog: str, config_class, train) -> int:
+    """SFT, or distillation of kept teacher traces (engine/distill: chat JSON lines)."""
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     parser.add_argument("--base", default="", help="HF id, local checkpoint or .gguf ('' = packaged default)")
     parser.add_argument("--data", required=True)
     parser.add_argument("--out", required=True)
     parser.add_argument("--no-resume", action="store_true")
-    defaults = SFTConfig()
+    defaults = config_class()
     for name, value in defaults.as_dict().items():
         parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
     args = parser.parse_args(argv)
     settings = {name: getattr(args, name) for name in defaults.as_dict()}
-    return _run(lambda: train_sft(args.base, read_examples(args.data), args.out, SFTConfig(**settings),
-                                  progress=_progress, resume=not args.no_resume))
+    return _run(lambda: train(args.base, read_examples(args.data), args.out, config_class(**settings),
+                              progress=_progress, resume=not args.no_resume))
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["rl"]:
+        return rl_main(argv[1:])
+    if argv[:1] == ["distill"]:
+        from engine.training.distill import DistillConfig, train_distill
+
+        return supervised_main(argv[1:], "python -m engine.training distill", DistillConfig, train_distill)
+    return supervised_main(argv, "python -m engine.training", SFTConfig, train_sft)
 
 
 if __name__ == "__main__":

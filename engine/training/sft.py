@@ -203,12 +203,27 @@ def train_sft(base: str, examples: Sequence[TrainingText], out_dir: str | Path, 
               resume: bool = True) -> SFTResult:
     """Fine-tune `base` on `examples`; the trained model lands, whole, in `<out_dir>/model`.
     With `resume`, training continues from the last sealed checkpoint in `out_dir`."""
+    if not examples:
+        raise TrainingError("no training examples: verify some puzzles or solve some repairs first")
+
+    def blocks(tokenizer):
+        trained_on, dropped = drop_long(examples, tokenizer, config.max_example_tokens)
+        if not trained_on:
+            raise TrainingError(f"every example is longer than max_example_tokens={config.max_example_tokens}")
+        return BlockDataset(pack(trained_on, tokenizer, config.block_size, config.seed)), dropped
+
+    return train_blocks(base, examples, out_dir, config, blocks, progress, cancel, resume)
+
+
+def train_blocks(base: str, examples: Sequence[TrainingText], out_dir: str | Path, config: SFTConfig,
+                 make_dataset: Callable, progress: Progress | None = None, cancel: CancelToken | None = None,
+                 resume: bool = True, trainer_class=None, report: tuple[str, ...] = ()) -> SFTResult:
+    """The supervised loop SFT and distillation share: `make_dataset(tokenizer)` gives (dataset of
+    packed blocks, examples left out); `trainer_class` (default: the Trainer) computes the loss."""
     import torch
     from transformers import Trainer, TrainingArguments
     from transformers.trainer_callback import PrinterCallback
 
-    if not examples:
-        raise TrainingError("no training examples: verify some puzzles or solve some repairs first")
     started = time.perf_counter()
     device = _device(config.device)
     folders = CheckpointDir(out_dir, keep=config.keep_checkpoints)
@@ -221,11 +236,7 @@ def train_sft(base: str, examples: Sequence[TrainingText], out_dir: str | Path, 
         model, tokenizer = load_for_training(base, device)
     except (OSError, ValueError, LookupError) as exc:
         raise TrainingError(f"could not load the base model {base or 'default'!r}: {exc}") from exc
-    trained_on, dropped = drop_long(examples, tokenizer, config.max_example_tokens)
-    if not trained_on:
-        raise TrainingError(f"every example is longer than max_example_tokens={config.max_example_tokens}")
-    blocks = pack(trained_on, tokenizer, config.block_size, config.seed)
-    dataset = BlockDataset(blocks)
+    dataset, dropped = make_dataset(tokenizer)
     if config.method == "lora":
         model = _with_lora(model, config)
     tokens_per_step = dataset.tokens / len(dataset) * config.batch_size * config.gradient_accumulation
@@ -240,8 +251,9 @@ def train_sft(base: str, examples: Sequence[TrainingText], out_dir: str | Path, 
         bf16=device == "cuda",  # on CPU, bf16 autocast measured several times slower than fp32 here
         disable_tqdm=True, remove_unused_columns=False, dataloader_num_workers=0,
     )
-    trainer = Trainer(model=model, args=arguments, train_dataset=dataset,
-                      callbacks=[_callback(folders, progress, cancel, tokens_per_step, curve)])
+    trainer = (trainer_class or Trainer)(model=model, args=arguments, train_dataset=dataset,
+                                         callbacks=[_callback(folders, progress, cancel, tokens_per_step, curve,
+                                                              report)])
     trainer.remove_callback(PrinterCallback)  # progress goes through `progress`, not stdout
     try:
         outcome = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
@@ -252,7 +264,7 @@ def train_sft(base: str, examples: Sequence[TrainingText], out_dir: str | Path, 
     cancelled = bool(cancel is not None and cancel.cancelled)
     result = SFTResult(
         str(folders.model), trainer.state.global_step, round(float(trainer.state.epoch or 0), 3), len(examples),
-        len(blocks), dataset.tokens, snapshot_hash(examples), curve, curve[-1][1] if curve else None,
+        len(dataset), dataset.tokens, snapshot_hash(examples), curve, curve[-1][1] if curve else None,
         round(time.perf_counter() - started, 1),
         tokens_per_s(tokens_per_step * (outcome.global_step - start_step), outcome.metrics.get("train_runtime", 0)),
         str(resume_from) if resume_from else None, cancelled, dropped)
