@@ -7,7 +7,7 @@ from pathlib import Path
 WEBAPP = Path(__file__).resolve().parent.parent / "webapp"
 # Lowest first. serving: model versions and the model worker; accounts: roles; core: the site shell,
 # health, the sandbox seam and run plumbing; datasets: the training-data ledger; then the features.
-LAYERS = ("serving", "accounts", "core", "evaluation", "datasets", "chat", "studies", "puzzles", "training")
+LAYERS = ("serving", "accounts", "core", "evaluation", "datasets", "chat", "studies", "puzzles", "distill", "training")
 
 
 def app_imports(module: list[str], tree: ast.AST):

@@ -70,6 +70,7 @@ INSTALLED_APPS = [
     "webapp.evaluation",
     "webapp.chat",
     "webapp.studies",
+    "webapp.distill",
     "webapp.datasets",
     "webapp.puzzles",
     "webapp.training",

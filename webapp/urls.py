@@ -17,5 +17,6 @@ urlpatterns = [
     path("training/", include("webapp.training.urls")),
     path("benchmarks/", include("webapp.evaluation.urls")),
     path("studies/", include("webapp.studies.urls")),
+    path("traces/", include("webapp.distill.urls")),
     path("admin/", admin.site.urls),
 ]

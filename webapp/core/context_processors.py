@@ -7,6 +7,7 @@ SECTIONS = (
     ("Puzzles", "puzzles:list"),
     ("Chat", "chat:index"),
     ("Training", "training:runs"),
+    ("Traces", "distill:index"),
     ("Benchmarks", "evaluation:index"),
     ("Studies", "studies:index"),
 )

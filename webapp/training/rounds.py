@@ -31,6 +31,8 @@ from engine.evaluate.suite.runner import RunSettings, run_benchmark
 from engine.lm.generation import CancelToken
 from engine.lm.loading import BACKENDS
 from engine.sandbox.verdict import short
+from engine.training.distill import REPORTED as DISTILL_REPORTED
+from engine.training.distill import DistillConfig, train_distill
 from engine.training.grounding import GroundingConfig
 from engine.training.packing import TrainingText
 from engine.training.rl import REPORTED, RLConfig, train_rl
@@ -47,7 +49,7 @@ from webapp.training.models import TrainingRun, code_result, code_title
 
 log = logging.getLogger(__name__)
 HEARTBEAT_S = 5.0
-METHODS = ("sft", "rl")
+METHODS = ("sft", "rl", "distill")
 VERIFY_WAIT_S = 300.0  # one RL step's batch of checks on the verify queue
 
 
@@ -61,8 +63,11 @@ class RoundConfig(StrictConfig):
 
     sources: tuple[str, ...] = training_data.SOURCES
     data: str = "all"  # "own": only puzzles and solutions this project's models wrote (training_data.OWN_PAIRS)
-    method: str = "sft"  # "sft": fine-tune on verified data; "rl": GRPO on tasks, rewarded in the sandbox
+    # "sft": fine-tune on verified data; "rl": GRPO on tasks, rewarded in the sandbox; "distill": learn
+    # the teacher's kept traces (reasoning, then code) with the structure-aware loss
+    method: str = "sft"
     sft: dict = field(default_factory=dict)  # SFTConfig fields
+    distill: dict = field(default_factory=dict)  # DistillConfig fields beyond SFTConfig's (structure_weight)
     rl: dict = field(default_factory=dict)  # RLConfig fields (method "rl")
     grounding: dict = field(default_factory=dict)  # GroundingConfig fields: the RL reward's levels
     rl_sources: tuple[str, ...] = training_data.RL_SOURCES
@@ -100,7 +105,8 @@ class RoundConfig(StrictConfig):
             problems.add("method", f"method must be one of {', '.join(METHODS)}")
         if not self.rl_sources or any(source not in training_data.RL_SOURCES for source in self.rl_sources):
             problems.add("rl_sources", f"RL task sources must be among {', '.join(training_data.RL_SOURCES)}")
-        for nested, renamed in ((self.sft_config, {}), (self.eval_config, {}), (self.grounding_config, {}),
+        for nested, renamed in ((self.sft_config, {}), (self.distill_config, {}), (self.eval_config, {}),
+                                (self.grounding_config, {}),
                                 (self.rl_config, {"max_steps": "rl_max_steps", "learning_rate": "rl_learning_rate"})):
             try:
                 nested()
@@ -148,6 +154,10 @@ class RoundConfig(StrictConfig):
 
     def sft_config(self) -> SFTConfig:
         return SFTConfig.from_dict(self.sft)
+
+    def distill_config(self) -> DistillConfig:
+        """The SFT settings of the form (method, epochs, batch, ...) and the distill-only ones."""
+        return DistillConfig.from_dict({**self.sft, **self.distill})
 
     def rl_config(self) -> RLConfig:
         return RLConfig.from_dict(self.rl)
@@ -404,17 +414,27 @@ def _run_stages(run: TrainingRun, beat: RowHeartbeat) -> None:
     if config.method == "rl":
         _run_rl_stages(run, config, base, beat)
         return
+    distill = config.method == "distill"
     if not run.dataset_hash:
         _update(run, stage="data")
-        examples, ids = training_data.collect(config.sources, config.data)
+        if distill:
+            examples, trace_ids = training_data.distill_examples()
+            ids = {"traces": trace_ids}
+            missing = "Write teacher traces on the Traces page first."
+        else:
+            examples, ids = training_data.collect(config.sources, config.data)
+            missing = "Run self-play or solve some repairs first."
         if len(examples) < config.min_examples:
             raise TrainingError(f"{len(examples)} verified examples; this round needs at least {config.min_examples}. "
-                                "Run self-play or solve some repairs first.")
+                                + missing)
         from engine.training.packing import snapshot_hash
 
         _update(run, dataset=ids, examples=len(examples), dataset_hash=snapshot_hash(examples))
-        _log(run, f"data ({config.data}): {len(ids['attempts'])} verified puzzle pairs, "
-                  f"{len(ids['examples'])} solved repairs, {len(ids.get('excluded', {}))} left out as test items")
+        if distill:
+            _log(run, f"data: {len(examples)} kept teacher traces (none rejected by a reviewer)")
+        else:
+            _log(run, f"data ({config.data}): {len(ids['attempts'])} verified puzzle pairs, "
+                      f"{len(ids['examples'])} solved repairs, {len(ids.get('excluded', {}))} left out as test items")
     else:
         examples = _examples_of(run)
     if not _evaluated_before(run, config, base, beat):
@@ -422,13 +442,20 @@ def _run_stages(run: TrainingRun, beat: RowHeartbeat) -> None:
     # 3. Fine-tune from the active model.
     if not run.training:
         _update(run, stage="train", status=TrainingRun.Status.RUNNING, progress={})
-        curve = list(run.loss_curve or [])
+        curve, history = list(run.loss_curve or []), list(run.rl_curve or [])
 
         def progress(event):
             curve.append([event["step"], event["loss"]])
-            _update(run, progress=event, loss_curve=curve[-2000:])
+            fields = {}
+            if distill:  # the loss's two parts, charted like RL's reward
+                history.append({key: event[key] for key in ("step", "loss", *DISTILL_REPORTED) if key in event})
+                fields["rl_curve"] = history[-2000:]
+            _update(run, progress=event, loss_curve=curve[-2000:], **fields)
 
-        result = train_sft(base.spec, examples, round_dir(run), config.sft_config(), progress, beat.cancel)
+        if distill:
+            result = train_distill(base.spec, examples, round_dir(run), config.distill_config(), progress, beat.cancel)
+        else:
+            result = train_sft(base.spec, examples, round_dir(run), config.sft_config(), progress, beat.cancel)
         if _cancelled(run, beat):
             return
         _update(run, training=result.as_dict(), loss_curve=[list(p) for p in result.loss_curve] or curve)
@@ -546,10 +573,13 @@ def _examples_of(run: TrainingRun):
     from engine.training.packing import snapshot_hash
 
     config = RoundConfig.from_dict(run.config)
-    examples, ids = training_data.collect(tuple(config.sources), config.data)
-    wanted = {f"attempt:{i}" for i in run.dataset.get("attempts", [])} | {
-        f"example:{i}" for i in training_data.ledger_ids(run.dataset)}
-    kept = [e for e in examples if e.source in wanted]
+    if config.method == "distill":
+        kept, _ = training_data.distill_examples(list(run.dataset.get("traces", [])))
+    else:
+        examples, ids = training_data.collect(tuple(config.sources), config.data)
+        wanted = {f"attempt:{i}" for i in run.dataset.get("attempts", [])} | {
+            f"example:{i}" for i in training_data.ledger_ids(run.dataset)}
+        kept = [e for e in examples if e.source in wanted]
     if snapshot_hash(kept) != run.dataset_hash:
         _log(run, "note: some snapshot examples changed or were excluded since the round started")
     return kept

@@ -82,20 +82,19 @@ RL_SOURCES = ("mbpp", "p3", "chat")
 
 def rl_tasks(sources=RL_SOURCES, limit: int = 0) -> list[dict]:
     """What an RL round learns from: tasks with tests or puzzles, and a right program for each (only
-    the discriminator sees it). MBPP's train split (601-974); puzzles with a verified solution that
+    the discriminator sees it). MBPP's train split (601-974) less what MBPP+ holds; puzzles with a verified solution that
     may be trained on (P3's train references, self-play pairs); the tasks of verified chat repairs
     (a conversation's problem and tests, once each, the repair as the reference). Whatever matches
     a test item is left out."""
     from django.conf import settings
 
-    from engine.datasets.mbpp import load_mbpp
+    from engine.datasets.held_out import trainable_mbpp
 
     tasks, seen = [], set()
     if "mbpp" in sources:
-        for task in sorted(load_mbpp(settings.AUTODIDACT_BENCHMARK_DATA).values(), key=lambda t: t.task_id):
-            if task.split == "train":
-                tasks.append({"task_id": f"mbpp:{task.task_id}", "text": task.text, "tests": task.tests,
-                              "setup": task.setup, "source": f"mbpp:{task.task_id}", "reference": task.code})
+        for task in trainable_mbpp(settings.AUTODIDACT_BENCHMARK_DATA):
+            tasks.append({"task_id": f"mbpp:{task.task_id}", "text": task.text, "tests": task.tests,
+                          "setup": task.setup, "source": f"mbpp:{task.task_id}", "reference": task.code})
     if "p3" in sources:  # puzzles with a verified, trainable solution (P3 train references, self-play pairs)
         index = held_out()
         for attempt in puzzle_pairs():
@@ -119,3 +118,24 @@ def rl_tasks(sources=RL_SOURCES, limit: int = 0) -> list[dict]:
                           "tests": list(conversation.tests), "setup": conversation.setup,
                           "source": conversation.source or "user", "reference": row.code})
     return tasks[:limit or None]
+
+
+def distill_examples(trace_ids: list[int] | None = None) -> tuple[list[TrainingText], list[int]]:
+    """What a distill round learns from: the trainable teacher traces (kept by the sandbox, not
+    rejected by a reviewer) as chat pairs, or exactly `trace_ids` of them (a resumed round's
+    snapshot). Whatever matches a test item is left out, whatever its source says."""
+    from engine.distill.traces import student_messages
+    from webapp.distill.models import Trace
+
+    rows = Trace.objects.trainable().order_by("id")
+    if trace_ids is not None:
+        rows = rows.filter(pk__in=trace_ids)
+    index = held_out()
+    examples, ids = [], []
+    for trace in rows:
+        messages = student_messages(trace.prompt, trace.reasoning, trace.code)
+        if index.match("\n\n".join(m["content"] for m in messages)):
+            continue
+        examples.append(TrainingText(messages=tuple(messages), source=f"trace:{trace.pk}"))
+        ids.append(trace.pk)
+    return examples, ids

@@ -18,6 +18,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from engine.evaluate import paired
 from engine.evaluate.p3_eval import P3EvalConfig
+from engine.training.distill import DistillConfig
 from engine.training.grounding import GroundingConfig
 from engine.training.rl import RLConfig
 from engine.training.sft import METHODS, SFTConfig
@@ -53,7 +54,11 @@ class RoundForm(SettingsForm):
         Setting("gradient_accumulation", "Gradient accumulation", int, "steps per optimizer update", group="sft"),
         Setting("block_size", "Block size", int, "tokens per packed training block", group="sft"),
         Setting("round_method", "Trainer", str, "sft: fine-tune on verified data; rl: GRPO on tasks with tests, "
-                "rewarded by the sandbox (the grounding function)", key="method", optional=True),
+                "rewarded by the sandbox (the grounding function); distill: learn the teacher's kept traces "
+                "(Traces page) with the structure-aware loss", key="method", optional=True),
+        Setting("structure_weight", "Structure weight (λ)", float,
+                "distill: L = CE + λ·S, S the cross-entropy on the code's syntax and data-flow tokens; 0: CE only",
+                low=0.0, high=10.0, group="distill", optional=True),
         Setting("rl_max_steps", "RL steps", int, "GRPO optimizer steps", group="rl", key="max_steps", optional=True),
         Setting("rl_learning_rate", "RL learning rate", float, group="rl", key="learning_rate", optional=True),
         Setting("num_generations", "Group size", int, "answers sampled per task and compared with each other",
@@ -116,7 +121,8 @@ def _defaults() -> dict:
     rl = RLConfig()
     values.update(round_method=config.method, rl_max_steps=rl.max_steps, rl_learning_rate=f"{rl.learning_rate:g}",
                   num_generations=rl.num_generations, max_completion_length=rl.max_completion_length, beta=rl.beta,
-                  rl_tasks=config.rl_tasks, discriminator_weight=GroundingConfig().discriminator_weight)
+                  rl_tasks=config.rl_tasks, discriminator_weight=GroundingConfig().discriminator_weight,
+                  structure_weight=DistillConfig().structure_weight)
     values["sources"] = list(config.sources)
     return values
 
@@ -132,7 +138,8 @@ def _form(values: dict) -> dict:
             "methods": METHODS,
             "trainers": rounds.METHODS, "train_fields": [f for f in rows if f["group"] == "sft"],
             "rl_fields": [f for f in rows if f["group"] in ("rl", "grounding") or f["name"] in RL_FORM_FIELDS],
-            "eval_fields": [f for f in rows if f["group"] not in ("sft", "rl", "grounding")
+            "distill_fields": [f for f in rows if f["group"] == "distill"],
+            "eval_fields": [f for f in rows if f["group"] not in ("sft", "rl", "grounding", "distill")
                             and f["name"] not in RL_FORM_FIELDS]}
 
 
@@ -254,10 +261,21 @@ RL_SERIES = (("reward", "reward (mean)"), ("grounding/pass_rate", "passes all te
              ("discriminator/accuracy", "discriminator accuracy"))
 
 
+def _loss_parts_chart(run: TrainingRun):
+    """A distill round's loss parts per step: CE on every answer token, S on the structural ones."""
+    history = [p for p in run.rl_curve or [] if "ce" in p]
+    if not history:
+        return None
+    return line_chart([{"name": "CE (all answer tokens)", "points": [(p["step"], p["ce"]) for p in history]},
+                       {"name": "S (syntax and data-flow tokens)",
+                        "points": [(p["step"], p["structure"]) for p in history if "structure" in p]}],
+                      "step", "cross-entropy", title=f"Loss parts of round {run.pk}")
+
+
 def _rl_charts(run: TrainingRun):
     """An RL round's reward and its parts, and its KL to the starting policy, per step."""
     history = run.rl_curve or []
-    if not history:
+    if not history or "reward" not in history[-1]:
         return None, None
     series = [{"name": label, "points": [(p["step"], p[key]) for p in history if key in p]} for key, label in RL_SERIES]
     rewards = line_chart(series, "step", "rate / reward", y_range=(0, 1), title=f"Reward of round {run.pk}")
@@ -283,13 +301,14 @@ def _panel_context(request, run: TrainingRun) -> dict:
         "stages": [{"key": key, "label": label, "current": key == run.stage} for key, label in run.STAGES],
         "loss_chart": _loss_chart(run), "comparison": _comparison(run),
         "rl_charts": _rl_charts(run), "rl_samples": progress.get("samples") or [],
+        "loss_parts_chart": _loss_parts_chart(run),
         "training_rows": [(label, training.get(key)) for key, label in (
             ("steps", "Steps"), ("epochs", "Epochs"), ("blocks", "Blocks"), ("tokens", "Tokens per epoch"),
             ("final_loss", "Final loss"), ("tokens_per_s", "Tokens/s"), ("steps_per_hour", "Steps/h"),
             ("seconds", "Seconds"),
             ("resumed_from", "Resumed from")) if training.get(key) not in (None, "")],
         "version": run.produced_version,
-        "dataset_counts": {"attempts": len(dataset.get("attempts") or []),
+        "dataset_counts": {"attempts": len(dataset.get("attempts") or []), "traces": len(dataset.get("traces") or []),
                            # a snapshot from before the ledger named the chat messages instead
                            "examples": len(dataset.get("examples", dataset.get("messages")) or [])},
     }
@@ -300,10 +319,10 @@ def _page_context(request, run: TrainingRun) -> dict:
     settings_rows = [("Data sources", ", ".join(config.get("sources") or []))]
     settings_rows += [(LABELS.get(k, k.replace("_", " ")), v) for k, v in (config.get("sft") or {}).items()]
     settings_rows += [(LABELS.get(k, k.replace("_", " ")), v) for k, v in (config.get("p3_eval") or {}).items()]
-    for group, prefix in (("rl", "RL "), ("grounding", "reward: ")):
+    for group, prefix in (("rl", "RL "), ("grounding", "reward: "), ("distill", "distill: ")):
         settings_rows += [(prefix + k.replace("_", " "), v) for k, v in (config.get(group) or {}).items()]
     settings_rows += [(LABELS.get(k, k.replace("_", " ")), v) for k, v in config.items()
-                      if k not in ("sources", "sft", "p3_eval", "margin", "code_margin", "rl", "grounding")]
+                      if k not in ("sources", "sft", "p3_eval", "margin", "code_margin", "rl", "grounding", "distill")]
     settings_rows += [(LABELS[k], _number(round(float(config[k]) * 100, 4))) for k in ("margin", "code_margin")
                       if k in config]
     return {"settings_rows": settings_rows}
