@@ -117,6 +117,20 @@ def test_more_sequences_than_a_batch_run_in_waves(smol):
     assert all(c.tokens >= 1 and c.finish_reason in ("eos", "length") for group in groups for c in group)
 
 
+def test_waves_are_capped_by_kv_cells_and_samples_of_a_prompt_share_its_cells():
+    from engine.lm.llama_cpp_batch import plan_waves
+
+    long_a, long_b, short = [1] * 1000, [2] * 1000, [3] * 10
+    # Distinct 1,000-token prompts with a 256-token budget need 1,256 cells each: 3 fit in 4,096.
+    assert plan_waves([long_a, long_b, long_a[:999], long_b[:999], [4] * 1000], 256, 128, 4096) == [(0, 3), (3, 5)]
+    # Samples of one prompt share its cells (prompt once, a budget each): 8 x 256 + 1,000 fit in 4,096.
+    flat = [long_a] * 8 + [long_b] * 2
+    assert plan_waves(flat, 256, 128, 4096) == [(0, 8), (8, 10)]
+    assert plan_waves([short] * 9, 6, 4, 10**9) == [(0, 4), (4, 8), (8, 9)]  # the sequence cap still holds
+    assert plan_waves([[5] * 5000], 256, 128, 4096) == [(0, 1)]  # one sequence runs even when over the cap
+    assert plan_waves([], 256, 128, 4096) == []
+
+
 def test_a_character_split_across_tokens_is_decoded_whole(smol):
     from engine.lm.llama_cpp_batch import DecodedSequence
 

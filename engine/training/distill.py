@@ -27,7 +27,6 @@ _CODE_BLOCK = re.compile(r"```(?:python|py)?[ \t]*\n(.*?)```", re.DOTALL)
 class DistillConfig(SFTConfig):
     KIND = "distillation settings"
 
-    method: str = "lora"
     structure_weight: float = 0.5  # λ in L = CE + λ·S (structure_loss.py)
 
     def __post_init__(self):

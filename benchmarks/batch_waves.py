@@ -1,0 +1,86 @@
+"""Batched llama.cpp decoding of many distinct long prompts: one wave against waves capped by KV cells.
+
+The case is the dialog study's repair turn: every dialog has its own ~1,000-token history and the
+student fills most of its budget. In llama.cpp's unified KV cache each sequence's attention spans
+every cell of its wave, so one wave of k long prompts costs ~k x (k x length) a step. The capped
+side splits the same request into waves of at most --cells cells (engine/lm/llama_cpp_batch.py,
+`plan_waves`); the baseline runs it as one wave (the decoder before the cap). Same model, prompts,
+sampling and seed on both sides; the figure is generated tokens per second of wall time.
+
+    python benchmarks/batch_waves.py [--model ""] [--prompts 24] [--length 1000] [--tokens 256] [--cells 8192 16384]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from engine.datasets.mbpp import load_mbpp  # noqa: E402
+from engine.evaluate.suite.base import benchmark_data_dir  # noqa: E402
+from engine.lm.generation import SamplingParams  # noqa: E402
+from engine.lm.llama_cpp_backend import LlamaCppModel  # noqa: E402
+from engine.lm.llama_cpp_batch import BatchDecoder, plan_waves  # noqa: E402
+
+UNCAPPED = 10**9
+
+
+def dialog_prompts(model: LlamaCppModel, count: int, length: int) -> list[list[int]]:
+    """`count` distinct prompts of exactly `length` tokens: chat turns holding MBPP train tasks,
+    their code and tests, as a dialog history holds them."""
+    tasks = [t for t in load_mbpp(benchmark_data_dir(None)).values() if t.split == "train"]
+    prompts = []
+    for i in range(count):
+        text, j = "", i
+        while len(model.encode([{"role": "user", "content": text}])) < length:
+            task = tasks[j % len(tasks)]
+            text += f"{task.text}\n```python\n{task.code}\n```\n" + "\n".join(task.tests) + "\nThat fails; fix it.\n"
+            j += count
+        prompts.append(model.encode([{"role": "user", "content": text}])[:length])
+    return prompts
+
+
+def run(decoder: BatchDecoder, prompts: list[list[int]], params: SamplingParams) -> dict:
+    started = time.perf_counter()
+    completions = decoder.generate(prompts, 1, params)
+    seconds = time.perf_counter() - started
+    tokens = sum(c[0].tokens for c in completions)
+    return {"seconds": round(seconds, 1), "tokens": tokens, "tok_s": round(tokens / seconds, 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="")
+    parser.add_argument("--prompts", type=int, default=24)
+    parser.add_argument("--length", type=int, default=1000)
+    parser.add_argument("--tokens", type=int, default=256)
+    parser.add_argument("--cells", type=int, nargs="+", default=[8192, 16384])
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    model = LlamaCppModel.load(args.model)
+    prompts = dialog_prompts(model, args.prompts, args.length)
+    params = SamplingParams(max_new_tokens=args.tokens, temperature=0.5, seed=0)
+    results = {}
+    for cells in [UNCAPPED, *args.cells]:
+        decoder = BatchDecoder(model.llm, max_wave_cells=cells)
+        waves = len(plan_waves(prompts, args.tokens, decoder.max_sequences, cells))
+        label = "one wave" if cells == UNCAPPED else f"cap {cells} cells"
+        results[label] = {"waves": waves, **run(decoder, prompts, params)}
+        decoder.close()
+        print(f"{label:>18}: {results[label]}", flush=True)
+    base = results["one wave"]["tok_s"]
+    for label, figures in results.items():
+        print(f"{label:>18}: {figures['tok_s']:7.1f} tok/s  {figures['tok_s'] / base:5.2f}x one wave "
+              f"({figures['waves']} waves, {figures['tokens']} tokens, {figures['seconds']} s)")
+    if args.json:
+        args.json.write_text(json.dumps({"settings": vars(args) | {"json": str(args.json)}, "results": results},
+                                        indent=2))
+    model.close()
+
+
+if __name__ == "__main__":
+    main()
