@@ -20,8 +20,9 @@ from engine.sandbox.verdict import short
 from engine.training.tasks import CodeTask
 
 Verify = Callable[[list[dict]], Iterable]
-REASONING_REQUEST = ("\n\nBefore the code, explain how you will solve it in a few short sentences under "
-                     "\"Reasoning:\" (what the function must do, the approach, the edge cases); then give the code.")
+REASONING_REQUEST = ("\n\nFirst explain your approach in two or three short sentences of plain text (no headings, "
+                     "no lists), then give the code. Nothing after the code.")
+CODE_END = "\n```\n"  # the closing fence: generation stops there (what a teacher adds after the code is not kept)
 MIN_REASONING_CHARS = 20
 TEST_SOURCES = ("humaneval", "evalplus", "p3-test")  # sources that are test data whatever the id
 
@@ -58,7 +59,7 @@ class TraceConfig(StrictConfig):
 
     def params(self) -> SamplingParams:
         return SamplingParams(max_new_tokens=self.max_tokens, temperature=self.temperature, top_k=self.top_k,
-                              top_p=self.top_p, seed=self.seed)
+                              top_p=self.top_p, seed=self.seed, stop=(CODE_END,))
 
 
 @dataclass
