@@ -1,13 +1,16 @@
-"""Batched llama.cpp decoding of many distinct long prompts: one wave against waves capped by KV cells.
+"""Batched llama.cpp decoding of many distinct long prompts: one wave of a unified KV cache against
+waves capped by KV cells, and against a cache stream per sequence.
 
 The case is the dialog study's repair turn: every dialog has its own ~1,000-token history and the
 student fills most of its budget. In llama.cpp's unified KV cache each sequence's attention spans
 every cell of its wave, so one wave of k long prompts costs ~k x (k x length) a step. The capped
 side splits the same request into waves of at most --cells cells (engine/lm/llama_cpp_batch.py,
-`plan_waves`); the baseline runs it as one wave (the decoder before the cap). Same model, prompts,
-sampling and seed on both sides; the figure is generated tokens per second of wall time.
+`plan_waves`); "streams" gives each sequence a cache stream of its own (llama.cpp's non-unified
+KV cache, the decoder's choice for distinct prompts), so its attention spans its own cells only; the
+baseline runs it as one wave (the decoder before the cap). Same model, prompts, sampling and seed
+on every side; the figure is generated tokens per second of wall time.
 
-    python benchmarks/batch_waves.py [--model ""] [--prompts 24] [--length 1000] [--tokens 256] [--cells 8192 16384]
+    python benchmarks/batch_waves.py [--model ""] [--prompts 24] [--length 1000] [--tokens 256] [--cells 4096 8192]
 """
 from __future__ import annotations
 
@@ -58,17 +61,18 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=24)
     parser.add_argument("--length", type=int, default=1000)
     parser.add_argument("--tokens", type=int, default=256)
-    parser.add_argument("--cells", type=int, nargs="+", default=[8192, 16384])
+    parser.add_argument("--cells", type=int, nargs="+", default=[4096])
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     model = LlamaCppModel.load(args.model)
     prompts = dialog_prompts(model, args.prompts, args.length)
     params = SamplingParams(max_new_tokens=args.tokens, temperature=0.5, seed=0)
     results = {}
-    for cells in [UNCAPPED, *args.cells]:
-        decoder = BatchDecoder(model.llm, max_wave_cells=cells)
-        waves = len(plan_waves(prompts, args.tokens, decoder.max_sequences, cells))
-        label = "one wave" if cells == UNCAPPED else f"cap {cells} cells"
+    for cells in [UNCAPPED, *args.cells, "streams"]:
+        streams = cells == "streams"
+        decoder = BatchDecoder(model.llm, max_wave_cells=UNCAPPED if streams else cells, streams=streams)
+        waves = 1 if streams else len(plan_waves(prompts, args.tokens, decoder.max_sequences, cells))
+        label = "stream a sequence" if streams else "one wave" if cells == UNCAPPED else f"cap {cells} cells"
         results[label] = {"waves": waves, **run(decoder, prompts, params)}
         decoder.close()
         print(f"{label:>18}: {results[label]}", flush=True)

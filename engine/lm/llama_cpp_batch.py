@@ -10,10 +10,12 @@ what they mean on the transformers backend (top-k keeping ties, temperature, top
 sequence has its own generator seeded from (params.seed, its index in the request): the same call
 gives the same samples.
 
-The KV cache is llama.cpp's unified one: a copied prompt is shared, not duplicated, and the
-context holds just the cells a request needs. One stream per sequence measured slower (P3
-evaluation prompts, 8 x 10 samples, 1 thread: 88-92 tok/s against 121-129, even with the live
-sequences kept in the lowest streams): its attention runs a small product per sequence.
+The KV cache is llama.cpp's unified one where prompts are shared: a copied prompt is shared, not
+duplicated, and the context holds just the cells a request needs (one stream per sequence measured
+slower there: P3 evaluation prompts, 8 x 10 samples, 1 thread: 88-92 tok/s against 121-129). A
+request of distinct prompts, one sample each (benchmarks, dialog turns), gets one cache stream per
+sequence instead, so each attends over its own cells only (benchmarks/batch_waves.py, 12 distinct
+1,000-token prompts: 32.3 tok/s against 22.0 in unified waves of 4,096 cells, 8.4 in one wave).
 
 Numerics: a batch of one sequence runs the kernels `Llama.create_completion` runs, token for token
 the same. With several sequences per step the attention's products cover several query rows and
@@ -37,6 +39,7 @@ from engine.lm.prompt_tokens import MIN_SHARED_PREFIX, shared_prefix_length
 
 MAX_SEQUENCES = 128  # decoded together; a request with more runs in waves
 MAX_WAVE_CELLS = 4096  # KV cells a wave may fill; more distinct long prompts run in further waves (plan_waves)
+MAX_STREAMS = 32  # sequences decoded together when each has a cache stream of its own (distinct prompts)
 CONTEXT_STEP = 1024  # context sizes (KV cells) are rounded up to this, so a context serves several requests
 
 
@@ -57,15 +60,17 @@ class BatchDecoder:
     """Decodes many sequences at once with the weights of a loaded `llama_cpp.Llama`, in a second
     context of its own (created for the first request and regrown when a request needs more)."""
 
-    def __init__(self, llm, max_sequences: int = MAX_SEQUENCES, max_wave_cells: int = MAX_WAVE_CELLS):
+    def __init__(self, llm, max_sequences: int = MAX_SEQUENCES, max_wave_cells: int = MAX_WAVE_CELLS,
+                 streams: bool = True):
         self.llm = llm
         self.max_wave_cells = max_wave_cells
+        self.streams = streams  # distinct prompts, one sample each: a cache stream per sequence
         self.vocab = llama_cpp.llama_model_get_vocab(llm._model.model)
         self.n_vocab = llama_cpp.llama_vocab_n_tokens(self.vocab)
         self.max_sequences = max(1, min(max_sequences, llama_cpp.llama_max_parallel_sequences()))
         self._context: _internals.LlamaContext | None = None
         self._batch = self._holder = None
-        self._size = (0, 0)  # sequences, KV cells
+        self._size = (0, 0, True)  # sequences, KV cells, unified
         self._pieces: dict[int, bytes] = {}
 
     def generate(self, prompts: list[list[int]], n: int, params: SamplingParams,
@@ -83,26 +88,37 @@ class BatchDecoder:
         seed = params.seed if params.seed is not None else int.from_bytes(os.urandom(8), "little")
         flat = [prompt for prompt in prompts for _ in range(n)]
         done: list[DecodedSequence] = []
+        if self.streams and n == 1 and len(prompts) > 1 and len({tuple(p) for p in prompts}) == len(prompts):
+            # Nothing to share: each sequence gets a cache stream of its own, so its attention runs
+            # over its own cells only, while the step still reads the weights once for all.
+            for start in range(0, len(flat), min(self.max_sequences, MAX_STREAMS)):
+                done += self._run_wave(flat[start:start + min(self.max_sequences, MAX_STREAMS)], start, params, seed,
+                                       cancel, unified=False)
+            return done
         for start, end in plan_waves(flat, params.max_new_tokens, self.max_sequences, self.max_wave_cells):
             done += self._run_wave(flat[start:end], start, params, seed, cancel)
         return done
 
     # -- one wave: prefill, then decode every live sequence a token per step ---------------------
     def _run_wave(self, prompts: list[list[int]], first: int, params: SamplingParams, seed: int,
-                  cancel: CancelToken | None) -> list[DecodedSequence]:
+                  cancel: CancelToken | None, unified: bool = True) -> list[DecodedSequence]:
         limit = llama_cpp.llama_model_n_ctx_train(self.llm._model.model)
         if any(not 0 < len(p) < limit for p in prompts):
             raise ValueError(f"every prompt needs 1 to {limit - 1} tokens (the model's context)")
         sequences = [DecodedSequence(first + slot, prompt, slot, min(params.max_new_tokens, limit - len(prompt)),
                                      np.random.default_rng([seed, first + slot]))
                      for slot, prompt in enumerate(prompts)]
-        distinct = {tuple(p) for p in prompts}
-        self._ensure_context(len(prompts), sum(map(len, distinct)) + sum(s.budget for s in sequences))
+        if unified:
+            distinct = {tuple(p) for p in prompts}
+            self._ensure_context(len(prompts), sum(map(len, distinct)) + sum(s.budget for s in sequences))
+        else:
+            stream = -(-max(len(s.prompt) + s.budget for s in sequences) // 256) * 256
+            self._ensure_context(len(prompts), stream * len(prompts), unified=False)
         if cancel is not None and cancel.cancelled:
             for sequence in sequences:
                 sequence.finish = "cancelled"
             return sequences
-        logits = self._prefill(sequences)
+        logits = self._prefill(sequences) if unified else self._prefill_streams(sequences)
         live = sequences
         stops = params.stop
         longest_stop = max((len(s) for s in stops), default=0)
@@ -154,6 +170,15 @@ class BatchDecoder:
                     llama_cpp.llama_memory_seq_cp(memory, members[0].slot, member.slot, -1, -1)
         return logits
 
+    def _prefill_streams(self, sequences: list[DecodedSequence]) -> np.ndarray:
+        """Each prompt into its own stream, one sequence a decode call (a call may not mix streams
+        of unequal lengths); returns each sequence's first logits row."""
+        llama_cpp.llama_memory_clear(self._context.memory, True)
+        logits = np.empty((len(sequences), self.n_vocab), dtype=np.float32)
+        for sequence in sequences:
+            logits[sequence.slot] = self._prefill_tokens([(sequence, sequence.prompt, 0)], want_logits=True)[0]
+        return logits
+
     def _prefill_tokens(self, parts: list[tuple[DecodedSequence, list[int], int]],
                         want_logits: bool) -> list[np.ndarray]:
         """Decodes each (sequence, tokens, first position) in batches of at most n_batch tokens; with
@@ -202,16 +227,22 @@ class BatchDecoder:
         return piece
 
     # -- the context and its batch ---------------------------------------------------------------
-    def _ensure_context(self, sequences: int, cells: int) -> None:
+    def _ensure_context(self, sequences: int, cells: int, unified: bool = True) -> None:
+        """A context for `sequences` sequences and `cells` KV cells: one cache all sequences share
+        (`unified`), or one stream of cells/sequences cells for each."""
         cells = -(-cells // CONTEXT_STEP) * CONTEXT_STEP
-        if self._context is not None and self._size[0] >= sequences and self._size[1] >= cells:
+        have_sequences, have_cells, have_unified = self._size
+        if self._context is not None and have_unified == unified and (
+                (unified and have_sequences >= sequences and have_cells >= cells)
+                or (not unified and have_sequences == sequences and have_cells >= cells)):
             return
         self.close()
-        sequences, cells = max(sequences, self._size[0]), max(cells, self._size[1])
+        if unified:
+            sequences, cells = max(sequences, have_sequences if have_unified else 0), max(cells, have_cells if have_unified else 0)
         params = llama_cpp.llama_context_params.from_buffer_copy(self.llm.context_params)
         params.n_seq_max = sequences
         params.n_ctx = cells
-        params.kv_unified = True
+        params.kv_unified = unified
         params.n_batch = params.n_ubatch = max(512, sequences)
         logger = logging.getLogger("llama-cpp-python")
         level = logger.level
@@ -227,7 +258,7 @@ class BatchDecoder:
         self._positions = np.ctypeslib.as_array(self._batch.pos, shape=(capacity,))
         self._seq_counts = np.ctypeslib.as_array(self._batch.n_seq_id, shape=(capacity,))
         self._outputs = np.ctypeslib.as_array(self._batch.logits, shape=(capacity,))
-        self._size = (sequences, cells)
+        self._size = (sequences, cells, unified)
 
     def _decode(self, tokens: list[int], positions: list[int], slots: list[int], outputs) -> None:
         count = len(tokens)
