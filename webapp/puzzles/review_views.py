@@ -14,7 +14,7 @@ from webapp.chat.rendering import render_markdown
 from webapp.core.refusal_responses import refusal_response
 from webapp.puzzles import review_queue, reviews
 from webapp.puzzles.models import Attempt, Puzzle, ReviewGuidelines
-from webapp.refusals import Invalid, Refused
+from webapp.refusals import Invalid, NotAllowed, Refused
 
 BACK = ("puzzles:queue", "Back to the review queue")
 
@@ -49,6 +49,8 @@ def queue_review(request):
     kind = _kind(request)
     item_id = _after(request.POST.get("item"))
     try:
+        if not is_reviewer(request.user):  # before the item: a refusal says who may, not what is missing
+            raise NotAllowed("only reviewers can review puzzles")
         if kind == "attempts":
             attempt = get_object_or_404(Attempt.objects.select_related("puzzle"), pk=item_id)
             reviews.add_review(request.user, attempt.puzzle, request.POST.get("verdict", ""),

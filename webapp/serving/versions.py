@@ -77,6 +77,8 @@ def promote(version: ModelVersion, reason: str, user=None) -> ModelVersion:
     """Make `version` the served model (admins only when a person asks)."""
     if user is not None and not user.is_staff:
         raise NotAllowed("only admins can promote a model version")
+    if version.is_active:
+        raise Invalid(f"{version.name} is already the active model")
     if version.checkpoint and not _loadable(version.checkpoint):
         raise Invalid(f"{version.name}: its checkpoint {version.checkpoint} is missing or incomplete")
     return _activate(version, reason)

@@ -418,8 +418,6 @@ def models(request):
 def promote(request, version_id: int):
     version = get_object_or_404(ModelVersion, pk=version_id)
     try:
-        if version.is_active:
-            raise Invalid(f"{version.name} is already the active model")
         versions.promote(version, f"promoted by hand by {request.user.get_username()}", request.user)
     except Refused as exc:
         error = str(exc)  # it may start with a version's name: kept as written
