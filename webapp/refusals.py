@@ -71,3 +71,17 @@ def config_from(config_class, values: dict):
         return config_class.from_dict(values)
     except ConfigError as exc:
         raise Invalid(str(exc), fields=exc.errors) from None
+
+
+def form_numbers(post, kinds: dict[str, type]) -> dict:
+    """The numbers a run form filled in, by name -> int or float (an empty field is left out, so the
+    settings' default applies); a field that is not a number is refused by its name."""
+    values = {}
+    for name, kind in kinds.items():
+        raw = (post.get(name) or "").strip()
+        if raw:
+            try:
+                values[name] = kind(raw)
+            except ValueError:
+                raise Invalid(f"{name.replace('_', ' ')} must be a number", fields={name: "must be a number"}) from None
+    return values

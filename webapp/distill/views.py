@@ -16,7 +16,7 @@ from webapp.core.refusal_responses import refusal_response
 from webapp.core.run_views import RunPages
 from webapp.distill import trace_runs
 from webapp.distill.models import Trace, TraceRun
-from webapp.refusals import Invalid, Refused
+from webapp.refusals import Invalid, Refused, form_numbers
 
 BACK = ("distill:index", "Back to traces")
 PER_PAGE = 50
@@ -24,18 +24,6 @@ FORM_NUMBERS = {"samples": int, "max_tokens": int, "temperature": float, "top_k"
                 "seed": int, "batch_tasks": int}
 SHOWN = {"kept": "kept (passed)", "trainable": "trainable (kept, not rejected)", "all": "all",
          "failed": "not kept"}
-
-
-def _form_settings(post) -> dict:
-    values = {}
-    for name, kind in FORM_NUMBERS.items():
-        raw = (post.get(name) or "").strip()
-        if raw:
-            try:
-                values[name] = kind(raw)
-            except ValueError:
-                raise Invalid(f"{name.replace('_', ' ')} must be a number", fields={name: "must be a number"}) from None
-    return values
 
 
 def _limit(post) -> int:
@@ -73,7 +61,7 @@ def index(request):
     if request.method == "POST":
         posted = request.POST
         try:
-            run = trace_runs.start_trace_run(request.user, _form_settings(request.POST),
+            run = trace_runs.start_trace_run(request.user, form_numbers(request.POST, FORM_NUMBERS),
                                              request.POST.getlist("sources") or ["mbpp"], _limit(request.POST))
             return redirect("distill:run", run.pk)
         except Refused as exc:

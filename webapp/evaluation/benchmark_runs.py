@@ -17,7 +17,7 @@ from webapp.accounts.roles import is_trainer
 from webapp.core.heartbeat import RowHeartbeat
 from webapp.core.verification import sandbox
 from webapp.evaluation.models import BenchmarkRun, BenchmarkTask
-from webapp.refusals import Conflict, Invalid, NotAllowed, config_from
+from webapp.refusals import Conflict, Invalid, NotAllowed, config_from, form_numbers
 from webapp.serving import versions
 from webapp.serving.models import ModelVersion
 
@@ -58,14 +58,7 @@ FORM_NUMBERS = {"n": int, "temperature": float, "top_k": int, "top_p": float, "m
 
 def form_settings(post) -> dict:
     """The run settings a form filled in (empty fields: the benchmark's defaults); raises Invalid."""
-    values = {}
-    for name, kind in FORM_NUMBERS.items():
-        raw = (post.get(name) or "").strip()
-        if raw:
-            try:
-                values[name] = kind(raw)
-            except ValueError:
-                raise Invalid(f"{name} must be a number", fields={name: f"{name} must be a number"}) from None
+    values = form_numbers(post, FORM_NUMBERS)
     if (post.get("prompt") or "").strip():
         values["prompt"] = post["prompt"].strip()
     return values

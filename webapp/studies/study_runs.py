@@ -16,7 +16,7 @@ from engine.sandbox.verdict import short
 from webapp.accounts.roles import is_trainer
 from webapp.core.heartbeat import RowHeartbeat
 from webapp.core.verification import sandbox
-from webapp.refusals import Conflict, Invalid, NotAllowed, config_from
+from webapp.refusals import Conflict, Invalid, NotAllowed, config_from, form_numbers
 from webapp.serving import chat_models
 from webapp.studies.models import Study, StudyTask
 
@@ -65,14 +65,7 @@ FORM_NUMBERS = {"turns": int, "limit": int, "max_tokens": int, "temperature": fl
 
 def form_settings(post) -> dict:
     """The study settings a form filled in (empty fields: the defaults); raises Invalid."""
-    values = {}
-    for name, kind in FORM_NUMBERS.items():
-        raw = (post.get(name) or "").strip()
-        if raw:
-            try:
-                values[name] = kind(raw)
-            except ValueError:
-                raise Invalid(f"{name.replace('_', ' ')} must be a number", fields={name: "must be a number"}) from None
+    values = form_numbers(post, FORM_NUMBERS)
     kinds = post.getlist("kinds") if hasattr(post, "getlist") else post.get("kinds")
     if kinds:
         values["kinds"] = list(kinds)
