@@ -16,7 +16,7 @@ from webapp.core.refusal_responses import refusal_response
 from webapp.core.run_views import RunPages
 from webapp.distill import trace_runs
 from webapp.distill.models import Trace, TraceRun
-from webapp.refusals import Invalid, Refused, form_numbers
+from webapp.refusals import Refused, form_numbers
 
 BACK = ("distill:index", "Back to traces")
 PER_PAGE = 50
@@ -24,14 +24,6 @@ FORM_NUMBERS = {"samples": int, "max_tokens": int, "temperature": float, "top_k"
                 "seed": int, "batch_tasks": int}
 SHOWN = {"kept": "kept (passed)", "trainable": "trainable (kept, not rejected)", "all": "all",
          "failed": "not kept"}
-
-
-def _limit(post) -> int:
-    raw = (post.get("limit") or "").strip()
-    try:
-        return int(raw) if raw else 0
-    except ValueError:
-        raise Invalid("limit must be a whole number", fields={"limit": "must be a number"}) from None
 
 
 def _filtered(request):
@@ -62,7 +54,8 @@ def index(request):
         posted = request.POST
         try:
             run = trace_runs.start_trace_run(request.user, form_numbers(request.POST, FORM_NUMBERS),
-                                             request.POST.getlist("sources") or ["mbpp"], _limit(request.POST))
+                                             request.POST.getlist("sources") or ["mbpp"],
+                                             form_numbers(request.POST, {"limit": int}).get("limit", 0))
             return redirect("distill:run", run.pk)
         except Refused as exc:
             error, status = exc.reason, exc.status
