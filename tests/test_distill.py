@@ -96,8 +96,9 @@ def test_rejection_sampling_keeps_only_traces_whose_code_passes_in_the_sandbox()
     assert add[0].reasoning == "add the two numbers and return the sum." and "return a + b" in add[0].code
     puzzle = by_task["2"]
     assert [t.status for t in puzzle[:2]] == ["passed", "failed"] and [t.kept for t in puzzle] == [True] + [False] * 5
-    assert run.kept == 2 and run.tasks_with_trace == 2 and run.asked == 12
-    assert run.counts == {"passed": 3, "failed": 3, "no code": 5, "no reasoning": 1}
+    summary = run.summary()
+    assert run.kept == 2 and summary["tasks_with_trace"] == 2 and run.asked == 12
+    assert summary["counts"] == {"passed": 3, "failed": 3, "no code": 5, "no reasoning": 1}
     # The student's example: the plain task prompt (no request to reason), the reasoning, then the code.
     messages = student_messages(add[0].prompt, add[0].reasoning, add[0].code)
     assert not messages[0]["content"].endswith(REASONING_REQUEST) and "Your code should pass" in messages[0]["content"]

@@ -86,16 +86,25 @@ class TraceRun:
     teacher: str
     settings: dict
     tasks: int = 0
-    asked: int = 0
-    kept: int = 0
-    tasks_with_trace: int = 0
-    tokens: int = 0
-    counts: dict = field(default_factory=dict)  # status -> traces
     traces: list[Trace] = field(default_factory=list)
     cancelled: bool = False
 
+    @property
+    def asked(self) -> int:
+        return len(self.traces)
+
+    @property
+    def kept(self) -> int:
+        return sum(t.kept for t in self.traces)
+
     def summary(self) -> dict:
-        return {key: value for key, value in asdict(self).items() if key != "traces"}
+        """The run's figures, counted from its traces."""
+        counts: dict[str, int] = {}
+        for trace in self.traces:
+            counts[trace.status] = counts.get(trace.status, 0) + 1
+        return {"teacher": self.teacher, "settings": self.settings, "tasks": self.tasks, "asked": self.asked,
+                "kept": self.kept, "tasks_with_trace": len({t.task_id for t in self.traces if t.kept}),
+                "tokens": sum(t.tokens for t in self.traces), "counts": counts, "cancelled": self.cancelled}
 
 
 def trace_prompt(task: CodeTask) -> list[dict]:
@@ -163,12 +172,6 @@ def write_traces(teacher, tasks: Sequence[CodeTask], config: TraceConfig, verify
         if on_batch is not None:
             on_batch(traces)
         run.traces += traces
-        run.asked += len(traces)
-        run.tokens += sum(t.tokens for t in traces)
-        run.kept += sum(t.kept for t in traces)
-        run.tasks_with_trace += sum(any(t.kept for t in traces if t.task_id == task.task_id) for task in batch)
-        for trace in traces:
-            run.counts[trace.status] = run.counts.get(trace.status, 0) + 1
         if progress is not None:
             progress({"done": start + len(batch), "tasks": len(tasks), "asked": run.asked, "kept": run.kept})
     return run

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.lm.generation import CancelToken
-from engine.training.packing import IGNORE, TrainingText
+from engine.training.packing import IGNORE, BlockDataset, TrainingText, cut_blocks
 from engine.training.sft import Progress, SFTConfig, SFTResult, TrainingError, train_blocks
 from engine.training.structure_loss import structure_aware_loss, token_weights
 
@@ -65,46 +65,15 @@ def encode_example(example: TrainingText, tokenizer) -> dict:
 def pack_weighted(examples: Sequence[TrainingText], tokenizer, block_size: int, seed: int = 0) -> list[dict]:
     """As packing.pack, with the prompt masked out of the labels and each token's s_t carried along."""
     eos = tokenizer.eos_token_id
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
     order = list(examples)
     random.Random(seed).shuffle(order)
-    ids, labels, weights = [], [], []
+    columns = {"input_ids": [], "labels": [], "structure": []}
     for example in order:
         encoded = encode_example(example, tokenizer)
-        ids += encoded["input_ids"] + [eos]
-        labels += encoded["labels"] + [eos]
-        weights += encoded["structure"] + [0.0]
-    blocks = []
-    for start in range(0, len(ids), block_size):
-        real = min(block_size, len(ids) - start)
-        padding = block_size - real
-        blocks.append({"input_ids": ids[start:start + real] + [pad] * padding,
-                       "attention_mask": [1] * real + [0] * padding,
-                       "labels": labels[start:start + real] + [IGNORE] * padding,
-                       "structure": weights[start:start + real] + [0.0] * padding})
-    return blocks
-
-
-class WeightedBlocks:
-    """Packed blocks as the Trainer's dataset; `structure` travels as floats."""
-
-    def __init__(self, blocks: list[dict]):
-        self.blocks = blocks
-
-    def __len__(self) -> int:
-        return len(self.blocks)
-
-    def __getitem__(self, index: int) -> dict:
-        import torch
-
-        block = self.blocks[index]
-        item = {key: torch.tensor(block[key], dtype=torch.long) for key in ("input_ids", "attention_mask", "labels")}
-        item["structure"] = torch.tensor(block["structure"], dtype=torch.float32)
-        return item
-
-    @property
-    def tokens(self) -> int:
-        return sum(sum(block["attention_mask"]) for block in self.blocks)
+        columns["input_ids"] += encoded["input_ids"] + [eos]
+        columns["labels"] += encoded["labels"] + [eos]
+        columns["structure"] += encoded["structure"] + [0.0]
+    return cut_blocks(columns, tokenizer, block_size)
 
 
 def _trainer_class():
@@ -148,7 +117,7 @@ def train_distill(base: str, examples: Sequence[TrainingText], out_dir: str | Pa
     def blocks(tokenizer):
         if not getattr(tokenizer, "is_fast", False):
             raise TrainingError("distillation needs a fast tokenizer (token offsets place the structural weights)")
-        return WeightedBlocks(pack_weighted(examples, tokenizer, config.block_size, config.seed)), 0
+        return BlockDataset(pack_weighted(examples, tokenizer, config.block_size, config.seed)), 0
 
     trainer = _trainer_class()
     trainer.structure_weight = config.structure_weight

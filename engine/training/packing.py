@@ -55,19 +55,30 @@ def pack(examples: Sequence[TrainingText], tokenizer, block_size: int, seed: int
     eos = tokenizer.eos_token_id
     if eos is None:
         raise ValueError("the tokenizer has no end-of-text token to separate packed examples")
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
     order = list(examples)
     random.Random(seed).shuffle(order)
     stream: list[int] = []
     for example in order:
         stream += tokenizer(example.render(tokenizer), add_special_tokens=False)["input_ids"] + [eos]
+    return cut_blocks({"input_ids": stream, "labels": stream}, tokenizer, block_size)
+
+
+FILL = {"labels": IGNORE, "structure": 0.0}  # what pads a column past the real tokens (input_ids: the pad token)
+FLOAT_COLUMNS = ("structure",)  # per-token weights (engine/training/distill.py); the rest are token ids
+
+
+def cut_blocks(columns: dict[str, list], tokenizer, block_size: int) -> list[dict]:
+    """Equal-length token columns (input_ids, labels, any per-token weights), cut into blocks of
+    `block_size` with an attention mask; the tail block is padded and masked out of the loss."""
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    total = len(columns["input_ids"])
     blocks = []
-    for start in range(0, len(stream), block_size):
-        ids = stream[start:start + block_size]
-        real = len(ids)
-        ids = ids + [pad] * (block_size - real)
-        blocks.append({"input_ids": ids, "attention_mask": [1] * real + [0] * (block_size - real),
-                       "labels": ids[:real] + [IGNORE] * (block_size - real)})
+    for start in range(0, total, block_size):
+        real = min(block_size, total - start)
+        padding = block_size - real
+        block = {name: values[start:start + real] + [FILL.get(name, pad)] * padding for name, values in columns.items()}
+        block["attention_mask"] = [1] * real + [0] * padding
+        blocks.append(block)
     return blocks
 
 
@@ -83,7 +94,8 @@ class BlockDataset:
     def __getitem__(self, index: int) -> dict:
         import torch
 
-        return {key: torch.tensor(value, dtype=torch.long) for key, value in self.blocks[index].items()}
+        return {key: torch.tensor(value, dtype=torch.float32 if key in FLOAT_COLUMNS else torch.long)
+                for key, value in self.blocks[index].items()}
 
     @property
     def tokens(self) -> int:
