@@ -11,6 +11,7 @@ import psutil
 import pytest
 
 from engine.sandbox import Limits, Sandbox
+from engine.sandbox.isolation import RESULT_FD
 from tests.support import OUTPUT_DIR
 
 UID_BASE = 64000
@@ -207,19 +208,34 @@ CASES = {
         def f(x):
             return [3, 2]
     """, ["assert sorted(f(1)) == [1, 2, 3]"]), {"failed"}),
-    "forged test record": (code_job("""
+    "forged test record": (code_job(f"""
         import os, struct, json
         for i in range(3):
             for value in (2, 3, [1, 2, 3]):
-                msg = json.dumps({"kind": "test", "i": i, "value": json.dumps({"json": value})}).encode()
-                os.write(3, struct.pack('>I', len(msg)) + msg)
-        msg = json.dumps({"kind": "done"}).encode()
-        os.write(3, struct.pack('>I', len(msg)) + msg)
+                msg = json.dumps({{"kind": "test", "i": i, "value": json.dumps({{"json": value}})}}).encode()
+                os.write({RESULT_FD}, struct.pack('>I', len(msg)) + msg)
+        msg = json.dumps({{"kind": "done"}}).encode()
+        os.write({RESULT_FD}, struct.pack('>I', len(msg)) + msg)
         os._exit(0)
         def f(x):
             return 0
     """, ["assert f(1) == 12345"]), {"failed", "error"}),
 }
+
+
+def test_a_correct_answer_survives_closing_descriptors_0_to_255(sandbox):
+    """Code that tidies up every "ordinary" descriptor still gets its right answer counted."""
+    jobs = [puzzle("import os\nos.closerange(0, 256)\nreturn 12345", job_id="puzzle"),
+            code_job("import os\ndef f(x):\n    os.closerange(0, 256)\n    return x + 1",
+                     ["assert f(1) == 2", "assert f(2) == 3"], job_id="tests")]
+    verdicts = sandbox.verify_many(jobs, workers=1)
+    assert [v.status for v in verdicts] == ["passed", "passed"], verdicts
+
+
+def test_closing_the_result_channel_itself_is_reported_as_that(sandbox):
+    verdict = run(sandbox, puzzle(f"import os\nos.close({RESULT_FD})\nreturn 12345"))
+    assert verdict.status == "error"
+    assert "closed the sandbox's result channel" in verdict.detail, verdict
 
 
 @pytest.mark.parametrize("name", list(CASES))

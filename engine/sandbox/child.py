@@ -14,7 +14,7 @@ import typing
 from types import CodeType
 
 from engine.sandbox import data_codec, framing
-from engine.sandbox.isolation import RESULT_FD
+from engine.sandbox.isolation import RESULT_CHANNEL_LOST, RESULT_FD
 from engine.sandbox.verdict import short
 
 # P3 sources use these names without importing them (the P3 judge provides them too).
@@ -28,7 +28,10 @@ _PRISTINE_BUILTINS = dict(builtins.__dict__)
 def emit(message: dict) -> None:
     # Code that patched `builtins.len` must not break the report of its own result.
     builtins.__dict__.update(_PRISTINE_BUILTINS)
-    framing.write_message(RESULT_FD, message)
+    try:
+        framing.write_message(RESULT_FD, message)
+    except OSError:  # the code closed the channel itself: say so rather than "exited early"
+        os._exit(RESULT_CHANNEL_LOST)
 
 
 def exception_record(exc: BaseException) -> dict:

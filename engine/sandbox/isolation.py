@@ -34,7 +34,11 @@ LEVELS = ("namespaces+uid", "namespaces", "rlimits")
 RUN_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONHASHSEED": "0",
            "PYTHONDONTWRITEBYTECODE": "1"}
 PRIVATE_TMPFS = ("/tmp", "/var/tmp", "/dev/shm", "/run")
-RESULT_FD = 3
+# The run's answer channel sits above the descriptors a program might sweep shut (0-255, and its
+# own limit of `Limits.nofile`), so code that closes "every" fd does not lose a correct answer.
+RESULT_FD = 1000
+# What a run exits with when its answer channel was closed under it anyway (see child.emit).
+RESULT_CHANNEL_LOST = 86
 
 
 @dataclass
@@ -256,8 +260,12 @@ def confine_run(result_w: int, output_w: int, limits, run_dir: str, uid: int | N
     os.dup2(devnull, 0)
     os.dup2(output_w, 1)
     os.dup2(output_w, 2)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft <= RESULT_FD:  # dup2 needs the number under the limit; the run's own limit comes later
+        resource.setrlimit(resource.RLIMIT_NOFILE, (RESULT_FD + 1, hard))
     os.dup2(result_w, RESULT_FD)
-    os.closerange(RESULT_FD + 1, max(resource.getrlimit(resource.RLIMIT_NOFILE)[0], 1024))
+    os.closerange(3, RESULT_FD)
+    os.closerange(RESULT_FD + 1, max(soft, RESULT_FD + 24))
     memory = limits.memory_mb << 20
     for rlimit, value in (
         (resource.RLIMIT_AS, memory),

@@ -328,6 +328,9 @@ def _from_failed_run(outcome: RunOutcome, record: dict | None, limits: Limits, w
         return _verdict(ERROR, f"{who} crashed ({name})")
     if any(hint in tail for hint in MEMORY_HINTS):
         return _verdict(MEMORY_EXCEEDED, f"{who} ran out of memory (limit {limits.memory_mb} MB)")
+    if outcome.exit_code == isolation.RESULT_CHANNEL_LOST:
+        return _verdict(ERROR, f"{who} closed the sandbox's result channel (file descriptor "
+                               f"{isolation.RESULT_FD}), so no result could be reported")
     return _verdict(ERROR, f"{who} exited before finishing (exit code {outcome.exit_code})")
 
 
