@@ -149,7 +149,9 @@ def world(db):
     benchmark = BenchmarkRun.objects.create(benchmark="mbpp", **done)
     BenchmarkTask.objects.create(run=benchmark, task_id="11", position=0, n=1, c=0, samples=[])
     traces = TraceRun.objects.create(**done)
-    trace = Trace.objects.create(run=traces, task_id="601", source="mbpp:601", status="passed", kept=True)
+    trace = Trace.objects.create(run=traces, task_id="601", source="mbpp:601", status="passed", kept=True,
+                                 prompt=[{"role": "user", "content": "Write add."}], reasoning="Add the two.",
+                                 code="def add(a, b):\n    return a + b")
     return {"conversation": conversation.pk, "message": message.pk, "puzzle": Puzzle.objects.first().pk,
             "generation": GenerationRun.objects.create(**done).pk, "round": TrainingRun.objects.create(
                 status="succeeded", lock_slot=None).pk, "version": version.pk, "benchmark": benchmark.pk,

@@ -3,6 +3,7 @@ product for the packaged Qwen2.5-Coder-0.5B writes puzzles and solutions that go
 filters and the sandbox like the model's own and become verified pairs, each recorded with its
 writer; a server that times out, answers 500 or 429, or sends a body that is not JSON costs
 retries, counted by kind, never the run; and a started server never outlives its starter."""
+import base64
 import json
 import os
 import signal
@@ -51,6 +52,8 @@ class Flaky(BaseHTTPRequestHandler):
             return self._send(429, "slow down", {"Retry-After": "0.1"})
         if step == "junk":
             return self._send(200, "<html>not json</html>")
+        if step == "echo":  # a proxy that echoes the request's headers in an error page
+            return self._send(200, f"auth={self.headers.get('Authorization')}")
         if step == "empty":
             return self._send(200, json.dumps({"choices": []}))
         return self._send(200, json.dumps(GOOD))
@@ -104,6 +107,23 @@ def test_timeouts_errors_and_bad_json_are_retried_counted_and_never_fail_the_run
     summary = SelfPlayPipeline(down, train, verify_many, config, BatchStore(tmp_path / "run"), writer=down).run()
     assert summary.counts["writer_errors"] == 3 and summary.counts["generated"] == 0
     assert down.errors["http-5xx"] == 9 and summary.timings["generate"]["retries"] == 6
+
+
+def test_the_key_stays_out_of_names_and_error_messages(flaky):
+    """An endpoint that echoes the request, or a URL that carries credentials, leaks nothing."""
+    from engine.lm.openai_endpoint import EndpointError
+
+    Flaky.script = ["echo"]
+    model = endpoint(flaky, retries=0)
+    with pytest.raises(EndpointError) as raised:
+        model._post("/completions", {"prompt": "x"})
+    assert raised.value.kind == "bad-json" and "auth=Bearer ***" in str(raised.value)
+    assert "sk-secret" not in str(raised.value)
+    with_user = EndpointModel(Endpoint(flaky.replace("http://", "http://alice:hunter2@"), "m", retries=0))
+    assert "hunter2" not in with_user.name + repr(with_user) and with_user.name.endswith(flaky.split("//")[1])
+    Flaky.script = ["ok"]  # the URL's user and password go as basic auth, not in the request's URL
+    assert with_user.complete("def f(", SamplingParams(max_new_tokens=5)).text == GOOD["choices"][0]["text"]
+    assert Flaky.seen[-1]["auth"] == "Basic " + base64.b64encode(b"alice:hunter2").decode()
 
 
 # Three small puzzles with their solutions: a prompt a 0.5B teacher can follow in a test's time.

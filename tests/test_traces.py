@@ -119,6 +119,36 @@ def test_a_run_that_failed_midway_resumes_without_asking_the_teacher_again():
         trace_runs.resume_trace_run(None, run)
 
 
+class DownTeacher(ReferenceTeacher):
+    """Its requests for the tasks in `down` fail after their retries, as an endpoint's do."""
+
+    def __init__(self, down=()):
+        super().__init__()
+        self.down = set(down)
+
+    def sample_many(self, prompts, n, params, cancel=None):
+        answers = super().sample_many(prompts, n, params, cancel)
+        return [[Completion("", 0, "error:http-5xx")] * n if task_id in self.down else row
+                for task_id, row in zip(self.asked[-len(prompts):], answers)]
+
+
+@pytest.mark.django_db
+def test_requests_the_teacher_did_not_answer_fail_the_run_and_are_asked_again_on_resume():
+    run = trace_runs.start_trace_run(None, {"samples": 2, "batch_tasks": 2}, ["mbpp"], 4, enqueue=False)
+    run = trace_runs.execute(run.pk, teacher=DownTeacher(down={609, 617}))
+    assert run.status == "failed" and "did not answer 4 of 8 requests" in run.error
+    assert run.summary["counts"] == {"passed": 4, "teacher error": 4} and run.summary["kept"] == 2
+    shown = Client()
+    shown.force_login(user_with_roles("vic"))
+    assert "the request failed (http-5xx)" in shown.get(
+        f"/traces/{run.traces.filter(task_id='609').first().pk}/").content.decode()
+    trace_runs.resume_trace_run(None, run)
+    again = ReferenceTeacher()
+    run = trace_runs.execute(run.pk, teacher=again)
+    assert again.asked == [609, 617]  # only what went unanswered
+    assert run.status == "succeeded" and run.summary["counts"] == {"passed": 8} and run.summary["kept"] == 4
+
+
 @pytest.mark.django_db
 def test_only_trainers_start_trace_runs_and_bad_settings_are_refused():
     from webapp.refusals import Invalid

@@ -24,6 +24,10 @@ REASONING_REQUEST = ("\n\nFirst explain your approach in two or three short sent
                      "no lists), then give the code. Nothing after the code.")
 CODE_END = "\n```\n"  # the closing fence: generation stops there (what a teacher adds after the code is not kept)
 MIN_REASONING_CHARS = 20
+# A trace with one of these has no answer from the teacher (the request failed after its retries, or
+# the run was cancelled first): it is shown and counted as such, and a resumed run asks again.
+TEACHER_ERROR, CANCELLED = "teacher error", "cancelled"
+UNANSWERED = (TEACHER_ERROR, CANCELLED)
 TEST_SOURCES = ("humaneval", "evalplus", "p3-test")  # sources that are test data whatever the id
 
 
@@ -72,7 +76,7 @@ class Trace:
     reply: str
     reasoning: str
     code: str
-    status: str  # the sandbox's verdict ("passed", "failed", …), or "no code" / "no reasoning"
+    status: str  # the sandbox's verdict ("passed", "failed", …), "no code" / "no reasoning", or UNANSWERED
     detail: str = ""
     tokens: int = 0
     kept: bool = False  # passed, with reasoning, and not a duplicate of a kept trace of the task
@@ -164,7 +168,7 @@ def write_traces(teacher, tasks: Sequence[CodeTask], config: TraceConfig, verify
         batch = list(tasks[start:start + config.batch_tasks])
         prompts = [trace_prompt(task) for task in batch]
         answers = teacher.sample_many(prompts, config.samples, params, cancel)
-        traces = [_trace(task, prompt, index, answer.text, answer.tokens)
+        traces = [_trace(task, prompt, index, answer.text, answer.tokens, answer.finish_reason)
                   for task, prompt, row in zip(batch, prompts, answers) for index, answer in enumerate(row)]
         _check(traces, batch, verify)
         for task in batch:
@@ -177,7 +181,13 @@ def write_traces(teacher, tasks: Sequence[CodeTask], config: TraceConfig, verify
     return run
 
 
-def _trace(task: CodeTask, prompt: list[dict], index: int, reply: str, tokens: int) -> Trace:
+def _trace(task: CodeTask, prompt: list[dict], index: int, reply: str, tokens: int, finish: str = "") -> Trace:
+    if finish.startswith("error"):  # not the teacher's answer
+        return Trace(task.task_id, task.source, task.kind, index, prompt, "", "", "", TEACHER_ERROR,
+                     detail=f"the request failed ({finish.removeprefix('error:')})")
+    if finish == "cancelled":
+        return Trace(task.task_id, task.source, task.kind, index, prompt, "", "", "", CANCELLED,
+                     detail="cancelled before the teacher answered")
     code = reply_code(task.kind, reply, entry_point_of(task.tests), task.tests) or ""
     reasoning = split_reply(reply)
     status = "no code" if not code else "no reasoning" if len(reasoning) < MIN_REASONING_CHARS else ""
@@ -224,8 +234,7 @@ def trace_tasks(data_dir, sources: Sequence[str] = ("mbpp",), limit: int = 0) ->
     index = held_out_index(str(data_dir))
     tasks: list[CodeTask] = []
     if "mbpp" in sources:
-        tasks += [CodeTask(str(t.task_id), t.text, t.tests, t.setup, f"mbpp:{t.task_id}", t.code)
-                  for t in trainable_mbpp(data_dir)]
+        tasks += [CodeTask.from_mbpp(t) for t in trainable_mbpp(data_dir)]
     if "p3" in sources:
         puzzles = training_safe(one_per_problem(p for p in load_p3(Path(data_dir) / "p3") if p.split == "train"))
         tasks += [CodeTask(p.name, "", [], "", f"p3:{p.name}", p.solutions[0] if p.solutions else "", "puzzle", p.sat)

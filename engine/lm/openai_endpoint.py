@@ -11,6 +11,7 @@ line or repr.
 """
 from __future__ import annotations
 
+import base64
 import json
 import math
 import socket
@@ -21,7 +22,7 @@ import urllib.request
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from engine.lm.generation import CancelToken, Completion, Prompt, SamplingParams
 
@@ -44,13 +45,32 @@ class Endpoint:
     backoff_s: float = 0.5  # first wait; doubles each retry
     parallel: int = 4  # requests in flight at once
 
-    def __repr__(self) -> str:  # never the key
-        return f"Endpoint(url={self.url!r}, model={self.model!r}, key={'set' if self.api_key else 'none'})"
+    def __repr__(self) -> str:  # never the key, nor credentials in the URL
+        return f"Endpoint(url={self.shown_url!r}, model={self.model!r}, key={'set' if self.api_key else 'none'})"
+
+    @property
+    def shown_url(self) -> str:
+        parts = urlsplit(self.url)
+        if parts.username is None and parts.password is None:
+            return self.url
+        return parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]).geturl()
 
     @property
     def base(self) -> str:
-        base = self.url.rstrip("/")
+        base = self.shown_url.rstrip("/")
         return base if base.endswith("/v1") else base + "/v1"
+
+    def headers(self) -> dict:
+        """JSON, and the key as a bearer token, or else the URL's user and password (a proxy's
+        basic auth): never in the URL a request is sent to, where errors and logs would show it."""
+        headers = {"Content-Type": "application/json"}
+        parts = urlsplit(self.url)
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        elif parts.username is not None:
+            pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+            headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
+        return headers
 
 
 class EndpointModel:
@@ -66,7 +86,7 @@ class EndpointModel:
         self.retried = 0
         self._lock = threading.Lock()
         self._tokenize_works: bool | None = None
-        host = urlsplit(endpoint.url).netloc or endpoint.url
+        host = urlsplit(endpoint.shown_url).netloc or endpoint.shown_url
         self.name = f"{endpoint.model or 'served model'} @ {host}"
         self.load_seconds = 0.0
 
@@ -75,10 +95,8 @@ class EndpointModel:
 
     # -- HTTP ------------------------------------------------------------------------------------
     def _post(self, path: str, body: dict, timeout: float | None = None) -> dict:
-        headers = {"Content-Type": "application/json"}
-        if self.endpoint.api_key:
-            headers["Authorization"] = f"Bearer {self.endpoint.api_key}"
-        request = urllib.request.Request(self.endpoint.base + path, json.dumps(body).encode(), headers, method="POST")
+        request = urllib.request.Request(self.endpoint.base + path, json.dumps(body).encode(), self.endpoint.headers(),
+                                         method="POST")
         try:
             with urllib.request.urlopen(request, timeout=timeout or self.endpoint.timeout_s) as response:
                 raw = response.read()
@@ -99,7 +117,10 @@ class EndpointModel:
         try:
             return json.loads(raw)
         except ValueError:
-            raise EndpointError("bad-json", f"the body is not JSON ({raw[:60]!r})") from None
+            shown = raw[:60].decode(errors="replace")
+            if self.endpoint.api_key:  # a proxy that echoes the request must not put the key in a message
+                shown = shown.replace(self.endpoint.api_key, "***")
+            raise EndpointError("bad-json", f"the body is not JSON ({shown!r})") from None
 
     def _with_retries(self, call, cancel: CancelToken | None):
         wait = self.endpoint.backoff_s
@@ -127,8 +148,8 @@ class EndpointModel:
             root = self.endpoint.base[: -len("/v1")]
             for url, body in ((root + "/extras/tokenize", {"input": text}), (root + "/tokenize", {"prompt": text})):
                 try:
-                    request = urllib.request.Request(url, json.dumps(body).encode(),
-                                                     {"Content-Type": "application/json"}, method="POST")
+                    request = urllib.request.Request(url, json.dumps(body).encode(), self.endpoint.headers(),
+                                                     method="POST")
                     with urllib.request.urlopen(request, timeout=10) as response:
                         tokens = json.loads(response.read()).get("tokens")
                     if isinstance(tokens, list):

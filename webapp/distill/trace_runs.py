@@ -12,7 +12,7 @@ from django.conf import settings
 from django.db import transaction
 
 from engine.config import ConfigError
-from engine.distill.traces import TraceConfig, trace_tasks, write_traces
+from engine.distill.traces import TEACHER_ERROR, UNANSWERED, TraceConfig, trace_tasks, write_traces
 from engine.sandbox.verdict import short
 from engine.training.tasks import CodeTask
 from webapp.accounts.roles import is_reviewer, is_trainer
@@ -133,6 +133,10 @@ def _execute(run: TraceRun, teacher, beat: RowHeartbeat) -> None:
     config = TraceConfig.from_known(run.config).check()
     tasks: list[CodeTask] = trace_tasks(settings.AUTODIDACT_BENCHMARK_DATA, run.config.get("sources", ["mbpp"]),
                                         int(run.config.get("limit", 0)))
+    # Tasks the teacher did not answer (a failed request, a cancel) are asked again: their stored
+    # traces go, and the cache answers the samples it already has.
+    unanswered = run.traces.filter(status__in=UNANSWERED).values_list("task_id", flat=True)
+    run.traces.filter(task_id__in=list(unanswered)).delete()
     done = set(run.traces.values_list("task_id", flat=True).distinct())
     TraceRun.objects.filter(pk=run.pk).update(stage="loading teacher", tasks_done=len(done))
     if teacher is None:
@@ -153,9 +157,15 @@ def _execute(run: TraceRun, teacher, beat: RowHeartbeat) -> None:
                           cancel=beat.cancel, teacher_name=getattr(teacher, "name", ""), on_batch=store)
     summary = _summary(run)
     summary.update(cache_hits=cached.hits, asked_teacher=cached.asked)
-    status = TraceRun.Status.CANCELLED if result.cancelled else TraceRun.Status.SUCCEEDED
-    TraceRun.finish(TraceRun.objects.filter(pk=run.pk), status, summary=summary, stage="",
-                    error="cancelled; the traces written are kept" if result.cancelled else "")
+    unanswered = summary["counts"].get(TEACHER_ERROR, 0)
+    status, error = TraceRun.Status.SUCCEEDED, ""
+    if result.cancelled:
+        status, error = TraceRun.Status.CANCELLED, "cancelled; the traces written are kept"
+    elif unanswered:  # an outage must not pass for a finished run: resuming asks those again
+        status = TraceRun.Status.FAILED
+        error = (f"the teacher did not answer {unanswered} of {summary['asked']} requests (after retries); "
+                 "resume to ask them again")
+    TraceRun.finish(TraceRun.objects.filter(pk=run.pk), status, summary=summary, stage="", error=error)
 
 
 def _summary(run: TraceRun) -> dict:
