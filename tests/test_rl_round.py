@@ -20,7 +20,8 @@ from webapp.training.models import TrainingRun
 tiny_model, worker_env, seeds_and_roles = sft_rounds.tiny_model, sft_rounds.worker_env, sft_rounds.seeds_and_roles
 RL_ROUND = {**TINY_ROUND, "method": "rl", "rl_tasks": 4, "grounding": {"discriminator_weight": 0.1},
             "rl": {"max_steps": 6, "save_steps": 2, "num_generations": 2, "prompts_per_step": 1,
-                   "max_completion_length": 12, "device": "cpu", "lora_r": 4}}
+                   "max_completion_length": 12, "device": "cpu", "lora_r": 4,
+                   "validate_every": 4, "patience": 5, "validation_tasks": 3}}
 
 
 @pytest.mark.timeout(900)  # three worker starts, a kill, a reap and a resumed round: slow on a busy CPU
@@ -54,6 +55,11 @@ def test_an_rl_round_rewarded_in_the_sandbox_survives_a_kill_and_the_gate_decide
     assert run.training["steps"] == 6 and "checkpoint-" in run.training["resumed_from"]
     assert run.decision and run.produced_version is not None  # promoted or rejected by the same gate as SFT
     assert (Path(run.produced_version.checkpoint) / "discriminator.pt").is_file()  # versioned with the model
+    # validated on MBPP validation tasks at the start, every 4 steps and at the end; the resumed round
+    # kept the validations up to its checkpoint and did the later ones again
+    assert [(p["step"], p["tasks"]) for p in run.training["validation"]] == [(0, 3), (4, 3), (6, 3)]
+    assert run.training["best_step"] in (0, 4, 6) and any("validation/reward" in p for p in run.rl_curve)
+    assert "validation (MBPP 511-600, first 3, greedy): kept the policy of step" in run.log
     client = Client()
     client.force_login(user_with_roles("tom", "trainer"))
     page = client.get(f"/training/runs/{run.pk}/").content.decode()

@@ -51,3 +51,65 @@ def test_a_tiny_grpo_round_logs_rewards_stops_and_resumes(tmp_path):
     from transformers import AutoModelForCausalLM
 
     assert AutoModelForCausalLM.from_pretrained(tmp_path / "round" / "model").num_parameters() > 0
+
+
+def test_the_early_stopping_rule():
+    from engine.training.rl_validation import EarlyStopping, ValidationPoint
+
+    rule = EarlyStopping(patience=2)
+    assert rule.observe(ValidationPoint(0, 0.0, 0.30, 0, 10))
+    assert rule.observe(ValidationPoint(10, 0.0, 0.35, 0, 10))  # same pass rate, higher reward: better
+    assert not rule.observe(ValidationPoint(20, 0.0, 0.35, 0, 10)) and not rule.should_stop()  # a tie is no gain
+    assert rule.observe(ValidationPoint(30, 0.1, 0.20, 1, 10)) and rule.best.step == 30  # pass rate comes first
+    assert not rule.observe(ValidationPoint(40, 0.1, 0.19, 1, 10)) and not rule.should_stop()
+    assert not rule.observe(ValidationPoint(50, 0.0, 0.50, 0, 10)) and rule.should_stop()
+    resumed = EarlyStopping(2, rule.as_list()[:4])  # a round resumed at step 30 has the points before it
+    assert resumed.best.step == 30 and not resumed.should_stop()
+
+
+def test_a_round_that_does_not_improve_on_validation_stops_early(tmp_path):
+    """Random weights answer nothing on the validation tasks: the validation at step 2 is no better
+    than step 0's, so with patience 1 the round stops there, keeping step 0's policy."""
+    base = str(build_tiny_model(tmp_path / "tiny"))
+    config = RLConfig(**{**CONFIG.as_dict(), "max_steps": 6, "validate_every": 2, "patience": 1})
+    events = []
+    result = train_rl(base, TASKS, tmp_path / "round", config, verify_many, progress=events.append,
+                      validation=TASKS[:2])
+    assert result.stopped_early and result.steps == 2 and result.best_step == 0
+    assert [(p["step"], p["tasks"]) for p in result.validation] == [(0, 2), (2, 2)]
+    assert [e["step"] for e in events if "validation/reward" in e] == [0, 2]  # on the run's curve too
+    assert sorted(p.name for p in (tmp_path / "round").glob("best-*.pt")) == ["best-0.pt"]
+
+
+def test_the_best_validated_weights_are_restored_and_survive_a_resume(tmp_path):
+    """The callback alone, on a real model, generation and sandbox: weights changed after the best
+    validation are put back, from the file a resumed round also reads."""
+    import torch
+    from transformers import TrainerControl, TrainerState
+
+    from engine.training.rl_validation import validation_callback
+    from engine.training.sft import load_for_training
+
+    model, tokenizer = load_for_training(str(build_tiny_model(tmp_path / "tiny")), "cpu")
+    for param in model.parameters():
+        param.requires_grad_(False)
+    head = model.lm_head.weight.requires_grad_(True)
+    start = head.detach().clone()
+    points = []
+    callback = validation_callback(tmp_path, TASKS[:2], verify_many, GroundingConfig(), every=1, patience=1,
+                                   max_new_tokens=8, report=points.append)
+    state, control = TrainerState(), TrainerControl()
+    callback.on_train_begin(None, state, control, model=model, processing_class=tokenizer)
+    with torch.no_grad():
+        head.add_(0.5)  # "training" that does not help
+    state.global_step = 1
+    callback.on_step_end(None, state, control, model=model, processing_class=tokenizer)
+    assert [p.step for p in points] == [0, 1] and control.should_training_stop
+    assert callback.restore_best(model) == 0 and torch.equal(head, start)
+
+    with torch.no_grad():
+        head.add_(0.5)
+    resumed = validation_callback(tmp_path, TASKS[:2], verify_many, GroundingConfig(), every=1, patience=1,
+                                  max_new_tokens=8, report=points.append, resumed_at=0)
+    assert resumed.stopping.best.step == 0 and [p.step for p in resumed.stopping.history] == [0]
+    assert resumed.restore_best(model) == 0 and torch.equal(head, start)

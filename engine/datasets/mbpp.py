@@ -49,3 +49,8 @@ def load_mbpp(data_dir: str | Path) -> dict[int, MbppTask]:
             tasks[task_id] = MbppTask(task_id, row["text"].strip(), row["code"], list(row["test_list"]),
                                       row.get("test_setup_code") or "", split_of(task_id))
     return tasks
+
+
+def mbpp_validation(data_dir: str | Path) -> list[MbppTask]:
+    """The validation split (511-600) by id: what early stopping and gates select on, never data."""
+    return [task for _, task in sorted(load_mbpp(data_dir).items()) if task.split == "validation"]

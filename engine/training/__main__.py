@@ -54,6 +54,7 @@ def rl_main(argv) -> int:
     """GRPO (engine/training/rl.py) on MBPP train tasks (601-974, less those MBPP+ holds), rewarded by
     the grounding function."""
     from engine.datasets.held_out import trainable_mbpp
+    from engine.datasets.mbpp import mbpp_validation
     from engine.evaluate.suite.base import benchmark_data_dir
     from engine.sandbox import verify_many
     from engine.training.grounding import GroundingConfig
@@ -74,10 +75,11 @@ def rl_main(argv) -> int:
     def train():
         config = RLConfig.from_known(vars(args))
         grounding = GroundingConfig.from_known(vars(args)).check()
-        rows = trainable_mbpp(benchmark_data_dir(args.data or None))[:args.limit or None]
-        tasks = [CodeTask(str(t.task_id), t.text, t.tests, t.setup, f"mbpp:{t.task_id}", t.code) for t in rows]
+        data = benchmark_data_dir(args.data or None)
+        tasks = [CodeTask.from_mbpp(t) for t in trainable_mbpp(data)[:args.limit or None]]
+        validation = [CodeTask.from_mbpp(t) for t in mbpp_validation(data)]
         return train_rl(args.base, tasks, args.out, config, lambda jobs: verify_many(jobs), grounding,
-                        progress=_progress, resume=not args.no_resume)
+                        progress=_progress, resume=not args.no_resume, validation=validation)
 
     return _run(train)
 

@@ -20,6 +20,7 @@ from engine.lm.throughput import tokens_per_s
 from engine.training.checkpoints import CheckpointDir
 from engine.training.discriminator import Discriminator
 from engine.training.grounding import GroundingConfig, Verify, score_programs
+from engine.training.rl_validation import ValidationPoint, validation_callback
 from engine.training.sft import (
     Progress,
     TrainerSettings,
@@ -35,6 +36,7 @@ from engine.training.tasks import CodeTask
 REPORTED = ("reward", "reward_std", "kl", "entropy", "completions/mean_length", "grounding/pass_rate",
             "grounding/parse_rate", "grounding/run_rate", "grounding/static_clean_rate", "grounding/execution",
             "discriminator/accuracy", "discriminator/score")
+VALIDATION = ("validation/pass_rate", "validation/reward")
 DISCRIMINATOR_FILE = "discriminator.pt"
 
 
@@ -53,6 +55,9 @@ class RLConfig(TrainerSettings):
     top_k: int = 50
     top_p: float = 1.0
     beta: float = 0.04  # the KL coefficient to the starting policy
+    validate_every: int = 10  # steps between validations on held-out tasks (0: none; needs validation tasks)
+    patience: int = 2  # validations in a row without a better one before the round stops
+    validation_tasks: int = 30  # how many of the validation tasks (MBPP 511-600) to answer each time
 
     def __post_init__(self):
         problems = self.common_problems()
@@ -65,6 +70,11 @@ class RLConfig(TrainerSettings):
             problems.add("temperature", "temperature must be above 0 and at most 2 (the group needs variety)")
         if self.beta < 0:
             problems.add("beta", "beta must be at least 0")
+        for name in ("validate_every", "validation_tasks"):
+            if int(getattr(self, name)) < 0:
+                problems.add(name, f"{name} must be at least 0")
+        if self.patience < 1:
+            problems.add("patience", "patience must be at least 1")
         problems.raise_any()
 
 
@@ -80,6 +90,9 @@ class RLResult:
     steps_per_hour: float = 0.0
     resumed_from: str | None = None
     cancelled: bool = False
+    validation: list[dict] = field(default_factory=list)  # per validation: step, pass rate, mean reward
+    best_step: int | None = None  # the step whose policy was kept (None: no validation)
+    stopped_early: bool = False
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -137,9 +150,12 @@ class GroundingReward:
 
 def train_rl(base: str, tasks: Sequence[CodeTask], out_dir: str | Path, config: RLConfig, verify: Verify,
              grounding: GroundingConfig | None = None, progress: Progress | None = None,
-             cancel: CancelToken | None = None, resume: bool = True) -> RLResult:
+             cancel: CancelToken | None = None, resume: bool = True,
+             validation: Sequence[CodeTask] = ()) -> RLResult:
     """GRPO on `tasks` from `base`; the trained model lands, whole, in `<out_dir>/model`.
-    With `resume`, training continues from the last sealed checkpoint in `out_dir`."""
+    With `resume`, training continues from the last sealed checkpoint in `out_dir`. With
+    `validation` tasks and `config.validate_every`, the round stops early and keeps its best
+    policy on them (rl_validation.py)."""
     from datasets import Dataset
     from transformers.trainer_callback import PrinterCallback
     from trl import GRPOConfig, GRPOTrainer
@@ -176,20 +192,30 @@ def train_rl(base: str, tasks: Sequence[CodeTask], out_dir: str | Path, config: 
         data_seed=config.seed, report_to="none", use_cpu=device == "cpu", bf16=device == "cuda",
         disable_tqdm=True, dataloader_num_workers=0, log_completions=False)
     curve: list[dict] = []
-    callback = _callback(folders, _curve_keeper(curve, progress, reward, time.perf_counter()), cancel, 0.0, [],
-                         REPORTED)
-    trainer = GRPOTrainer(model=model, reward_funcs=reward, args=arguments, train_dataset=dataset,
-                          processing_class=tokenizer, peft_config=peft_config, callbacks=[callback])
-    trainer.remove_callback(PrinterCallback)
+    keep = _curve_keeper(curve, progress, reward, time.perf_counter())
+    callbacks = [_callback(folders, keep, cancel, 0.0, [], REPORTED)]
     start_step = int(resume_from.name.split("-")[1]) if resume_from else 0
+    validating = None
+    if validation and config.validate_every:  # after the round's callback: it sees checkpoints sealed
+        validating = validation_callback(folders.root, list(validation)[:config.validation_tasks or None], verify,
+                                         grounding, config.validate_every, config.patience,
+                                         config.max_completion_length, lambda point: keep(validation_update(point)),
+                                         cancel, start_step)
+        callbacks.append(validating)
+    trainer = GRPOTrainer(model=model, reward_funcs=reward, args=arguments, train_dataset=dataset,
+                          processing_class=tokenizer, peft_config=peft_config, callbacks=callbacks)
+    trainer.remove_callback(PrinterCallback)
     trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     cancelled = bool(cancel is not None and cancel.cancelled)
     seconds = round(time.perf_counter() - started, 1)
     steps = trainer.state.global_step
+    best_step = None if cancelled or validating is None else validating.restore_best(trainer.model)
     result = RLResult(str(folders.model), steps, len(tasks), curve, seconds, reward.completion_tokens,
                       tokens_per_s(reward.completion_tokens, seconds),
                       round((steps - start_step) / seconds * 3600, 1) if seconds else 0.0,
-                      str(resume_from) if resume_from else None, cancelled)
+                      str(resume_from) if resume_from else None, cancelled,
+                      validating.stopping.as_list() if validating else [], best_step,
+                      bool(validating and validating.stopped_early))
     if not cancelled:  # the discriminator is versioned with the model it was trained beside
         seal_trained(trainer.model, tokenizer, folders, base, config,
                      {"method": "rl", "grounding": grounding.as_dict(), "result": result.as_dict()},
@@ -201,12 +227,19 @@ SAMPLES_SHOWN = 4
 SAMPLE_CHARS = 1200
 
 
+def validation_update(point: ValidationPoint) -> dict:
+    """A validation as a point of the run's curve (no loss: it is not a training step)."""
+    return {"step": point.step, "validation/pass_rate": point.pass_rate, "validation/reward": point.reward}
+
+
 def _curve_keeper(curve: list[dict], progress: Progress | None, reward: GroundingReward, started: float) -> Progress:
     """Keeps each logged step's figures for the result, and passes them on with the sampling rate
     and a few of the step's programs with their reward breakdown (for the run page)."""
     def keep(update: dict) -> None:
-        curve.append({key: update[key] for key in ("step", "loss", *REPORTED) if key in update})
-        if progress:
+        curve.append({key: update[key] for key in ("step", "loss", *REPORTED, *VALIDATION) if key in update})
+        if progress and "loss" not in update:  # a validation point
+            progress(update)
+        elif progress:
             elapsed = time.perf_counter() - started
             samples = [{**sample, "text": sample["text"][:SAMPLE_CHARS]} for sample in reward.last[:SAMPLES_SHOWN]]
             progress({**update, "tokens_per_s": tokens_per_s(reward.completion_tokens, elapsed), "samples": samples})

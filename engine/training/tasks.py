@@ -21,6 +21,11 @@ class CodeTask:
     kind: str = "tests"  # or "puzzle": a P3 puzzle `sat` (then `tests` is empty), answered by `sol()`
     sat: str = ""
 
+    @classmethod
+    def from_mbpp(cls, task) -> CodeTask:
+        """An MBPP task (engine.datasets.mbpp.MbppTask), its reference the dataset's program."""
+        return cls(str(task.task_id), task.text, task.tests, task.setup, f"mbpp:{task.task_id}", task.code)
+
     def prompt(self) -> list[dict]:
         if self.kind == "puzzle":
             return [{"role": "user", "content": puzzle_prompt(self.sat)}]

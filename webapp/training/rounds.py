@@ -20,6 +20,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from engine.config import ConfigError, Problems, StrictConfig
+from engine.datasets.mbpp import mbpp_validation
 from engine.evaluate.humaneval_eval import PROMPTS as HUMANEVAL_PROMPTS
 from engine.evaluate.humaneval_eval import evaluate_humaneval, load_humaneval
 from engine.evaluate.p3_eval import P3EvalConfig, evaluate_p3, held_out_puzzles
@@ -35,7 +36,7 @@ from engine.training.distill import REPORTED as DISTILL_REPORTED
 from engine.training.distill import DistillConfig, train_distill
 from engine.training.grounding import GroundingConfig
 from engine.training.packing import TrainingText
-from engine.training.rl import REPORTED, RLConfig, train_rl
+from engine.training.rl import REPORTED, VALIDATION, RLConfig, train_rl
 from engine.training.sft import SFTConfig, TrainingError, train_sft
 from engine.training.tasks import CodeTask
 from webapp.accounts.roles import is_trainer
@@ -514,19 +515,28 @@ def _run_rl_stages(run: TrainingRun, config: RoundConfig, base: ModelVersion, be
         curve, history = list(run.loss_curve or []), list(run.rl_curve or [])
 
         def progress(event):
+            history.append({key: event[key] for key in ("step", "loss", *REPORTED, *VALIDATION) if key in event})
+            if "loss" not in event:  # a validation point: on the charts, not the step counter
+                _update(run, rl_curve=history[-2000:])
+                return
             curve.append([event["step"], event["loss"]])
-            history.append({key: event[key] for key in ("step", "loss", *REPORTED) if key in event})
             _update(run, progress=event, loss_curve=curve[-2000:], rl_curve=history[-2000:])
 
         tasks = [CodeTask(t["task_id"], t["text"], t["tests"], t.get("setup", ""), t.get("source", ""),
                         t.get("reference", ""), t.get("kind", "tests"), t.get("sat", "")) for t in run.dataset["rl_tasks"]]
+        validation = [CodeTask.from_mbpp(t) for t in mbpp_validation(settings.AUTODIDACT_BENCHMARK_DATA)]
         result = train_rl(base.spec, tasks, round_dir(run), config.rl_config(), verify_on_queue,
-                          config.grounding_config(), progress, beat.cancel)
+                          config.grounding_config(), progress, beat.cancel, validation=validation)
         if _cancelled(run, beat):
             return
         _update(run, training=result.as_dict())
         _log(run, f"RL: {result.steps} steps in {result.seconds} s ({result.steps_per_hour} steps/h, "
                   f"{result.tokens_per_s} sampled tokens/s)")
+        if result.best_step is not None:
+            best = next(p for p in result.validation if p["step"] == result.best_step)
+            _log(run, f"validation (MBPP 511-600, first {best['tasks']}, greedy): kept the policy of step "
+                      f"{result.best_step} ({best['solved']} solved, mean reward {best['reward']})"
+                      + (", stopped early" if result.stopped_early else ""))
     _evaluate_and_decide(run, config, base, beat)
 
 

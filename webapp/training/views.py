@@ -67,6 +67,11 @@ class RoundForm(SettingsForm):
                 optional=True),
         Setting("beta", "KL coefficient", float, "how strongly the policy is kept near the starting model",
                 group="rl", optional=True),
+        Setting("validate_every", "Validate every (steps)", int,
+                "greedy answers to MBPP validation tasks (511-600) every N steps; the best policy is kept and "
+                "the round stops when it stops improving; 0: off", low=0, group="rl", optional=True),
+        Setting("patience", "Patience", int, "validations in a row without improvement before stopping", low=1,
+                group="rl", optional=True),
         Setting("discriminator_weight", "Discriminator weight", float,
                 "weight of a classifier's P(reference-like), trained beside the policy; 0: off", low=0.0,
                 group="grounding", optional=True),
@@ -121,6 +126,7 @@ def _defaults() -> dict:
     rl = RLConfig()
     values.update(round_method=config.method, rl_max_steps=rl.max_steps, rl_learning_rate=f"{rl.learning_rate:g}",
                   num_generations=rl.num_generations, max_completion_length=rl.max_completion_length, beta=rl.beta,
+                  validate_every=rl.validate_every, patience=rl.patience,
                   rl_tasks=config.rl_tasks, discriminator_weight=GroundingConfig().discriminator_weight,
                   structure_weight=DistillConfig().structure_weight)
     values["sources"] = list(config.sources)
@@ -258,7 +264,9 @@ def _loss_chart(run: TrainingRun):
 
 RL_SERIES = (("reward", "reward (mean)"), ("grounding/pass_rate", "passes all tests"),
              ("grounding/run_rate", "runs without error"), ("grounding/parse_rate", "parses"),
-             ("discriminator/accuracy", "discriminator accuracy"))
+             ("discriminator/accuracy", "discriminator accuracy"),
+             ("validation/pass_rate", "validation: passes all tests (greedy)"),
+             ("validation/reward", "validation: mean reward (greedy)"))
 
 
 def _loss_parts_chart(run: TrainingRun):
@@ -305,13 +313,19 @@ def _panel_context(request, run: TrainingRun) -> dict:
         "training_rows": [(label, training.get(key)) for key, label in (
             ("steps", "Steps"), ("epochs", "Epochs"), ("blocks", "Blocks"), ("tokens", "Tokens per epoch"),
             ("final_loss", "Final loss"), ("tokens_per_s", "Tokens/s"), ("steps_per_hour", "Steps/h"),
-            ("seconds", "Seconds"),
-            ("resumed_from", "Resumed from")) if training.get(key) not in (None, "")],
+            ("seconds", "Seconds"), ("best_step", "Kept the policy of step (best on validation)"),
+            ("stopped_early", "Stopped early"),
+            ("resumed_from", "Resumed from")) if _shown(training.get(key))],
         "version": run.produced_version,
         "dataset_counts": {"attempts": len(dataset.get("attempts") or []), "traces": len(dataset.get("traces") or []),
                            # a snapshot from before the ledger named the chat messages instead
                            "examples": len(dataset.get("examples", dataset.get("messages")) or [])},
     }
+
+
+def _shown(value) -> bool:
+    """A result row worth a line: step 0 is, an unset field or a False flag is not."""
+    return value is not None and value != "" and value is not False
 
 
 def _page_context(request, run: TrainingRun) -> dict:
