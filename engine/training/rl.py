@@ -27,6 +27,7 @@ from engine.training.sft import (
     TrainingError,
     _callback,
     _device,
+    full_disk_is_clear,
     load_for_training,
     seal_trained,
 )
@@ -205,7 +206,8 @@ def train_rl(base: str, tasks: Sequence[CodeTask], out_dir: str | Path, config: 
     trainer = GRPOTrainer(model=model, reward_funcs=reward, args=arguments, train_dataset=dataset,
                           processing_class=tokenizer, peft_config=peft_config, callbacks=callbacks)
     trainer.remove_callback(PrinterCallback)
-    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    with full_disk_is_clear(folders):
+        trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     cancelled = bool(cancel is not None and cancel.cancelled)
     seconds = round(time.perf_counter() - started, 1)
     steps = trainer.state.global_step
@@ -217,9 +219,10 @@ def train_rl(base: str, tasks: Sequence[CodeTask], out_dir: str | Path, config: 
                       validating.stopping.as_list() if validating else [], best_step,
                       bool(validating and validating.stopped_early))
     if not cancelled:  # the discriminator is versioned with the model it was trained beside
-        seal_trained(trainer.model, tokenizer, folders, base, config,
-                     {"method": "rl", "grounding": grounding.as_dict(), "result": result.as_dict()},
-                     None if discriminator is None else lambda final: discriminator.save(final / DISCRIMINATOR_FILE))
+        with full_disk_is_clear(folders):
+            seal_trained(trainer.model, tokenizer, folders, base, config,
+                         {"method": "rl", "grounding": grounding.as_dict(), "result": result.as_dict()},
+                         None if discriminator is None else lambda final: discriminator.save(final / DISCRIMINATOR_FILE))
     return result
 
 

@@ -7,9 +7,12 @@ The result is always a plain Hugging Face checkpoint folder (LoRA adapters are m
 backend and worker serves a trained model the way it serves any local checkpoint."""
 from __future__ import annotations
 
+import errno
 import json
+import shutil
 import time
 from collections.abc import Callable, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -58,6 +61,40 @@ class TrainerSettings(StrictConfig):
 
         return LoraConfig(r=self.lora_r, lora_alpha=self.lora_alpha, lora_dropout=self.lora_dropout,
                           target_modules="all-linear", task_type="CAUSAL_LM")
+
+
+# How a full disk shows through the writers a checkpoint uses (torch's zip writer says only this).
+FULL_DISK_SIGNS = ("No space left on device", "StorageFull", "Disk quota exceeded", "unexpected pos",
+                   "file write failed")
+NEARLY_FULL_BYTES = 64 << 20
+
+
+@contextmanager
+def full_disk_is_clear(folders: CheckpointDir):
+    """A write that fails because the disk is full becomes a TrainingError that says so; the
+    half-written checkpoint is removed (sealed ones are whole, so a resume starts from the last)."""
+    try:
+        yield
+    except (OSError, RuntimeError) as exc:
+        if isinstance(exc, TrainingError):
+            raise
+        full = (isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)) or (
+            any(sign in str(exc) for sign in FULL_DISK_SIGNS) and _nearly_full(folders.root))
+        if not full:
+            raise
+        folders.clear_staging()
+        latest = folders.latest()
+        raise TrainingError(f"the disk holding {folders.root} is full: a checkpoint could not be written. "
+                            f"{'The last whole checkpoint is ' + latest.name if latest else 'No checkpoint was sealed yet'}"
+                            "; free some space and resume") from exc
+
+
+def _nearly_full(path: Path) -> bool:
+    try:
+        return shutil.disk_usage(path).free < NEARLY_FULL_BYTES
+    except OSError:
+        return False
+
 
 
 @dataclass(frozen=True)
@@ -256,7 +293,8 @@ def train_blocks(base: str, examples: Sequence[TrainingText], out_dir: str | Pat
                                                               report)])
     trainer.remove_callback(PrinterCallback)  # progress goes through `progress`, not stdout
     try:
-        outcome = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+        with full_disk_is_clear(folders):
+            outcome = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     except torch.OutOfMemoryError as exc:
         raise TrainingError(f"out of memory on {device} with batch_size={config.batch_size} and "
                             f"block_size={config.block_size}: lower them (and raise gradient_accumulation "
@@ -269,7 +307,8 @@ def train_blocks(base: str, examples: Sequence[TrainingText], out_dir: str | Pat
         tokens_per_s(tokens_per_step * (outcome.global_step - start_step), outcome.metrics.get("train_runtime", 0)),
         str(resume_from) if resume_from else None, cancelled, dropped)
     if not cancelled:
-        seal_trained(trainer.model, tokenizer, folders, base, config, {"result": result.as_dict()})
+        with full_disk_is_clear(folders):
+            seal_trained(trainer.model, tokenizer, folders, base, config, {"result": result.as_dict()})
     return result
 
 
