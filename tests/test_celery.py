@@ -93,6 +93,33 @@ def test_a_killed_workers_task_is_redelivered_not_lost(redis_url):
     assert done["payload"] == {"n": 1} and done["worker"].startswith("rescuer@")
 
 
+def test_a_verify_worker_killed_mid_batch_loses_no_verdict(redis_url):
+    """kill -9 of a verify worker while its sandbox runs a batch: the batch goes to the next worker,
+    which returns every verdict, right, once."""
+    queue = f"verify-redelivery-{uuid.uuid4().hex[:8]}"
+    env = {"CELERY_VISIBILITY_TIMEOUT": "3"}
+    slow = "def f(x):\n    import time\n    time.sleep(1.5)\n    return x + 1"
+    jobs = [{"id": f"job{i}", "kind": "tests", "code": slow, "tests": [f"assert f({i}) == {i + 1 if i % 2 else i}"]}
+            for i in range(6)]
+    first, _ = start_worker("verify-doomed", queue, "prefork", env)
+    result = verify_batch.apply_async((jobs,), queue=queue)
+    try:
+        deadline = time.monotonic() + 30
+        while result.state != "STARTED":
+            assert time.monotonic() < deadline, "the batch never started"
+            time.sleep(0.1)
+        time.sleep(1.0)  # inside the batch: its sandbox runs are under way
+    finally:
+        stop_worker(first, signal.SIGKILL)
+    second, _ = start_worker("verify-rescuer", queue, "prefork", env)
+    try:
+        verdicts = result.get(timeout=120)
+    finally:
+        stop_worker(second)
+    assert sorted((v["id"], v["status"]) for v in verdicts) == [(f"job{i}", "passed" if i % 2 else "failed")
+                                                                for i in range(6)]
+
+
 def test_verify_batch_runs_the_sandbox_in_a_worker(workers):
     jobs = [
         {"id": "good", "kind": "tests", "code": "def add(a, b):\n    return a + b", "tests": ["assert add(2, 2) == 4"]},
