@@ -52,10 +52,10 @@ def socket_for(conversation, cookie: bytes):
     return WebsocketCommunicator(application, f"/ws/chat/{conversation.pk}/", headers=[ORIGIN, (b"cookie", cookie)])
 
 
-async def opened(conversation, cookie):
+async def opened(conversation, cookie, timeout: float = 1):
     """A connected chat socket and the history it sent first."""
     comm = socket_for(conversation, cookie)
-    connected, _ = await comm.connect()
+    connected, _ = await comm.connect(timeout)
     assert connected
     return comm, await comm.receive_json_from(timeout=10)
 
@@ -320,3 +320,102 @@ def test_an_idle_socket_still_hears_its_conversation(conversation):
         return event
 
     assert async_to_sync(scenario)()["detail"] == "still here?"
+
+
+@pytest.fixture
+def own_redis(tmp_path):
+    """A Redis server of the test's own, on a free port, that the test can kill and start again
+    without disturbing the suite's."""
+    import subprocess
+
+    import redis
+
+    from tests.support import free_port
+
+    port = free_port()
+
+    class Server:
+        url = f"redis://127.0.0.1:{port}/0"
+        process = None
+
+        def start(self):
+            self.process = subprocess.Popen(["redis-server", "--port", str(port), "--save", "", "--appendonly", "no",
+                                             "--dir", str(tmp_path)], stdout=subprocess.DEVNULL)
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    redis.Redis.from_url(self.url).ping()
+                    return
+                except redis.ConnectionError:
+                    assert time.monotonic() < deadline, "redis-server did not start"
+                    time.sleep(0.05)
+
+        def kill(self):
+            self.process.kill()
+            self.process.wait()
+
+    server = Server()
+    server.start()
+    yield server
+    server.kill()
+
+
+class Throttled:
+    """The tiny model at a chat model's pace (~50 tokens/s), so an outage lands mid-reply."""
+
+    def __init__(self, model, pause_s: float = 0.02):
+        self.model, self.pause_s, self.name = model, pause_s, model.name
+
+    def stream(self, *args, **kwargs):
+        for chunk in self.model.stream(*args, **kwargs):
+            time.sleep(self.pause_s)
+            yield chunk
+
+
+def test_a_redis_restart_mid_stream_loses_no_chunk(conversation, tiny, own_redis, settings, caplog):
+    """Redis (the channel layer and the cache) dies two chunks into a reply and comes back: the model
+    worker keeps writing the reply to the database, and a socket that reconnects gets it whole:
+    what it is sent is the stored message, then the chunks after it, with no gap and no repeat."""
+    from webapp.configuration import redis_layer_host
+
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer",
+                                           "CONFIG": {"hosts": [redis_layer_host(own_redis.url)]}}}
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                                   "LOCATION": own_redis.url}}
+    _, reply = user_turns.start_turn(conversation, "Go on.")
+    params = SamplingParams(max_new_tokens=400, temperature=1.0, seed=1)
+    cookie = session_cookie(conversation.owner)
+
+    async def scenario():
+        first, _ = await opened(conversation, cookie)
+        worker = streaming_thread(reply.pk, lambda: (Throttled(tiny), None), params, 0.02)
+        seen = [await first.receive_json_from(timeout=30) for _ in range(2)]
+        own_redis.kill()  # mid-stream: the layer's groups and the cache are gone with it
+        await asyncio.sleep(7)  # longer than the layer's retries (~5 s): some chunks cannot be sent
+        own_redis.start()
+        try:
+            await first.disconnect()
+        except Exception:  # noqa: BLE001 - the dead connection may surface here: the browser is gone anyway
+            pass
+        second, history = await opened(conversation, cookie, timeout=10)
+        stored = next(m for m in history["messages"] if m["id"] == reply.pk)
+        events = []
+        if stored["status"] == "streaming":
+            await second.send_json_to({"type": "resume", "message": reply.pk})
+            events = await collect_until_done(second, reply.pk)
+        worker.join()
+        await second.disconnect()
+        return seen, stored, events
+
+    seen, stored, events = async_to_sync(scenario)()
+    saved = Message.objects.get(pk=reply.pk)
+    assert any("could not broadcast" in r.getMessage() for r in caplog.records), "Redis was never missed"
+    assert saved.status == "complete"
+    assert saved.content == tiny.complete([{"role": "user", "content": "Go on."}], params).text  # nothing lost
+    assert saved.content.startswith("".join(e["text"] for e in seen))
+    if events:
+        resumed = next(e for e in events if e["type"] == "message")["message"]
+        later = "".join(e["text"] for e in events if e["type"] == "chunk" and e["seq"] >= resumed["chunks"])
+        assert saved.content == resumed["content"] + later
+    else:  # it finished while the socket was away: the history had it whole
+        assert stored["content"] == saved.content and stored["status"] == "complete"

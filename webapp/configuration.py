@@ -71,3 +71,21 @@ def load_or_create_secret_key(path: Path) -> str:
     finally:
         tmp.unlink(missing_ok=True)
     return key
+
+
+def redis_layer_host(url: str) -> dict:
+    """Connection options for the Redis channel layer.
+
+    channels_redis blocks 5 s per BZPOPMIN; redis-py 8 times socket reads out after 5 s by default,
+    so an idle consumer's receive could fail and the socket go deaf: hence the 30 s read timeout.
+    After a Redis restart every pooled connection is dead; a health check (a PING before using a
+    connection idle for over a second) and a few quick retries replace them, so the next socket
+    connects instead of failing on a stale connection."""
+    from redis.asyncio.retry import Retry
+    from redis.backoff import ExponentialBackoff
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    return {"address": url, "socket_timeout": 30, "socket_connect_timeout": 5, "health_check_interval": 1,
+            "retry": Retry(ExponentialBackoff(cap=2.0, base=0.1), 5),
+            "retry_on_error": [RedisConnectionError, RedisTimeoutError]}

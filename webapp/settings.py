@@ -10,7 +10,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from webapp.configuration import data_dir, env_bool, env_int, env_list, load_or_create_secret_key
+from webapp.configuration import data_dir, env_bool, env_int, env_list, load_or_create_secret_key, redis_layer_host
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = data_dir(BASE_DIR)
@@ -140,9 +140,7 @@ else:
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                # channels_redis blocks 5 s per BZPOPMIN; redis-py 8 times socket reads out after 5 s by
-                # default, so an idle consumer's receive could fail and the socket go deaf.
-                "hosts": [{"address": REDIS_URL, "socket_timeout": 30, "socket_connect_timeout": 5}],
+                "hosts": [redis_layer_host(REDIS_URL)],  # timeouts and reconnection: see there
                 "prefix": "autodidact:asgi",
                 "capacity": env_int("CHANNEL_CAPACITY", 1000),
                 "expiry": 60,

@@ -13,6 +13,7 @@ from channels.layers import get_channel_layer
 from django.core.cache import cache
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
+from redis.exceptions import RedisError
 
 from engine.lm.generation import CancelToken, LanguageModel, SamplingParams
 from engine.lm.stream_chunks import coalesce
@@ -48,8 +49,25 @@ def _stop_key(message_id: int) -> str:
     return f"chat:stop:{int(message_id)}"
 
 
-def broadcast(conversation_id: int, event: dict) -> None:
-    async_to_sync(get_channel_layer().group_send)(group_name(conversation_id), {"type": "chat.event", **event})
+def broadcast(conversation_id: int, event: dict) -> bool:
+    """Tell the conversation's open sockets; False if the channel layer could not be reached.
+
+    Best effort by design: the database holds every chunk, so a Redis restart mid-reply costs the
+    live view only (a socket that reconnects resumes from the stored message), never the reply."""
+    try:
+        async_to_sync(get_channel_layer().group_send)(group_name(conversation_id), {"type": "chat.event", **event})
+        return True
+    except (OSError, ConnectionError, RedisError) as exc:
+        log.warning("conversation %s: could not broadcast (%s: %s); the reply is still stored",
+                    conversation_id, type(exc).__name__, exc)
+        return False
+
+
+def _stop_requested(message_id: int) -> bool:
+    try:
+        return bool(cache.get(_stop_key(message_id)))
+    except (OSError, ConnectionError, RedisError):  # the cache is Redis too: unreachable = not asked
+        return False
 
 
 def _reply_turn(parent: Message) -> int:
@@ -140,7 +158,7 @@ def stream_reply(message_id: int, get_model: Callable[[], tuple[LanguageModel, i
                                              "text": chunk.text, "done": chunk.done,
                                              "status": fields.get("status", Message.Status.STREAMING),
                                              "finish_reason": chunk.finish_reason})
-                if not chunk.done and (shutdown.stopping() or cache.get(_stop_key(message_id))):
+                if not chunk.done and (shutdown.stopping() or _stop_requested(message_id)):
                     cancel.cancel()
         except Exception as exc:
             log.exception("reply %s failed", message_id)
@@ -148,7 +166,10 @@ def stream_reply(message_id: int, get_model: Callable[[], tuple[LanguageModel, i
                 status=Message.Status.FAILED, finish_reason="error")
             broadcast(conversation_id, {"kind": "status", "message": message_id, "status": "failed",
                                          "detail": short(f"the model failed: {type(exc).__name__}: {exc}", 300)})
-    cache.delete(_stop_key(message_id))
+    try:
+        cache.delete(_stop_key(message_id))
+    except (OSError, ConnectionError, RedisError):
+        pass  # it expires on its own
     return Message.objects.get(pk=message_id)
 
 
