@@ -283,7 +283,7 @@ def _loss_parts_chart(run: TrainingRun):
 def _rl_charts(run: TrainingRun):
     """An RL round's reward and its parts, and its KL to the starting policy, per step."""
     history = run.rl_curve or []
-    if not history or "reward" not in history[-1]:
+    if not any("reward" in point for point in history):  # validation points carry no reward
         return None, None
     series = [{"name": label, "points": [(p["step"], p[key]) for p in history if key in p]} for key, label in RL_SERIES]
     rewards = line_chart(series, "step", "rate / reward", y_range=(0, 1), title=f"Reward of round {run.pk}")
