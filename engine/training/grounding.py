@@ -14,7 +14,7 @@ import ast
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 
-from engine.codechat.checks import job_for
+from engine.codechat.checks import entry_point_of, job_for, reply_code
 from engine.config import Problems, StrictConfig
 
 Verify = Callable[[list[dict]], Iterable]
@@ -110,6 +110,14 @@ def puzzle_level(verdict: dict, config: GroundingConfig) -> tuple[float, bool, i
     if status == "failed":
         return config.fails_tests, True, 0, 1
     return config.runtime_error, False, 0, 1
+
+
+def reply_item(reply: str, kind: str, tests, setup: str = "", sat: str = "") -> dict:
+    """What `score_programs` takes for a model's reply: the code found in it (the chat's own rules:
+    the fenced block, the function the tests call and the names they use) and what checks it."""
+    tests = list(tests or ())
+    code = reply_code("puzzle" if kind == "puzzle" else "task", reply, entry_point_of(tests), tests) or ""
+    return {"kind": kind, "code": code, "tests": tests, "setup": setup, "sat": sat}
 
 
 def score_programs(items: list[dict], verify: Verify, config: GroundingConfig | None = None,

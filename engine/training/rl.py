@@ -14,12 +14,11 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from engine.codechat.checks import entry_point_of, reply_code
 from engine.lm.generation import CancelToken
 from engine.lm.throughput import tokens_per_s
 from engine.training.checkpoints import CheckpointDir
 from engine.training.discriminator import Discriminator
-from engine.training.grounding import GroundingConfig, Verify, score_programs
+from engine.training.grounding import GroundingConfig, Verify, reply_item, score_programs
 from engine.training.rl_validation import ValidationPoint, validation_callback
 from engine.training.sft import (
     Progress,
@@ -115,15 +114,12 @@ class GroundingReward:
         self.last: list[dict] = []
         self.completion_tokens = 0
 
-    def __call__(self, prompts, completions, tests, setup, entry_point, kind, sat, reference=None,
+    def __call__(self, prompts, completions, tests, setup, kind, sat, reference=None,
                  completion_ids=None, log_metric=None, **kwargs):
         texts = [c[-1]["content"] if isinstance(c, list) else c for c in completions]
         self.completion_tokens += sum(len(ids) for ids in completion_ids or [])
-        items = [{"kind": task_kind, "code": reply_code("puzzle" if task_kind == "puzzle" else "task", text, name,
-                                                    list(task_tests)) or "",
-                  "tests": list(task_tests), "setup": task_setup, "sat": task_sat}
-                 for text, task_tests, task_setup, name, task_kind, task_sat
-                 in zip(texts, tests, setup, entry_point, kind, sat)]
+        items = [reply_item(text, task_kind, task_tests, task_setup, task_sat)
+                 for text, task_tests, task_setup, task_kind, task_sat in zip(texts, tests, setup, kind, sat)]
         judge = None
         if self.discriminator is not None:
             judge = lambda batch: self.discriminator.score([item["code"] for item in batch])  # noqa: E731
@@ -175,8 +171,8 @@ def train_rl(base: str, tasks: Sequence[CodeTask], out_dir: str | Path, config: 
     except (OSError, ValueError, LookupError) as exc:
         raise TrainingError(f"could not load the base model {base or 'default'!r}: {exc}") from exc
     dataset = Dataset.from_list([{"prompt": task.prompt(), "tests": task.tests, "setup": task.setup,
-                                  "entry_point": entry_point_of(task.tests), "task_id": task.task_id,
-                                  "reference": task.reference, "kind": task.kind, "sat": task.sat} for task in tasks])
+                                  "task_id": task.task_id, "reference": task.reference, "kind": task.kind,
+                                  "sat": task.sat} for task in tasks])
     peft_config = config.lora() if config.method == "lora" else None
     grounding = (grounding or GroundingConfig()).check()
     discriminator = None

@@ -16,8 +16,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from engine.codechat.checks import entry_point_of, reply_code
-from engine.training.grounding import GroundingConfig, Verify, score_programs
+from engine.training.grounding import GroundingConfig, Verify, reply_item, score_programs
 from engine.training.tasks import CodeTask
 
 HISTORY_FILE = "validation.json"
@@ -89,10 +88,7 @@ def greedy_answers(model, tokenizer, tasks: Sequence[CodeTask], max_new_tokens: 
 
 def score_answers(tasks: Sequence[CodeTask], answers: Sequence[str], verify: Verify, grounding: GroundingConfig,
                   step: int) -> ValidationPoint:
-    items = [{"kind": task.kind, "tests": list(task.tests), "setup": task.setup, "sat": task.sat,
-              "code": reply_code("puzzle" if task.kind == "puzzle" else "task", answer, entry_point_of(task.tests),
-                                 list(task.tests)) or ""}
-             for task, answer in zip(tasks, answers)]
+    items = [reply_item(answer, task.kind, task.tests, task.setup, task.sat) for task, answer in zip(tasks, answers)]
     rewards = score_programs(items, verify, GroundingConfig(**{**grounding.as_dict(), "discriminator_weight": 0.0}))
     solved = sum(r.tests > 0 and r.passed == r.tests for r in rewards)
     count = max(len(rewards), 1)
