@@ -14,6 +14,7 @@ set -euo pipefail
 DEVICE=${1:-cuda}
 PY=${PYTHON:-.venv/bin/python}
 OUT=${OUT:-$(mktemp -d)}
+mkdir -p "$OUT"
 STEPS=${STEPS:-20}
 LIMIT=${LIMIT:-8}
 N=${N:-10}
@@ -62,5 +63,5 @@ EOF
 echo "== P3 evaluation: first $LIMIT validation puzzles, n=$N, T=0.8, transformers backend"
 $PY -m engine.evaluate run p3-validation --backend transformers --limit "$LIMIT" --n "$N" --temperature 0.8 \
     --out "$OUT/p3.json" 2>"$OUT/p3.log" >/dev/null
-$PY -c "import json,sys; r=json.load(open(sys.argv[1])); m=r.get('model') or {}; print(f\"pass@1 {r['metrics']}, {r['tokens']} tokens in {r['seconds']} s: {r['tokens_per_s']} tokens/s on {m.get('device', '?')}\")" \
+$PY -c "import json,sys; r=json.load(open(sys.argv[1])); print(f\"pass@k {r['pass_at_k']}, {r['solved']} solved, {r['tokens']} tokens in {r['seconds']} s: {r['tokens_per_s']} tokens/s\")" \
     "$OUT/p3.json"
