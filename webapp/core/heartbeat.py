@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from django.db import connection
+from django.db import DatabaseError, connection
 from django.utils import timezone
 
 from engine.lm.generation import CancelToken
@@ -23,9 +23,12 @@ class RowHeartbeat:
     def _loop(self):
         try:
             while True:
-                self.rows.update(heartbeat_at=timezone.now())
-                if self.cancelled(self.rows):
-                    self.cancel.cancel()
+                try:
+                    self.rows.update(heartbeat_at=timezone.now())
+                    if self.cancelled(self.rows):
+                        self.cancel.cancel()
+                except DatabaseError:  # the server restarted: beat again on a new connection next time
+                    connection.close()
                 if self._done.wait(self.every_s):
                     break
         finally:

@@ -3,13 +3,31 @@ status, who started it and with what settings, the stage it is at, a heartbeat, 
 timings, and the failure reason. Pages for a run come from `run_views.RunPages`."""
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import models
+from django.db import InterfaceError, OperationalError, connection, models
 from django.utils import timezone
 
 from engine.lm.throughput import tokens_per_s
+
+RECONNECT_WAITS_S = (1.0, 2.0, 4.0, 8.0)
+
+
+def with_reconnect(write):
+    """`write()`, again on a fresh connection when the database dropped this one (a PostgreSQL
+    restart ends every connection): how a run records its end, so a restart mid-run leaves the
+    reason on the run instead of a run that seems to run on. Not inside a transaction, where a
+    new connection would lose what the transaction did."""
+    for wait in (*RECONNECT_WAITS_S, None):
+        try:
+            return write()
+        except (OperationalError, InterfaceError):
+            if wait is None or connection.in_atomic_block:
+                raise
+            connection.close()
+            time.sleep(wait)
 
 
 class BackgroundRun(models.Model):
@@ -83,7 +101,8 @@ class BackgroundRun(models.Model):
     def finish(cls, queryset, status: str, **fields) -> int:
         """End the runs in `queryset` that are still active (a kind may add fields, e.g. its lock);
         a final status is final."""
-        return queryset.filter(status__in=cls.ACTIVE).update(status=status, finished_at=timezone.now(), **fields)
+        return with_reconnect(lambda: queryset.filter(status__in=cls.ACTIVE).update(
+            status=status, finished_at=timezone.now(), **fields))
 
     @classmethod
     def reopen(cls, pk: int) -> bool:
