@@ -87,6 +87,12 @@ async def collect_until_done(comm, message_id, timeout=30.0):
     raise AssertionError(f"no end of stream; got {events}")
 
 
+def resumed_view(events: list[dict]) -> str:
+    """What a reconnected socket shows after "resume": the stored message, then the chunks after it."""
+    resumed = next(e for e in events if e["type"] == "message")["message"]
+    return resumed["content"] + "".join(e["text"] for e in events if e["type"] == "chunk" and e["seq"] >= resumed["chunks"])
+
+
 def test_one_reply_at_a_time_per_user(conversation):
     _, reply = user_turns.start_turn(conversation, "first question")
     assert reply.status == "streaming"
@@ -194,9 +200,7 @@ def test_reconnect_mid_stream_resumes_the_whole_message(conversation, tiny):
     assert saved.status == "complete"
     assert saved.content.startswith("".join(e["text"] for e in seen))
     assert saved.content.startswith(partial["content"])  # what the reconnect got was a prefix, never a gap
-    resumed = next(e for e in events if e["type"] == "message")["message"]
-    later = "".join(e["text"] for e in events if e["type"] == "chunk" and e["seq"] >= resumed["chunks"])
-    assert saved.content == resumed["content"] + later
+    assert saved.content == resumed_view(events)
 
 
 def test_a_dead_worker_gives_interrupted_not_an_endless_spinner(conversation):
@@ -414,8 +418,6 @@ def test_a_redis_restart_mid_stream_loses_no_chunk(conversation, tiny, own_redis
     assert saved.content == tiny.complete([{"role": "user", "content": "Go on."}], params).text  # nothing lost
     assert saved.content.startswith("".join(e["text"] for e in seen))
     if events:
-        resumed = next(e for e in events if e["type"] == "message")["message"]
-        later = "".join(e["text"] for e in events if e["type"] == "chunk" and e["seq"] >= resumed["chunks"])
-        assert saved.content == resumed["content"] + later
+        assert saved.content == resumed_view(events)
     else:  # it finished while the socket was away: the history had it whole
         assert stored["content"] == saved.content and stored["status"] == "complete"

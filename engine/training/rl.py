@@ -215,10 +215,9 @@ def train_rl(base: str, tasks: Sequence[CodeTask], out_dir: str | Path, config: 
                       validating.stopping.as_list() if validating else [], best_step,
                       bool(validating and validating.stopped_early))
     if not cancelled:  # the discriminator is versioned with the model it was trained beside
-        with full_disk_is_clear(folders):
-            seal_trained(trainer.model, tokenizer, folders, base, config,
-                         {"method": "rl", "grounding": grounding.as_dict(), "result": result.as_dict()},
-                         None if discriminator is None else lambda final: discriminator.save(final / DISCRIMINATOR_FILE))
+        seal_trained(trainer.model, tokenizer, folders, base, config,
+                     {"method": "rl", "grounding": grounding.as_dict(), "result": result.as_dict()},
+                     None if discriminator is None else lambda final: discriminator.save(final / DISCRIMINATOR_FILE))
     return result
 
 

@@ -307,8 +307,7 @@ def train_blocks(base: str, examples: Sequence[TrainingText], out_dir: str | Pat
         tokens_per_s(tokens_per_step * (outcome.global_step - start_step), outcome.metrics.get("train_runtime", 0)),
         str(resume_from) if resume_from else None, cancelled, dropped)
     if not cancelled:
-        with full_disk_is_clear(folders):
-            seal_trained(trainer.model, tokenizer, folders, base, config, {"result": result.as_dict()})
+        seal_trained(trainer.model, tokenizer, folders, base, config, {"result": result.as_dict()})
     return result
 
 
@@ -319,13 +318,14 @@ def seal_trained(trained, tokenizer, folders: CheckpointDir, base: str, config: 
     if config.method == "lora":
         trained = trained.merge_and_unload()
     final = folders.staging / "final"
-    trained.save_pretrained(final)
-    tokenizer.save_pretrained(final)
-    if extra is not None:
-        extra(final)
-    (final / "training.json").write_text(json.dumps({"base": base, "config": config.as_dict(), **record}, indent=1))
-    write_served_copy(final, base)
-    seal(final, folders.model)
+    with full_disk_is_clear(folders):
+        trained.save_pretrained(final)
+        tokenizer.save_pretrained(final)
+        if extra is not None:
+            extra(final)
+        (final / "training.json").write_text(json.dumps({"base": base, "config": config.as_dict(), **record}, indent=1))
+        write_served_copy(final, base)
+        seal(final, folders.model)
     return folders.model
 
 

@@ -25,6 +25,8 @@ from webapp.refusals import Conflict
 from webapp.serving.versions import attributable
 
 log = logging.getLogger(__name__)
+# How an unreachable channel layer or cache (Redis, in server mode) fails a call.
+LAYER_DOWN = (OSError, ConnectionError, RedisError)
 HEARTBEAT_EVERY_S = 5.0
 STALE_AFTER_S = 20.0  # a started reply with no heartbeat for this long: its worker is gone
 QUEUED_TOO_LONG_S = 600.0
@@ -57,7 +59,7 @@ def broadcast(conversation_id: int, event: dict) -> bool:
     try:
         async_to_sync(get_channel_layer().group_send)(group_name(conversation_id), {"type": "chat.event", **event})
         return True
-    except (OSError, ConnectionError, RedisError) as exc:
+    except LAYER_DOWN as exc:
         log.warning("conversation %s: could not broadcast (%s: %s); the reply is still stored",
                     conversation_id, type(exc).__name__, exc)
         return False
@@ -66,7 +68,7 @@ def broadcast(conversation_id: int, event: dict) -> bool:
 def _stop_requested(message_id: int) -> bool:
     try:
         return bool(cache.get(_stop_key(message_id)))
-    except (OSError, ConnectionError, RedisError):  # the cache is Redis too: unreachable = not asked
+    except LAYER_DOWN:  # the cache is Redis too: unreachable = not asked
         return False
 
 
@@ -168,7 +170,7 @@ def stream_reply(message_id: int, get_model: Callable[[], tuple[LanguageModel, i
                                          "detail": short(f"the model failed: {type(exc).__name__}: {exc}", 300)})
     try:
         cache.delete(_stop_key(message_id))
-    except (OSError, ConnectionError, RedisError):
+    except LAYER_DOWN:
         pass  # it expires on its own
     return Message.objects.get(pk=message_id)
 
