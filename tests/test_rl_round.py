@@ -54,7 +54,8 @@ def test_an_rl_round_rewarded_in_the_sandbox_survives_a_kill_and_the_gate_decide
     assert run.status == "succeeded", run.error
     assert run.training["steps"] == 6 and "checkpoint-" in run.training["resumed_from"]
     assert run.decision and run.produced_version is not None  # promoted or rejected by the same gate as SFT
-    assert (Path(run.produced_version.checkpoint) / "discriminator.pt").is_file()  # versioned with the model
+    published = Path(worker_env["AUTODIDACT_DATA_DIR"]) / "models" / run.produced_version.checkpoint.removeprefix("store:")
+    assert (published / "discriminator.pt").is_file()  # versioned with the model
     # validated on MBPP validation tasks at the start, every 4 steps and at the end; the resumed round
     # kept the validations up to its checkpoint and did the later ones again
     assert [(p["step"], p["tasks"]) for p in run.training["validation"]] == [(0, 3), (4, 3), (6, 3)]

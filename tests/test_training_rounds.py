@@ -121,7 +121,10 @@ def test_a_round_trains_evaluates_promotes_and_the_worker_hot_swaps(worker_env):
             assert evaluation["code"]["problems"] == 1 and evaluation["code"]["benchmark"] == "mbpp-validation"
         new = run.produced_version
         assert new.parent_id == base.pk and new.is_active and run.decision.startswith("promoted")
-        assert CheckpointDir(new.checkpoint.rsplit("/model", 1)[0]).final_model() is not None
+        # sealed in the worker's data dir, which is also its model store (the default): published in place
+        assert new.checkpoint == f"store:round-{run.pk}/model"
+        sealed = CheckpointDir(Path(worker_env["AUTODIDACT_DATA_DIR"]) / "models" / f"round-{run.pk}").final_model()
+        assert sealed is not None and (sealed / "manifest.json").is_file()
         # The worker notices the promotion by itself and serves the new version, no restart.
         wait_for(lambda: read_state().get("runtime", {}).get("version") == new.name, 60, "the hot swap")
         assert proc.poll() is None

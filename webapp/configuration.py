@@ -50,6 +50,22 @@ def data_dir(base_dir: Path) -> Path:
     return path
 
 
+def model_store_location(data_dir: Path) -> str:
+    """AUTODIDACT_MODEL_STORE: a folder (made absolute) or an fsspec URL whose protocol works here;
+    unset, the data dir's models/ folder, where a single host has always kept its versions."""
+    raw = os.environ.get("AUTODIDACT_MODEL_STORE", "").strip()
+    if not raw:
+        return str(data_dir / "models")
+    from engine.lm.model_store import check_location, is_url
+
+    if not is_url(raw):
+        return str(Path(raw).expanduser().resolve())
+    problem = check_location(raw)
+    if problem:
+        raise ConfigurationError(f"AUTODIDACT_MODEL_STORE={raw!r}: {problem}")
+    return raw
+
+
 def load_or_create_secret_key(path: Path) -> str:
     """Keep one generated key per data dir: sessions survive restarts and nothing is committed."""
     try:

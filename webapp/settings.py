@@ -10,7 +10,15 @@ from pathlib import Path
 
 import dj_database_url
 
-from webapp.configuration import data_dir, env_bool, env_int, env_list, load_or_create_secret_key, redis_layer_host
+from webapp.configuration import (
+    data_dir,
+    env_bool,
+    env_int,
+    env_list,
+    load_or_create_secret_key,
+    model_store_location,
+    redis_layer_host,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = data_dir(BASE_DIR)
@@ -25,6 +33,11 @@ EMBEDDED = not REDIS_URL
 
 # The model the workers serve: a Hugging Face id or a local path; empty = packaged SmolLM2-135M-Instruct.
 AUTODIDACT_MODEL = os.environ.get("AUTODIDACT_MODEL", "").strip()
+# Where training rounds publish sealed model versions for every host to load (webapp/serving/model_store.py):
+# a folder (a mount all hosts share) or an fsspec URL (file://, s3://, gs://, ...); unset: DATA_DIR/models.
+# A URL store's versions are copied into this host's MODEL_CACHE_DIR, checked, before they load.
+AUTODIDACT_MODEL_STORE = model_store_location(DATA_DIR)
+MODEL_CACHE_DIR = DATA_DIR / "model-cache"
 # The model a new conversation talks to unless the person picks another (webapp/serving/chat_models.py):
 # "auto" = Qwen2.5-Coder-0.5B-Instruct when fetched, else the served model; "" = the served model;
 # "packaged:NAME" or "version:ID". With AUTODIDACT_MODEL set, chat follows it unless this is set too.

@@ -80,6 +80,9 @@ def resolve_model_source(spec: str | None) -> ModelSource:
         return _packaged_default()
     if spec in PACKAGED:
         return _packaged_split(spec)
+    if spec.startswith("store:"):
+        raise ModelNotFound(f"{spec} is a version in the model store: fetch it to a local folder first "
+                            "(engine.lm.model_store; `python -m engine.lm.model_store fetch KEY` prints one)")
     path = Path(spec).expanduser()
     if path.is_file():
         if path.suffix != ".gguf":

@@ -1,7 +1,7 @@
 """The site's only way to the sandbox (tests/test_sandbox_seam.py keeps it so): one Sandbox per
 process that hides what sandboxed code must never read, decided by the settings alone, never by which
 caller came first: the data folder (database, secret key, checkpoints, logs), the folder of a SQLite
-database that lives elsewhere, and AUTODIDACT_SANDBOX_HIDE."""
+database that lives elsewhere, a model store folder outside it, and AUTODIDACT_SANDBOX_HIDE."""
 from __future__ import annotations
 
 import atexit
@@ -12,6 +12,7 @@ from pathlib import Path
 
 from django.conf import settings
 
+from engine.lm.model_store import local_folder
 from engine.sandbox import Sandbox, configured_level
 from engine.sandbox.isolation import probe
 
@@ -25,6 +26,9 @@ def hidden_paths() -> tuple[str, ...]:
     database = settings.DATABASES["default"]
     if database["ENGINE"].endswith("sqlite3") and str(database["NAME"]) not in ("", ":memory:"):
         paths.append(Path(database["NAME"]).parent)
+    store = local_folder(settings.AUTODIDACT_MODEL_STORE)
+    if store is not None:
+        paths.append(store)
     paths += [Path(p) for p in os.environ.get("AUTODIDACT_SANDBOX_HIDE", "").split(":") if p]
     return tuple(dict.fromkeys(str(p.expanduser().resolve()) for p in paths))
 

@@ -101,8 +101,9 @@ def after_resume(run: BenchmarkRun) -> None:
 
 def load_model_for(run: BenchmarkRun):
     from engine.lm.loading import load_full_precision
+    from webapp.serving.model_store import local_spec
 
-    spec = run.version.spec if run.version else settings.AUTODIDACT_MODEL
+    spec = local_spec(run.version.spec if run.version else settings.AUTODIDACT_MODEL)
     return load_full_precision(spec, settings.AUTODIDACT_BACKEND, str(Path(settings.DATA_DIR) / "models" / "full-precision"))
 
 

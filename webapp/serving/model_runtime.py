@@ -16,6 +16,7 @@ from django.conf import settings
 from engine.lm.generation import LanguageModel
 from engine.lm.loading import load_model
 from engine.sandbox.verdict import short
+from webapp.serving.model_store import local_spec
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ class ModelRuntime:
         self.state: dict = {"status": "not loaded"}
 
     def _load(self, target: dict) -> Served:
-        model = load_model(target["spec"], settings.AUTODIDACT_BACKEND, settings.AUTODIDACT_QUANTIZE)
+        model = load_model(local_spec(target["spec"]), settings.AUTODIDACT_BACKEND, settings.AUTODIDACT_QUANTIZE)
         log.info("model %s (%s) ready on %s (%s) in %.1f s", model.name, target.get("name") or "configured",
                  model.device, model.backend, model.load_seconds)
         return Served(model, target["id"])
@@ -126,7 +127,7 @@ class ModelRuntime:
             previous, self._other = self._other, None
             if previous is not None:
                 _close_model(previous[1].model)
-            served = Served(load_model(spec, settings.AUTODIDACT_BACKEND, settings.AUTODIDACT_QUANTIZE), version_id)
+            served = Served(load_model(local_spec(spec), settings.AUTODIDACT_BACKEND, settings.AUTODIDACT_QUANTIZE), version_id)
             log.info("chat model %s (%s) ready in %.1f s", served.model.name, served.model.backend,
                      served.model.load_seconds)
             self._other = (spec, served)

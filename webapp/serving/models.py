@@ -19,7 +19,9 @@ class ModelVersion(models.Model):
 
     name = models.CharField(max_length=120)
     parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children")
-    # A local checkpoint folder; "" for the base model configured by AUTODIDACT_MODEL.
+    # "store:round-N/model": the version in the model store (webapp/serving/model_store.py), which any
+    # host fetches; a local checkpoint folder for versions from before the store; "" for the base model
+    # configured by AUTODIDACT_MODEL.
     checkpoint = models.CharField(max_length=500, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.CANDIDATE)
     is_active = models.BooleanField(default=False)
@@ -40,5 +42,5 @@ class ModelVersion(models.Model):
 
     @property
     def spec(self) -> str:
-        """What the model loaders are given for this version."""
+        """What names this version to the model loaders (a `store:` spec goes through model_store.local_spec)."""
         return self.checkpoint or settings.AUTODIDACT_MODEL

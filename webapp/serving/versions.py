@@ -96,10 +96,15 @@ def rollback(user=None) -> ModelVersion:
 
 
 def _loadable(checkpoint: str) -> bool:
+    """A sealed local folder (versions from before the model store), or a version the store holds whole."""
     from pathlib import Path
 
+    from engine.lm.model_store import key_of
     from engine.training.checkpoints import is_complete
+    from webapp.serving.model_store import published
 
+    if key_of(checkpoint) is not None:
+        return published(checkpoint)
     return is_complete(checkpoint) and (Path(checkpoint) / "config.json").is_file()
 
 

@@ -120,7 +120,9 @@ def load_student(study: Study):
 
         active = versions.active_version()
         spec = active.spec if active else settings.AUTODIDACT_MODEL
-    return load_full_precision(spec, settings.AUTODIDACT_BACKEND, _copies_dir())
+    from webapp.serving.model_store import local_spec
+
+    return load_full_precision(local_spec(spec), settings.AUTODIDACT_BACKEND, _copies_dir())
 
 
 def load_feedback_writer(study: Study, student):

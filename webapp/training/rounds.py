@@ -43,7 +43,7 @@ from webapp.accounts.roles import is_trainer
 from webapp.core.heartbeat import RowHeartbeat
 from webapp.core.verification import sandbox
 from webapp.refusals import Conflict, NotAllowed, config_from
-from webapp.serving import versions
+from webapp.serving import model_store, versions
 from webapp.serving.models import ModelVersion
 from webapp.training import training_data
 from webapp.training.models import TrainingRun, code_result, code_title
@@ -310,6 +310,7 @@ def evaluate_version(spec: str, config: RoundConfig, cancel: CancelToken | None 
     load_full_precision), unless the round asked for int8."""
     from engine.lm.loading import load_full_precision, load_model
 
+    spec = model_store.local_spec(spec)
     verify_many = sandbox().verify_many
     if config.eval_quantize == "int8":
         model = load_model(spec, "transformers", "int8")
@@ -453,10 +454,11 @@ def _run_stages(run: TrainingRun, beat: RowHeartbeat) -> None:
                 fields["rl_curve"] = history[-2000:]
             _update(run, progress=event, loss_curve=curve[-2000:], **fields)
 
+        start = model_store.local_spec(base.spec)  # a version another host trained is fetched here
         if distill:
-            result = train_distill(base.spec, examples, round_dir(run), config.distill_config(), progress, beat.cancel)
+            result = train_distill(start, examples, round_dir(run), config.distill_config(), progress, beat.cancel)
         else:
-            result = train_sft(base.spec, examples, round_dir(run), config.sft_config(), progress, beat.cancel)
+            result = train_sft(start, examples, round_dir(run), config.sft_config(), progress, beat.cancel)
         if _cancelled(run, beat):
             return
         _update(run, training=result.as_dict(), loss_curve=[list(p) for p in result.loss_curve] or curve)
@@ -525,7 +527,7 @@ def _run_rl_stages(run: TrainingRun, config: RoundConfig, base: ModelVersion, be
         tasks = [CodeTask(t["task_id"], t["text"], t["tests"], t.get("setup", ""), t.get("source", ""),
                         t.get("reference", ""), t.get("kind", "tests"), t.get("sat", "")) for t in run.dataset["rl_tasks"]]
         validation = [CodeTask.from_mbpp(t) for t in mbpp_validation(settings.AUTODIDACT_BENCHMARK_DATA)]
-        result = train_rl(base.spec, tasks, round_dir(run), config.rl_config(), verify_on_queue,
+        result = train_rl(model_store.local_spec(base.spec), tasks, round_dir(run), config.rl_config(), verify_on_queue,
                           config.grounding_config(), progress, beat.cancel, validation=validation)
         if _cancelled(run, beat):
             return
@@ -570,12 +572,29 @@ def _report(run: TrainingRun, version: ModelVersion, config: RoundConfig) -> Non
 
 def _produce_version(run: TrainingRun, base: ModelVersion) -> ModelVersion:
     """The round's candidate version, created once (a resumed round finds it on the run)."""
+    spec = _publish(run)
     with transaction.atomic():
         version = ModelVersion.objects.create(name=f"v{ModelVersion.objects.count()} · round {run.pk}", parent=base,
-                                              checkpoint=str(round_dir(run) / "model"),
-                                              status=ModelVersion.Status.CANDIDATE)
+                                              checkpoint=spec, status=ModelVersion.Status.CANDIDATE)
         _update(run, produced_version=version)
     return version
+
+
+def _publish(run: TrainingRun) -> str:
+    """The round's sealed model, published to the model store: every host (other GPU workers, the
+    evaluation, the chat) loads the version from there, not from this host's data dir."""
+    from engine.lm.model_store import spec_of
+    from engine.training.checkpoints import is_complete
+
+    key, folder = f"round-{run.pk}/model", round_dir(run) / "model"
+    if is_complete(folder):
+        spec = model_store.publish(folder, key)
+        _log(run, f"published the trained model to the model store as {spec}")
+        return spec
+    if model_store.published(spec_of(key)):  # sealed and published by the host that trained it
+        return spec_of(key)
+    raise TrainingError(f"round {run.pk}'s trained model is neither sealed here ({folder}) nor in the model store; "
+                        "resume the round on the host that trained it")
 
 
 def _examples_of(run: TrainingRun):

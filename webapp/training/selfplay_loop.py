@@ -29,11 +29,12 @@ def _model_loader(backend: str):
 
     def get() -> Served:
         from engine.lm.loading import load_model
+        from webapp.serving.model_store import local_spec
 
         version = versions.active_version()
         if version.pk not in cache:
             cache.clear()
-            cache[version.pk] = Served(load_model(version.spec, backend), version.pk)
+            cache[version.pk] = Served(load_model(local_spec(version.spec), backend), version.pk)
         return cache[version.pk]
 
     return get
