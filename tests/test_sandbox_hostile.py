@@ -3,9 +3,12 @@ and is written so that it could only pass if the attack worked. Afterwards: the 
 no sandboxed process is left, and the same pool keeps serving."""
 import os
 import socket
+import subprocess
+import sys
 import textwrap
 import threading
 import time
+from pathlib import Path
 
 import psutil
 import pytest
@@ -13,6 +16,8 @@ import pytest
 from engine.sandbox import Limits, Sandbox
 from engine.sandbox.isolation import RESULT_FD
 from tests.support import OUTPUT_DIR
+
+ROOT = Path(__file__).resolve().parents[1]
 
 UID_BASE = 64000
 LEGIT = {"id": "legit", "kind": "puzzle", "sat": "def sat(s: str, n: int = 3):\n    return s == 'ab' * n",
@@ -230,6 +235,52 @@ def test_a_correct_answer_survives_closing_descriptors_0_to_255(sandbox):
                      ["assert f(1) == 2", "assert f(2) == 3"], job_id="tests")]
     verdicts = sandbox.verify_many(jobs, workers=1)
     assert [v.status for v in verdicts] == ["passed", "passed"], verdicts
+
+
+PATCH_EVERYTHING_THE_REPORT_USES = """
+import builtins, json, os
+builtins.isinstance = lambda *args: False
+builtins.len = lambda obj: 0
+builtins.type = lambda *args: bool
+builtins.str = lambda *args: 'x'
+json.dumps = None
+os.write = lambda fd, data: 0
+"""
+
+
+def test_a_correct_answer_survives_patched_builtins_json_and_os_write(sandbox):
+    """The run's report is encoded and written with what the worker imported (pristine builtins,
+    the C JSON encoder, os.write bound at import), so code that breaks those for its own ends
+    still has its right answer counted, and its wrong one still fails."""
+    patch = textwrap.indent(PATCH_EVERYTHING_THE_REPORT_USES, "    ")
+    jobs = [puzzle(PATCH_EVERYTHING_THE_REPORT_USES + "return 12345", job_id="right answer"),
+            puzzle(PATCH_EVERYTHING_THE_REPORT_USES + "return 54321", job_id="wrong answer"),
+            code_job(f"def f(x):\n{patch}\n    return [x + 1, 'a']",
+                     ["assert f(1) == [2, 'a']", "assert f(2) == [3, 'a']"], job_id="right function"),
+            code_job(f"def f(x):\n{patch}\n    return [x, 'a']", ["assert f(1) == [2, 'a']"],
+                     job_id="wrong function")]
+    verdicts = {v.id: v for v in sandbox.verify_many(jobs, workers=1)}
+    assert {name: v.status for name, v in verdicts.items()} == {
+        "right answer": "passed", "wrong answer": "failed", "right function": "passed", "wrong function": "failed",
+    }, verdicts
+
+
+def test_a_worker_under_a_low_descriptor_limit_still_gives_verdicts(tmp_path):
+    """Under `ulimit -n 256` (soft and hard) descriptor 1000 cannot be opened: the answer channel
+    takes the highest one allowed instead of every run ending "exited before finishing"."""
+    script = textwrap.dedent(f"""
+        import resource, sys
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+        sys.path.insert(0, {str(ROOT)!r})
+        from engine.sandbox import Sandbox
+        jobs = [{{"id": "right", "kind": "puzzle", "sat": "def sat(x: int):\\n    return x == 3",
+                  "sol": "def sol():\\n    return 3"}},
+                {{"id": "tests", "kind": "tests", "code": "def f(x):\\n    return x + 1", "tests": ["assert f(1) == 2"]}}]
+        with Sandbox(workers=1) as sandbox:
+            print(sorted((v.id, v.status) for v in sandbox.verify_many(jobs)))
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.stdout.strip() == "[('right', 'passed'), ('tests', 'passed')]", done.stdout + done.stderr
 
 
 def test_closing_the_result_channel_itself_is_reported_as_that(sandbox):

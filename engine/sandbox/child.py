@@ -15,23 +15,20 @@ from types import CodeType
 
 from engine.sandbox import data_codec, framing
 from engine.sandbox.isolation import RESULT_CHANNEL_LOST, RESULT_FD
+from engine.sandbox.pristine import BUILTINS
 from engine.sandbox.verdict import short
+
+__builtins__ = BUILTINS  # noqa: A001 - names here resolve in the pristine builtins (see pristine.py)
 
 # P3 sources use these names without importing them (the P3 judge provides them too).
 P3_NAMES = {name: getattr(typing, name) for name in ("List", "Dict", "Set", "Tuple", "Optional")}
 
 
-# Taken in the worker, before any untrusted code: what our own reporting code relies on.
-_PRISTINE_BUILTINS = dict(builtins.__dict__)
-
-
-def emit(message: dict) -> None:
-    # Code that patched `builtins.len` must not break the report of its own result.
-    builtins.__dict__.update(_PRISTINE_BUILTINS)
+def emit(message: dict, _exit=os._exit) -> None:
     try:
         framing.write_message(RESULT_FD, message)
     except OSError:  # the code closed the channel itself: say so rather than "exited early"
-        os._exit(RESULT_CHANNEL_LOST)
+        _exit(RESULT_CHANNEL_LOST)
 
 
 def exception_record(exc: BaseException) -> dict:
@@ -108,7 +105,7 @@ def run_tests(setup: CodeType | None, code: CodeType, plans: list[dict]) -> None
     # Test expressions see the builtins as they were before the code ran: code that patches
     # `builtins.sorted` cannot change what `assert sorted(f(x)) == [...]` computes. Names the
     # code itself defines still shadow builtins, as in plain Python.
-    pristine = dict(_PRISTINE_BUILTINS)
+    pristine = BUILTINS
     namespace = fresh_globals()
     try:
         if setup is not None:

@@ -14,6 +14,11 @@ from collections import Counter, OrderedDict, defaultdict
 from decimal import Decimal
 from fractions import Fraction
 
+from engine.sandbox.framing import to_json
+from engine.sandbox.pristine import BUILTINS
+
+__builtins__ = BUILTINS  # noqa: A001 - names here resolve in the pristine builtins (see pristine.py)
+
 MAX_DEPTH = 200
 BIG_INT_BITS = 4000  # about 1,200 decimal digits
 
@@ -104,10 +109,10 @@ def _is_plain_json(value) -> bool:
 def dumps(value) -> str:
     try:
         if _is_plain_json(value):
-            return json.dumps({"json": value}, allow_nan=False, separators=(",", ":"), check_circular=True)
+            return to_json({"json": value})
     except (ValueError, RecursionError):  # a list that contains itself, or nested too deep
         pass
-    return json.dumps(to_data(value), allow_nan=False, separators=(",", ":"))
+    return to_json(to_data(value))
 
 
 _DECODERS = {

@@ -9,6 +9,11 @@ import json
 import os
 import struct
 from collections import deque
+from json.encoder import c_make_encoder, encode_basestring_ascii
+
+from engine.sandbox.pristine import BUILTINS
+
+__builtins__ = BUILTINS  # noqa: A001 - names here resolve in the pristine builtins (see pristine.py)
 
 HEADER = struct.Struct(">I")
 
@@ -17,15 +22,28 @@ class FrameError(ValueError):
     """The byte stream is not a sequence of well-formed messages within the caps."""
 
 
+def _not_json(value):
+    raise TypeError(f"a value of type {type(value).__name__} cannot be sent as JSON")
+
+
+def to_json(message) -> str:
+    """json.dumps(message, separators=(",", ":"), allow_nan=False), through the C encoder when
+    there is one: json's Python layer looks names up in the `builtins` module a run may have
+    patched, and `json.dumps` itself can be replaced (see pristine.py)."""
+    if c_make_encoder is None:
+        return json.dumps(message, separators=(",", ":"), allow_nan=False)
+    return "".join(c_make_encoder({}, _not_json, encode_basestring_ascii, None, ":", ",", False, False, False)(message, 0))
+
+
 def encode(message: dict) -> bytes:
-    body = json.dumps(message, separators=(",", ":"), allow_nan=False).encode()
+    body = to_json(message).encode()
     return HEADER.pack(len(body)) + body
 
 
-def write_message(fd: int, message: dict) -> None:
+def write_message(fd: int, message: dict, _write=os.write) -> None:
     data = memoryview(encode(message))
     while data:
-        data = data[os.write(fd, data):]
+        data = data[_write(fd, data):]
 
 
 class FrameReader:

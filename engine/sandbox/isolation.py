@@ -34,9 +34,19 @@ LEVELS = ("namespaces+uid", "namespaces", "rlimits")
 RUN_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONHASHSEED": "0",
            "PYTHONDONTWRITEBYTECODE": "1"}
 PRIVATE_TMPFS = ("/tmp", "/var/tmp", "/dev/shm", "/run")
+
+
+def _result_fd() -> int:
+    """1000, or the highest descriptor this process may open where its hard limit is lower (a
+    worker started under `ulimit -n 256` would otherwise fail every run)."""
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    return 1000 if hard == resource.RLIM_INFINITY or hard > 1000 else max(3, hard - 1)
+
+
 # The run's answer channel sits above the descriptors a program might sweep shut (0-255, and its
 # own limit of `Limits.nofile`), so code that closes "every" fd does not lose a correct answer.
-RESULT_FD = 1000
+# Runs are forks of their worker, so the worker and its runs agree on it.
+RESULT_FD = _result_fd()
 # What a run exits with when its answer channel was closed under it anyway (see child.emit).
 RESULT_CHANNEL_LOST = 86
 

@@ -3,6 +3,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from engine.sandbox.pristine import BUILTINS
+
+__builtins__ = BUILTINS  # noqa: A001 - names here resolve in the pristine builtins (see pristine.py)
+
 PASSED = "passed"
 FAILED = "failed"  # wrong answer, or an assertion failed
 ERROR = "error"  # syntax error, exception, crash, early exit
