@@ -402,7 +402,7 @@ def warm_run_paths() -> None:
     own trusted inputs, until CPython has specialised it.
 
     Code that first runs inside a fork writes its warm-up counters and inline caches there, and
-    every page a run writes is a copy-on-write fault (measured ~5 us each on this kind of VM).
+    every page a run writes is a copy-on-write fault (measured 5-7 us each on this kind of VM).
     Warming it once in the worker saves each run about 35 faults (benchmarks/sandbox_profile.py).
     """
     sink = os.open(os.devnull, os.O_WRONLY)
