@@ -72,6 +72,27 @@ def test_runner_scores_samples_and_keeps_each_one():
     json.dumps(result.as_dict())  # storable as it is
 
 
+def test_the_three_execution_rates_count_what_each_sample_did():
+    """The RLCF paper's rates, from the sandbox's verdicts: parses, runs without an error, passes."""
+    benchmark = get_benchmark("humaneval", BENCHMARK_DATA)
+    task = benchmark.tasks()[0]
+    replies = [
+        "I cannot write that.",  # no code
+        "```python\ndef has_close_elements(numbers, threshold)\n    return True\n```",  # syntax error
+        "```python\ndef has_close_elements(numbers, threshold):\n    return 1 / 0\n```",  # runtime error
+        "```python\ndef has_close_elements(numbers, threshold):\n    while True:\n        pass\n```",  # timeout
+        "```python\ndef has_close_elements(numbers, threshold):\n    return None\n```",  # runs, fails a test
+        f"```python\n{task.data['prompt']}{task.data['canonical_solution']}```",  # passes
+    ]
+    model = ReplayModel(lambda prompt, i: replies[i])
+    result = run_benchmark(benchmark, model, RunSettings(n=6, temperature=0.8, limit=1, ks=(1,), timeout_s=1.0),
+                           verify)
+    statuses = [sample["status"] for sample in result.rows[0]["samples"]]
+    assert statuses == ["no code", "error", "error", "timeout", "failed", "passed"], statuses
+    assert result.rates == {"compiles": round(4 / 6, 4), "runs": round(2 / 6, 4), "passes": round(1 / 6, 4)}
+    assert result.as_dict()["rates"] == result.rates
+
+
 def test_runner_resumes_and_cancels():
     benchmark = get_benchmark("humaneval", BENCHMARK_DATA)
     answer = humaneval_reply(benchmark, {t.task_id for t in benchmark.tasks()[:3]})

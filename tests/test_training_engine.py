@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from engine.config import ConfigError
 from engine.lm.generation import CancelToken, SamplingParams
 from engine.lm.tiny import build_tiny_model
 from engine.lm.transformers_backend import TransformersModel
@@ -101,6 +102,20 @@ def test_cancel_stops_between_steps_and_no_model_is_sealed(tiny, tmp_path):
                        progress=progress, cancel=cancel)
     assert result.cancelled and result.steps == 2 and seen == [1, 2]
     assert not (tmp_path / "r" / "model").exists()
+
+
+def test_a_time_budget_ends_training_at_a_step_and_seals_that_model(tiny, tmp_path):
+    """max_minutes: the first step that ends past the budget is the last, and its model is kept
+    (unlike a cancel), so two methods can be compared on the same wall-clock time."""
+    budget_s = 1.5
+    started = time.perf_counter()
+    result = train_sft(tiny, EXAMPLES, tmp_path / "r",
+                       SFTConfig(max_steps=100_000, batch_size=2, block_size=64, max_minutes=budget_s / 60))
+    assert not result.cancelled and 1 <= result.steps < 100_000
+    assert time.perf_counter() - started < budget_s + 60  # stopped soon after the budget, not at max_steps
+    assert (tmp_path / "r" / "model" / "config.json").is_file()
+    with pytest.raises(ConfigError, match="max_minutes"):
+        SFTConfig(max_minutes=-1)
 
 
 def test_unloadable_base_model_is_a_clear_error(tmp_path):

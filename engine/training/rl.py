@@ -190,7 +190,7 @@ def train_rl(base: str, tasks: Sequence[CodeTask], out_dir: str | Path, config: 
         disable_tqdm=True, dataloader_num_workers=0, log_completions=False)
     curve: list[dict] = []
     keep = _curve_keeper(curve, progress, reward, time.perf_counter())
-    callbacks = [_callback(folders, keep, cancel, 0.0, [], REPORTED)]
+    callbacks = [_callback(folders, keep, cancel, 0.0, [], REPORTED, config.max_minutes)]
     start_step = int(resume_from.name.split("-")[1]) if resume_from else 0
     validating = None
     if validation and config.validate_every:  # after the round's callback: it sees checkpoints sealed

@@ -42,6 +42,10 @@ class TrainerSettings(StrictConfig):
     lora_alpha: int = 32
     lora_dropout: float = 0.05
     device: str = "auto"  # "auto", "cpu" or "cuda"
+    # A wall-clock budget for this training call (0: none): at the first step that ends past it,
+    # training stops and the model of that step is sealed, so two methods can be compared on the
+    # same time. A resumed call gets the budget again.
+    max_minutes: float = 0.0
 
     def common_problems(self) -> Problems:
         problems = Problems()
@@ -54,6 +58,8 @@ class TrainerSettings(StrictConfig):
             problems.add("learning_rate", "learning_rate must be between 0 and 1")
         if self.device not in ("auto", "cpu", "cuda"):
             problems.add("device", "device must be auto, cpu or cuda")
+        if self.max_minutes < 0:
+            problems.add("max_minutes", "max_minutes must be at least 0 (0: no time budget)")
         return problems
 
     def lora(self):
@@ -189,21 +195,26 @@ def _with_lora(model, config: SFTConfig):
 
 
 def _callback(folders: CheckpointDir, progress: Progress | None, cancel: CancelToken | None,
-              tokens_per_step: float, curve: list, report: tuple[str, ...] = ()):
+              tokens_per_step: float, curve: list, report: tuple[str, ...] = (), max_minutes: float = 0.0):
     from transformers import TrainerCallback
 
     class RoundCallback(TrainerCallback):
-        """Seals each checkpoint, reports progress and stops at a cancel between steps."""
+        """Seals each checkpoint, reports progress, stops at a cancel between steps, and ends
+        training (normally: the model is sealed) at the first step past the time budget."""
 
         def __init__(self):
             self.started = time.perf_counter()
             self.first_step = None
+            self.out_of_time = False
 
         def on_train_begin(self, args, state, control, **kwargs):
             self.first_step = state.global_step
             self.started = time.perf_counter()
 
         def on_step_end(self, args, state, control, **kwargs):
+            if max_minutes and time.perf_counter() - self.started >= max_minutes * 60:
+                self.out_of_time = True
+                control.should_training_stop = True
             return self._stop_if_cancelled(control)
 
         @staticmethod
@@ -290,7 +301,7 @@ def train_blocks(base: str, examples: Sequence[TrainingText], out_dir: str | Pat
     )
     trainer = (trainer_class or Trainer)(model=model, args=arguments, train_dataset=dataset,
                                          callbacks=[_callback(folders, progress, cancel, tokens_per_step, curve,
-                                                              report)])
+                                                              report, config.max_minutes)])
     trainer.remove_callback(PrinterCallback)  # progress goes through `progress`, not stdout
     try:
         with full_disk_is_clear(folders):

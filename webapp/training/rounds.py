@@ -108,7 +108,8 @@ class RoundConfig(StrictConfig):
             problems.add("rl_sources", f"RL task sources must be among {', '.join(training_data.RL_SOURCES)}")
         for nested, renamed in ((self.sft_config, {}), (self.distill_config, {}), (self.eval_config, {}),
                                 (self.grounding_config, {}),
-                                (self.rl_config, {"max_steps": "rl_max_steps", "learning_rate": "rl_learning_rate"})):
+                                (self.rl_config, {"max_steps": "rl_max_steps", "learning_rate": "rl_learning_rate",
+                                                  "max_minutes": "rl_max_minutes"})):
             try:
                 nested()
             except ConfigError as exc:

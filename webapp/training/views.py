@@ -49,6 +49,9 @@ class RoundForm(SettingsForm):
         Setting("method", "Method", str, "full fine-tuning, or LoRA adapters merged after training", group="sft"),
         Setting("epochs", "Epochs", float, group="sft"),
         Setting("max_steps", "Max steps", int, "0: train for the epochs", low=0, group="sft"),
+        Setting("max_minutes", "Time budget (minutes)", float,
+                "training stops at the first step past it and keeps that step's model; 0: no budget", low=0.0,
+                group="sft", optional=True),
         Setting("learning_rate", "Learning rate", float, group="sft"),
         Setting("batch_size", "Batch size", int, "blocks per device step", group="sft"),
         Setting("gradient_accumulation", "Gradient accumulation", int, "steps per optimizer update", group="sft"),
@@ -61,6 +64,9 @@ class RoundForm(SettingsForm):
                 low=0.0, high=10.0, group="distill", optional=True),
         Setting("rl_max_steps", "RL steps", int, "GRPO optimizer steps", group="rl", key="max_steps", optional=True),
         Setting("rl_learning_rate", "RL learning rate", float, group="rl", key="learning_rate", optional=True),
+        Setting("rl_max_minutes", "RL time budget (minutes)", float,
+                "GRPO stops at the first step past it (validation's best policy is still what is kept); 0: no budget",
+                low=0.0, group="rl", key="max_minutes", optional=True),
         Setting("num_generations", "Group size", int, "answers sampled per task and compared with each other",
                 low=2, group="rl", optional=True),
         Setting("max_completion_length", "Answer tokens", int, "the most tokens of one sampled answer", group="rl",
@@ -116,8 +122,8 @@ RL_FORM_FIELDS = ("round_method", "rl_tasks")
 
 def _defaults() -> dict:
     config, sft, evaluation = RoundConfig(), SFTConfig(), P3EvalConfig()
-    values = {name: getattr(sft, name) for name in ("method", "epochs", "max_steps", "learning_rate", "batch_size",
-                                                     "gradient_accumulation", "block_size")}
+    values = {name: getattr(sft, name) for name in ("method", "epochs", "max_steps", "max_minutes", "learning_rate",
+                                                     "batch_size", "gradient_accumulation", "block_size")}
     values.update(samples=evaluation.samples, temperature=evaluation.temperature, subset=evaluation.subset,
                   code_problems=config.code_problems, metric_k=config.metric_k,
                   margin=_number(config.margin * 100), code_margin=_number(config.code_margin * 100),
@@ -125,6 +131,7 @@ def _defaults() -> dict:
     values["learning_rate"] = f"{sft.learning_rate:g}"
     rl = RLConfig()
     values.update(round_method=config.method, rl_max_steps=rl.max_steps, rl_learning_rate=f"{rl.learning_rate:g}",
+                  rl_max_minutes=rl.max_minutes,
                   num_generations=rl.num_generations, max_completion_length=rl.max_completion_length, beta=rl.beta,
                   validate_every=rl.validate_every, patience=rl.patience,
                   rl_tasks=config.rl_tasks, discriminator_weight=GroundingConfig().discriminator_weight,

@@ -84,6 +84,7 @@ def run_main(argv) -> int:
         print(text)
     parts = " ".join(f"{name} {scores}" for name, scores in result.parts.items())
     print(f"{benchmark.title} [{settings.prompt}] pass@k {result.pass_at_k} 95% CI {result.interval} {parts} "
+          f"samples that compile / run / pass {result.rates} "
           f"({result.solved}/{result.done} tasks, {result.seconds} s)", file=sys.stderr)
     return 0
 

@@ -97,6 +97,7 @@ class BenchmarkResult:
     cancelled: bool = False
     structure: dict[str, float] = field(default_factory=dict)  # mean syntax / data-flow match to the reference
     rows: list[dict] = field(default_factory=list)
+    rates: dict[str, float] = field(default_factory=dict)  # execution_rates: compiles / runs / passes
 
     @property
     def complete(self) -> bool:
@@ -117,6 +118,24 @@ def score(rows: list[dict], ks: Iterable[int], part_names: Iterable[str] = ()) -
     parts = {name: {str(k): round(mean_pass_at_k([(row["n"], row["parts"].get(name, 0)) for row in rows], k), 4)
                     for k in usable} for name in part_names}
     return scores, interval, parts
+
+
+def execution_rates(rows: list[dict]) -> dict[str, float]:
+    """The RLCF paper's three rates over every sample: its program parses (there is code and the
+    sandbox found no syntax error), it runs without an error (passed, or a test assertion failed:
+    no exception, timeout or crash), and it passes every test."""
+    samples = [sample for row in rows for sample in row["samples"]]
+    if not samples:
+        return {}
+
+    def parses(sample):
+        return sample["status"] != NO_CODE and not any(
+            check.get("detail", "").startswith("syntax error") for check in sample.get("checks", {}).values())
+
+    counts = {"compiles": sum(map(parses, samples)),
+              "runs": sum(sample["status"] in ("passed", "failed") for sample in samples),
+              "passes": sum(sample["status"] == "passed" for sample in samples)}
+    return {name: round(count / len(samples), 4) for name, count in counts.items()}
 
 
 def task_row(benchmark: Benchmark, task: Task, samples: list[dict]) -> dict:
@@ -203,7 +222,8 @@ def run_benchmark(benchmark: Benchmark, model, settings: RunSettings, verify: Ve
     return BenchmarkResult(benchmark.describe(), model_info or describe_model(model), settings.as_dict(), len(tasks),
                            len(ordered), scores, interval, parts, sum(1 for row in ordered if row["c"]), tokens,
                            round(time.perf_counter() - started, 1), bool(cancel is not None and cancel.cancelled),
-                           mean_structure([s for row in ordered for s in row["samples"]]), ordered)
+                           mean_structure([s for row in ordered for s in row["samples"]]), ordered,
+                           execution_rates(ordered))
 
 
 def rescore(benchmark: Benchmark, result: dict, verify: Verify) -> dict:
@@ -229,6 +249,7 @@ def rescore(benchmark: Benchmark, result: dict, verify: Verify) -> dict:
     return {**result, "pass_at_k": scores, "interval": interval, "parts": parts,
             "solved": sum(1 for row in rows if row["c"]), "rows": rows,
             "structure": mean_structure([s for row in rows for s in row["samples"]]),
+            "rates": execution_rates(rows),
             "rescored": {"before": {"pass_at_k": result.get("pass_at_k"), "parts": result.get("parts")}}}
 
 
