@@ -30,6 +30,8 @@ import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
+from engine.durable import fsync_path, fsync_tree
+
 PREFIX = "store:"
 MANIFEST = "manifest.json"
 _KEY = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[A-Za-z0-9][\w.\-]*)*$")
@@ -112,24 +114,9 @@ def _write_manifest(folder: Path, manifest: dict) -> None:
     """Written last and renamed into place: a manifest is either whole or absent."""
     partial = folder / f".{MANIFEST}.{uuid.uuid4().hex}"
     partial.write_text(json.dumps(manifest, indent=1, sort_keys=True))
-    _fsync(partial)
+    fsync_path(partial)
     os.replace(partial, folder / MANIFEST)
-    _fsync(folder)
-
-
-def _fsync(path: Path) -> None:
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-
-
-def _fsync_tree(folder: Path) -> None:
-    for path in folder.rglob("*"):
-        if path.is_file():
-            _fsync(path)
-    _fsync(folder)
+    fsync_path(folder)
 
 
 # -- stores ----------------------------------------------------------------------------------------
@@ -172,7 +159,7 @@ class FolderStore(ModelStore):
         try:
             shutil.copytree(local, incoming, ignore=shutil.ignore_patterns(MANIFEST))
             _write_manifest(incoming, manifest)
-            _fsync_tree(incoming)
+            fsync_tree(incoming)
             target.parent.mkdir(parents=True, exist_ok=True)
             if target.exists():  # a different version under the same key: swap it whole
                 old = incoming.with_name(incoming.name + ".old")
@@ -181,7 +168,7 @@ class FolderStore(ModelStore):
                 shutil.rmtree(old, ignore_errors=True)
             else:
                 os.replace(incoming, target)
-            _fsync(target.parent)
+            fsync_path(target.parent)
         finally:
             shutil.rmtree(incoming, ignore_errors=True)
         return spec_of(key)
@@ -313,11 +300,11 @@ class FsspecStore(ModelStore):
     @staticmethod
     def _install(partial: Path, cached: Path, manifest: dict) -> None:
         _write_manifest(partial, manifest)
-        _fsync_tree(partial)
+        fsync_tree(partial)
         cached.parent.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(cached, ignore_errors=True)  # debris without a manifest: never whole, never loaded
         os.replace(partial, cached)
-        _fsync(cached.parent)
+        fsync_path(cached.parent)
 
     @contextmanager
     def _locked(self, key: str):

@@ -12,31 +12,17 @@ import re
 import shutil
 from pathlib import Path
 
+from engine.durable import fsync_path, fsync_tree
+
 _STEP = re.compile(r"^checkpoint-(\d+)$")
 COMPLETE = "COMPLETE"  # written last inside a finished folder, a second witness besides the rename
-
-
-def _fsync_tree(folder: Path) -> None:
-    for path in sorted(folder.rglob("*")):
-        if path.is_file():
-            with open(path, "rb") as handle:
-                os.fsync(handle.fileno())
-    _fsync_dir(folder)
-
-
-def _fsync_dir(folder: Path) -> None:
-    descriptor = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 def seal(source: Path, target: Path) -> Path:
     """Make `source` durable, mark it complete and move it to `target` atomically (an older
     `target` is replaced)."""
     (source / COMPLETE).write_text("ok\n")
-    _fsync_tree(source)
+    fsync_tree(source)
     target.parent.mkdir(parents=True, exist_ok=True)
     if target.exists():
         old = target.with_name(target.name + ".old")
@@ -46,7 +32,7 @@ def seal(source: Path, target: Path) -> Path:
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.replace(source, target)
-    _fsync_dir(target.parent)
+    fsync_path(target.parent)
     return target
 
 
