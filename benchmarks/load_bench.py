@@ -49,8 +49,8 @@ def percentile(values: list[float], share: float) -> float:
 class MemoryWatch:
     """Peak RSS of every process under the site, by its role (the Procfile name in its command)."""
 
-    ROLES = (("daphne", "web"), ("-n verify@", "worker-verify"), ("-n gpu@", "worker-gpu"), (" beat", "beat"),
-             ("manage.py up", "up (the supervisor)"))
+    ROLES = (("daphne", "web"), ("-n verify@", "worker-verify"), ("-n gpu@", "worker-gpu"),
+             ("-n chat@", "worker-chat"), (" beat", "beat"), ("manage.py up", "up (the supervisor)"))
 
     def __init__(self, site: SiteProcess):
         self.site, self.peaks, self._done = site, {}, threading.Event()
@@ -246,11 +246,15 @@ def main(argv=None) -> int:
 
         from webapp.serving import model_worker
 
-        deadline = time.monotonic() + 300  # the model worker alive with its model loaded (preloaded)
-        while not (state := model_worker.read_state())["alive"] or (state.get("runtime") or {}).get("status") != "ready":
-            assert time.monotonic() < deadline, f"the model worker never got ready: {state}"
-            time.sleep(1)
-        report["model"] = (state.get("runtime") or {}).get("model")
+        deadline = time.monotonic() + 300  # the model workers alive with their models loaded (preloaded)
+        queues = ["gpu"] + (["chat"] if os.environ.get("AUTODIDACT_CHAT_QUEUE", "chat") == "chat" else [])
+        for queue in queues:
+            while not (state := model_worker.read_state(queue=queue))["alive"] or (
+                    state.get("runtime") or {}).get("status") != "ready":
+                assert time.monotonic() < deadline, f"the {queue} worker never got ready: {state}"
+                time.sleep(1)
+            report["model" if queue == "gpu" else f"{queue}_model"] = (state.get("runtime") or {}).get("model")
+        report["chat_queue"] = model_worker.chat_queue()[0]
         users = make_users(args.users)
         with MemoryWatch(site) as memory:
             if not args.no_generation:

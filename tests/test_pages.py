@@ -34,7 +34,7 @@ def test_login_page_and_health_are_public(client):
     response = client.get("/healthz")
     assert response["Content-Type"] == "application/json"
     assert set(response.json()["checks"]) == {"database", "channel_layer", "broker", "workers", "model_worker",
-                                              "sandbox"}
+                                              "chat_worker", "sandbox"}
 
 
 def test_favicon_is_served(client):

@@ -111,7 +111,7 @@ def test_server_mode_runs_the_procfile_and_leaves_no_process_behind(redis_url, t
     site = SiteProcess(env)
     try:
         site.wait_until_up(timeout=120)
-        for name in ("web", "worker-verify", "worker-gpu", "beat"):
+        for name in ("web", "worker-verify", "worker-gpu", "worker-chat", "beat"):
             assert re.search(rf"^{name}\s+\| started \(pid \d+\)", site.output.text(), re.M), name
         web = Browserless(site.url)
         report = None
@@ -123,8 +123,9 @@ def test_server_mode_runs_the_procfile_and_leaves_no_process_behind(redis_url, t
             import time
             time.sleep(0.5)
         assert report["status"] == "ok" and report["mode"] == "server", report
+        assert report["checks"]["chat_worker"]["ok"] and report["warnings"] == [], report
         children = site.descendants()
-        assert len(children) >= 5  # 4 Procfile processes + the verify worker's pool
+        assert len(children) >= 6  # 5 Procfile processes + the verify worker's pool
         assert site.interrupt(timeout=60) == 0
         assert still_running(children) == []
     finally:

@@ -42,6 +42,15 @@ def env_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
+def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    if raw.strip() not in choices:
+        raise ConfigurationError(f"{name}={raw!r} is not one of: {', '.join(choices)}")
+    return raw.strip()
+
+
 def data_dir(base_dir: Path) -> Path:
     """The folder for the database, secret key, checkpoints and logs (created on first use)."""
     path = Path(os.environ.get("AUTODIDACT_DATA_DIR") or base_dir / "var").expanduser().resolve()

@@ -11,8 +11,10 @@ from pathlib import Path
 import dj_database_url
 
 from webapp.configuration import (
+    ConfigurationError,
     data_dir,
     env_bool,
+    env_choice,
     env_int,
     env_list,
     load_or_create_secret_key,
@@ -59,6 +61,21 @@ AUTODIDACT_PRELOAD_MODEL = env_bool("AUTODIDACT_PRELOAD_MODEL", True)
 # Chat: the longest reply, and how many replies each user may ask for ("" = no limit).
 AUTODIDACT_CHAT_MAX_TOKENS = env_int("AUTODIDACT_CHAT_MAX_TOKENS", 512)
 AUTODIDACT_CHAT_RATE_LIMIT = os.environ.get("AUTODIDACT_CHAT_RATE_LIMIT", "20/minute,500/day")
+# The queue chat replies go to: "chat", served by a model worker of its own (Procfile's worker-chat,
+# an embedded thread), so a reply never waits behind a generation step or a training round; "gpu"
+# for a deployment that runs no chat worker. With "chat" and no chat worker alive, replies still go
+# to `gpu` (webapp/serving/model_worker.py: chat_queue).
+AUTODIDACT_CHAT_QUEUE = env_choice("AUTODIDACT_CHAT_QUEUE", "chat", ("chat", "gpu"))
+# CPU threads each llama.cpp model decodes with (engine/lm/llama_cpp_backend.py reads the variable).
+# Two models decoding at once with every core each spin-wait on each other: on 2 cores 4 tok/s each
+# instead of 85 alone (1 thread each: 42). So where a chat worker runs beside the gpu worker, each
+# takes half the cores; a host with one model worker on it sets this to its cores.
+AUTODIDACT_MODEL_THREADS = env_int("AUTODIDACT_MODEL_THREADS", 0) or (
+    max(1, (os.cpu_count() or 2) // 2) if AUTODIDACT_CHAT_QUEUE == "chat" else 0)
+if AUTODIDACT_MODEL_THREADS < 0:
+    raise ConfigurationError(f"AUTODIDACT_MODEL_THREADS={AUTODIDACT_MODEL_THREADS} is below 0")
+if AUTODIDACT_MODEL_THREADS:
+    os.environ["AUTODIDACT_MODEL_THREADS"] = str(AUTODIDACT_MODEL_THREADS)  # for engine/, which has no settings
 if "AUTODIDACT_CSP" in os.environ:  # otherwise webapp.core.content_security.DEFAULT_POLICY
     AUTODIDACT_CSP = os.environ["AUTODIDACT_CSP"]
 # Where benchmark data (MBPP, P3, EvalPlus) is read from; never copied into the project.
@@ -186,9 +203,11 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT = float(env_int("CELERY_SOFT_SHUTDOWN_TIMEOUT", 10))
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
-# Queues: `verify` runs sandboxed checks (CPU, many processes); `gpu` holds the model
-# (one solo worker per accelerator: CUDA must never be forked); `default` is light bookkeeping.
+# Queues: `verify` runs sandboxed checks (CPU, many processes); `gpu` holds the model for long jobs
+# (one solo worker per accelerator: CUDA must never be forked); `chat` holds a model for the replies
+# a person waits on (a solo worker of its own); `default` is light bookkeeping (`chat.reap_*` too).
 CELERY_TASK_ROUTES = {
+    "chat.reply": {"queue": AUTODIDACT_CHAT_QUEUE},
     "verify.*": {"queue": "verify"},
     "gpu.*": {"queue": "gpu"},
 }

@@ -188,11 +188,13 @@ def agreement(model, tokenizer, gguf_path: str | Path, prompts=CHECK_PROMPTS,
 def export_checked(checkpoint: str | Path, like: str | Path, dtype: str = "f16") -> dict:
     """Export, check, and record the check in `checkpoint/gguf.json`; returns that record."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
+
+    from engine.lm.transformers_imports import build_causal_lm
 
     checkpoint = Path(checkpoint)
     out = export_gguf(checkpoint, like, checkpoint / GGUF_NAME.format(type=dtype), dtype)
-    model = AutoModelForCausalLM.from_pretrained(str(checkpoint), dtype=torch.float32)
+    model = build_causal_lm(str(checkpoint), dtype=torch.float32)
     check = agreement(model, AutoTokenizer.from_pretrained(str(checkpoint)), out)
     record = {"file": out.name, "type": dtype, "like": str(like), "bytes": out.stat().st_size, **check.as_dict()}
     (checkpoint / REPORT).write_text(json.dumps(record, indent=1))
@@ -205,9 +207,10 @@ def full_precision_copy(spec: str, folder: str | Path, dtype: str = "f16") -> Pa
     copy). Evaluating through it measures the model that training starts from, at the precision a
     trained version is served at, so before and after compare like with like."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
 
     from engine.lm.model_source import resolve_model_source
+    from engine.lm.transformers_imports import build_causal_lm
 
     source = resolve_model_source(spec)
     if not source.gguf_file:
@@ -217,7 +220,7 @@ def full_precision_copy(spec: str, folder: str | Path, dtype: str = "f16") -> Pa
     report = out.with_name(out.name + ".json")
     if out.is_file() and report.is_file() and json.loads(report.read_text()).get("passed"):
         return out
-    model = AutoModelForCausalLM.from_pretrained(source.path, gguf_file=source.gguf_file, dtype=torch.float32)
+    model = build_causal_lm(source.path, gguf_file=source.gguf_file, dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(source.path, gguf_file=source.gguf_file)
     weights = {name: tensor.detach().numpy() for name, tensor in model.state_dict().items()}
     write_gguf(weights, model.config.to_dict(), like, out, dtype)

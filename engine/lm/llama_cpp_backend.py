@@ -32,6 +32,12 @@ def available() -> bool:
     return True
 
 
+def default_threads() -> int:
+    """AUTODIDACT_MODEL_THREADS (where two model workers share the cores), else every core."""
+    raw = os.environ.get("AUTODIDACT_MODEL_THREADS", "").strip()
+    return int(raw) if raw.isdigit() and int(raw) > 0 else (os.cpu_count() or 1)
+
+
 class LlamaCppModel:
     def __init__(self, llm, tokenizer, name: str, source: ModelSource):
         self.llm = llm
@@ -58,7 +64,7 @@ class LlamaCppModel:
                              "without a checked GGUF copy (python -m engine.lm.gguf_export)")
         extra = {"gguf_file": source.gguf_file} if source.gguf_file else {}
         tokenizer = AutoTokenizer.from_pretrained(source.path, **extra)
-        threads = threads or os.cpu_count()  # for prompts and batches too (llama-cpp-python's default: every core)
+        threads = threads or default_threads()  # for prompts and batches too
         llm = Llama(model_path=source.llama_file, n_ctx=context, n_threads=threads, n_threads_batch=threads,
                     verbose=False, seed=0)
         model = cls(llm, tokenizer, source.display_name, source)

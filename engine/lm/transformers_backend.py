@@ -72,7 +72,9 @@ class TransformersModel:
         single-stream instead of 14-16, and 265-380 tok/s batched. Greedy answers change
         somewhat, so it is off by default until evaluation shows its cost.
         """
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoTokenizer
+
+        from engine.lm.transformers_imports import build_causal_lm
 
         started = time.perf_counter()
         source = resolve_model_source(spec)
@@ -80,7 +82,7 @@ class TransformersModel:
         dtype = dtype or (torch.bfloat16 if device.startswith("cuda") else torch.float32)
         extra = {"gguf_file": source.gguf_file} if source.gguf_file else {}
         tokenizer = AutoTokenizer.from_pretrained(source.path, **extra)
-        model = AutoModelForCausalLM.from_pretrained(source.path, dtype=dtype, **extra).to(device)
+        model = build_causal_lm(source.path, dtype=dtype, **extra).to(device)
         model.eval()
         if quantize == "int8":
             if device != "cpu":

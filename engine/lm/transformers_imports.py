@@ -27,3 +27,17 @@ def warm() -> None:
         for name in NAMES:
             getattr(transformers, name)
         _warm = True
+
+
+# transformers builds a model inside process-wide state (its weights first on the meta device), so two
+# threads building models at once can get each other's empty weights ("Cannot copy out of meta
+# tensor"). In embedded mode the gpu and chat model workers are threads of one process.
+_build_lock = threading.RLock()
+
+
+def build_causal_lm(path: str, **kwargs):
+    """`AutoModelForCausalLM.from_pretrained(path, **kwargs)`, one build at a time in this process."""
+    from transformers import AutoModelForCausalLM
+
+    with _build_lock:
+        return AutoModelForCausalLM.from_pretrained(path, **kwargs)

@@ -167,15 +167,16 @@ def load_for_training(spec: str, device: str):
     """Model and tokenizer of any HF id, local checkpoint, .gguf or "" (the packaged default),
     in float32 on CPU and bfloat16 on CUDA."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
 
     from engine.lm.model_source import resolve_model_source
+    from engine.lm.transformers_imports import build_causal_lm
 
     source = resolve_model_source(spec)
     extra = {"gguf_file": source.gguf_file} if source.gguf_file else {}
     tokenizer = AutoTokenizer.from_pretrained(source.path, **extra)
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
-    model = AutoModelForCausalLM.from_pretrained(source.path, dtype=dtype, **extra).to(device)
+    model = build_causal_lm(source.path, dtype=dtype, **extra).to(device)
     if source.gguf_file:
         # GGUF weights are dequantized on load: the model is a plain float one, trainable, and must
         # be saved as one (a leftover GGUF quantization config would make the checkpoint unloadable).

@@ -123,13 +123,12 @@ def runtime_for(message_id: int, runtime):
     """The model the reply's conversation picked (loaded on the model worker), or the served one;
     a pick that is the served model (the packaged default, the active version) is not loaded twice."""
     from webapp.serving.chat_models import resolve
-    from webapp.serving.model_runtime import serving_target
 
     value = Message.objects.filter(pk=message_id).values_list("conversation__chat_model", flat=True).first()
     chosen = resolve(value) if value else None
-    if chosen is None or not chosen.value or chosen.spec == serving_target()["spec"]:
+    if chosen is None or not chosen.value:
         return runtime.get()
-    return runtime.get_other(chosen.spec, chosen.version_id)
+    return runtime.serve_choice(chosen.spec, chosen.version_id)
 
 
 def stream_reply(message_id: int, get_model: Callable[[], tuple[LanguageModel, int | None]],

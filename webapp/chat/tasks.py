@@ -1,13 +1,15 @@
-"""Chat tasks: replies run on the model worker, their tests on a verify worker, the reaper on beat."""
+"""Chat tasks: replies run on the chat model worker (queue `chat`, or `gpu` where no chat worker
+runs), their tests on a verify worker, the reaper on beat (`default`)."""
 from celery import shared_task
 
 
-@shared_task(name="gpu.chat_reply")
-def chat_reply(message_id: int) -> str:
+@shared_task(bind=True, name="chat.reply")
+def chat_reply(self, message_id: int) -> str:
     from webapp.chat.model_replies import reply_params, runtime_for, stream_reply
     from webapp.chat.testing import after_reply
-    from webapp.serving.model_runtime import runtime
+    from webapp.serving.model_runtime import for_queue
 
+    runtime = for_queue((self.request.delivery_info or {}).get("routing_key"))
     status = stream_reply(message_id, lambda: runtime_for(message_id, runtime), reply_params()).status
     after_reply(message_id)
     return status

@@ -60,8 +60,10 @@ def start_turn(conversation: Conversation, text: str, *, kind: str = Message.Kin
 
 
 def check_can_reply(user) -> dict:
-    """Raise Unavailable or RateLimited before anything is saved; returns the worker's state."""
-    state = model_worker.read_state()
+    """Raise Unavailable or RateLimited before anything is saved; returns the state of the worker
+    the reply will go to (`reply_queue`: the chat worker's queue, or `gpu` where none serves)."""
+    queue, state = model_worker.chat_queue()
+    state = {**state, "reply_queue": queue}
     if not state["alive"]:
         raise Unavailable("the model worker is not running, so nothing was sent; "
                           "an admin can check it on the health page (/healthz)")
@@ -93,7 +95,7 @@ def _queue(conversation: Conversation, state: dict, *messages: Message) -> None:
             event["note"] = _waiting_note(state, reply)
         broadcast(conversation.pk, {"kind": "message", "message": event})
     broadcast(conversation.pk, {"kind": "thread", "leaf": reply.pk})
-    transaction.on_commit(lambda: chat_reply.delay(reply.pk))
+    transaction.on_commit(lambda: chat_reply.apply_async((reply.pk,), queue=state["reply_queue"]))
 
 
 def mbpp_task(task_id: str) -> dict:

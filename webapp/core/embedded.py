@@ -30,16 +30,26 @@ class WorkerSpec:
     concurrency: int
 
 
-# Mirrors the Procfile: sandbox checks and bookkeeping on a thread pool, the model alone.
+# Mirrors the Procfile: sandbox checks and bookkeeping on a thread pool, the model for long jobs
+# alone, and the chat's model alone beside it (its own runtime: a reply never waits for the lock of
+# the model a generation step holds).
 EMBEDDED_WORKERS = (
     WorkerSpec("verify", ("verify", "default"), "threads", 2),
     WorkerSpec("gpu", ("gpu",), "solo", 1),
+    WorkerSpec("chat", ("chat",), "solo", 1),
 )
 
 
+def embedded_workers() -> tuple[WorkerSpec, ...]:
+    """The workers this deployment runs: no chat worker where AUTODIDACT_CHAT_QUEUE=gpu."""
+    from django.conf import settings
+
+    return tuple(s for s in EMBEDDED_WORKERS if s.name != "chat" or settings.AUTODIDACT_CHAT_QUEUE == "chat")
+
+
 class EmbeddedWorkers:
-    def __init__(self, specs=EMBEDDED_WORKERS, with_beat: bool = True, loglevel: str = "WARNING"):
-        self.specs = specs
+    def __init__(self, specs=None, with_beat: bool = True, loglevel: str = "WARNING"):
+        self.specs = embedded_workers() if specs is None else specs
         self.with_beat = with_beat
         self.loglevel = loglevel
         self._threads: list[threading.Thread] = []

@@ -15,7 +15,8 @@ from django.db import connection
 from webapp.celery_app import app as celery_app
 from webapp.serving import model_worker
 
-# Every queue needs a consumer, or tasks routed there wait forever.
+# Every queue needs a consumer, or tasks routed there wait forever. `chat` is not required: without
+# a chat worker, replies go to `gpu` (model_worker.chat_queue), and the chat worker's check says so.
 REQUIRED_QUEUES = ("default", "verify", model_worker.GPU_QUEUE)
 WORKER_REPLY_TIMEOUT_S = 1.0
 
@@ -59,14 +60,16 @@ def check_broker() -> tuple[bool, str, dict | None]:
 
 
 def check_workers() -> tuple[bool, str, dict | None]:
-    """Every required queue has a consumer. The solo `gpu` worker cannot answer a ping while it
-    generates, so a fresh heartbeat saying "busy" counts as its answer: busy is up."""
+    """Every required queue has a consumer. A solo model worker (`gpu`, `chat`) cannot answer a ping
+    while it generates, so a fresh heartbeat saying "busy" counts as its answer: busy is up."""
     replies = celery_app.control.inspect(timeout=WORKER_REPLY_TIMEOUT_S).active_queues() or {}
     workers = {name: sorted(q["name"] for q in queues) for name, queues in replies.items()}
-    state = model_worker.read_state()
-    busy = {state["hostname"]: state.get("task")} if state["alive"] and state.get("state") == "busy" else {}
-    for hostname in busy:
-        workers.setdefault(hostname, [model_worker.GPU_QUEUE])
+    busy = {}
+    for queue in model_worker.MODEL_QUEUES:
+        state = model_worker.read_state(queue=queue)
+        if state["alive"] and state.get("state") == "busy":
+            busy[state["hostname"]] = state.get("task")
+            workers.setdefault(state["hostname"], [queue])
     info = {"workers": workers, "busy": busy}
     if not workers:
         return False, "no Celery worker answered", info
@@ -102,12 +105,35 @@ def check_model_worker() -> tuple[bool, str, dict | None]:
     return True, f"{state['state']}{task}, model {state.get('model', '?')} ({loaded})", state
 
 
+NO_CHAT_WORKER = ("no chat worker: chat replies go to the gpu worker and wait behind its generation runs "
+                  "and rounds (start worker-chat, or set AUTODIDACT_CHAT_QUEUE=gpu to mean it)")
+
+
+def check_chat_worker() -> tuple[bool, str, dict | None]:
+    """The worker that answers the chat. Where none runs, replies go to the gpu worker: still up,
+    with a warning; a chat worker that runs but cannot load its model is down."""
+    if settings.AUTODIDACT_CHAT_QUEUE != model_worker.CHAT_QUEUE:
+        return True, "replies share the model worker (AUTODIDACT_CHAT_QUEUE=gpu)", {"queue": model_worker.GPU_QUEUE}
+    state = model_worker.read_state(queue=model_worker.CHAT_QUEUE)
+    if not state["alive"]:
+        ago = f"; last heartbeat {state.get('age_s')} s ago" if state["state"] != "absent" else ""
+        return True, f"{NO_CHAT_WORKER}{ago}", {**state, "warning": NO_CHAT_WORKER}
+    runtime = state.get("runtime") or {}
+    if runtime.get("status") == "failed" or state.get("model_error"):
+        return False, f"model not available: {runtime.get('error') or state.get('model_error')}", state
+    task = f" running {state['task']}" if state.get("task") else ""
+    ready = f"{runtime.get('model', '?')} ready on {runtime.get('device')} via {runtime.get('backend', '?')}"
+    loaded = {"ready": ready, "loading": "loading"}.get(runtime.get("status"), "loads on first use")
+    return True, f"{state['state']}{task} ({loaded})", state
+
+
 CHECKS: dict[str, tuple[str, Callable[[], tuple[bool, str, dict | None]]]] = {
     "database": ("Database", check_database),
     "channel_layer": ("Channel layer", check_channel_layer),
     "broker": ("Task broker", check_broker),
     "workers": ("Celery workers", check_workers),
     "model_worker": ("Model worker", check_model_worker),
+    "chat_worker": ("Chat worker", check_chat_worker),
     "sandbox": ("Sandbox", check_sandbox),
 }
 
@@ -124,10 +150,11 @@ def run_checks() -> dict:
         results.append(Check(name, label, ok, detail, round((time.perf_counter() - started) * 1000, 1), info))
     failing = [c.name for c in results if not c.ok]
     sandbox_info = next((c.info for c in results if c.name == "sandbox"), None) or {}
+    chat_info = next((c.info for c in results if c.name == "chat_worker"), None) or {}
     return {
         "status": "ok" if not failing else "down",
         "failing": failing,
-        "warnings": list(sandbox_info.get("warnings", [])),
+        "warnings": list(sandbox_info.get("warnings", [])) + ([chat_info["warning"]] if chat_info.get("warning") else []),
         "mode": "embedded" if settings.EMBEDDED else "server",
         "checks": {c.name: asdict(c) for c in results},
     }

@@ -1,6 +1,9 @@
-"""The model the `gpu` worker serves: loaded once per process, kept warm, its state reported.
+"""The models the model workers serve: loaded once per runtime, kept warm, their state reported.
 
-Only the model worker (the solo `gpu` queue consumer) touches this. It loads at worker start
+Only the model workers (the solo `gpu` and `chat` queue consumers) touch this. Each queue has a
+runtime of its own (`for_queue`), so in embedded mode, where both workers are threads of one
+process, a chat reply never waits for the lock of a model a generation step is using. A process
+that serves one queue (server mode) loads only that queue's runtime. Models load at worker start
 when AUTODIDACT_PRELOAD_MODEL is on (the default), otherwise on the first request.
 """
 from __future__ import annotations
@@ -60,6 +63,7 @@ class ModelRuntime:
         self._other: tuple[str, Served] | None = None  # (spec, model) a conversation picked
         self._other_lock = threading.Lock()
         self.state: dict = {"status": "not loaded"}
+        self.other_state: dict = {}  # the picked model's load (what `report` shows while no served model is)
 
     def _load(self, target: dict) -> Served:
         model = load_model(local_spec(target["spec"]), settings.AUTODIDACT_BACKEND, settings.AUTODIDACT_QUANTIZE)
@@ -127,11 +131,31 @@ class ModelRuntime:
             previous, self._other = self._other, None
             if previous is not None:
                 _close_model(previous[1].model)
-            served = Served(load_model(local_spec(spec), settings.AUTODIDACT_BACKEND, settings.AUTODIDACT_QUANTIZE), version_id)
-            log.info("chat model %s (%s) ready in %.1f s", served.model.name, served.model.backend,
-                     served.model.load_seconds)
+            self.other_state = {"status": "loading", "since": time.time()}
+            try:
+                model = load_model(local_spec(spec), settings.AUTODIDACT_BACKEND, settings.AUTODIDACT_QUANTIZE)
+            except Exception as exc:
+                self.other_state = {"status": "failed", "error": short(f"{type(exc).__name__}: {exc}", 300)}
+                log.exception("the chat model %r could not be loaded", spec)
+                raise
+            served = Served(model, version_id)
+            log.info("chat model %s (%s) ready in %.1f s", model.name, model.backend, model.load_seconds)
+            self.other_state = {"status": "ready", "model": model.name, "device": model.device,
+                                "backend": model.backend, "quantization": model.quantization,
+                                "load_s": round(model.load_seconds, 1)}
             self._other = (spec, served)
             return served
+
+    def report(self) -> dict:
+        """The state a heartbeat publishes: the served model's, or, on a chat worker whose picked
+        model is all it has loaded, that model's."""
+        return self.other_state if self._served is None and self.other_state else self.state
+
+    def serve_choice(self, spec: str | None, version_id: int | None = None) -> Served:
+        """A conversation's pick (None or the served spec: the served model, not loaded twice)."""
+        if spec is None or spec == serving_target()["spec"]:
+            return self.get()
+        return self.get_other(spec, version_id)
 
     def close(self) -> None:
         """Free the served model before the process exits (a no-op for models without `close`)."""
@@ -140,18 +164,27 @@ class ModelRuntime:
             self.state = {"status": "not loaded"}
         with self._other_lock:
             other, self._other = self._other, None
+            self.other_state = {}
         for model in [served.model if served else None, other[1].model if other else None]:
             _close_model(model)
 
-    def preload_in_background(self) -> None:
-        def load():
+    def preload_in_background(self, load=None) -> None:
+        """`load` (default: the served model) on a thread of its own."""
+        def run():
             try:
-                self.get()
+                (load or self.get)()
             except Exception:  # already recorded in state and logged
                 pass
 
-        threading.Thread(target=load, name="model-preload", daemon=True).start()
+        threading.Thread(target=run, name="model-preload", daemon=True).start()
 
 
-runtime = ModelRuntime()
+runtime = ModelRuntime()  # the `gpu` queue's: long jobs (and chat replies where they go to `gpu`)
+chat_runtime = ModelRuntime()  # the `chat` queue's: replies a person waits on
 atexit.register(runtime.close)
+atexit.register(chat_runtime.close)
+
+
+def for_queue(queue: str | None) -> ModelRuntime:
+    """The runtime of the queue a task came from (`chat`, else the gpu runtime)."""
+    return chat_runtime if queue == "chat" else runtime

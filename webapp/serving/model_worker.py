@@ -1,9 +1,10 @@
-"""The model worker's liveness, as seen by every other process.
+"""The model workers' liveness, as seen by every other process.
 
-The model lives in one long-lived Celery worker on the `gpu` queue (solo pool). That worker
-blocks while it generates, so its heartbeat comes from its own thread rather than the worker's
-event loop, and the state goes through the Django cache (Redis in server mode, process memory
-in embedded mode, where web and workers share one process).
+Models live in long-lived Celery workers (solo pool): the `gpu` worker for long jobs (generation
+runs, rounds, evaluation) and the `chat` worker for the replies a person waits on. A worker blocks
+while it generates, so its heartbeat comes from its own thread rather than the worker's event
+loop, and each queue's state goes through the Django cache under a key of its own (Redis in server
+mode, process memory in embedded mode, where web and workers share one process).
 """
 from __future__ import annotations
 
@@ -20,11 +21,14 @@ from django.core.cache import cache
 log = logging.getLogger(__name__)
 
 GPU_QUEUE = "gpu"
-STATE_KEY = "model-worker:state"
+CHAT_QUEUE = "chat"
+MODEL_QUEUES = (GPU_QUEUE, CHAT_QUEUE)
+STATE_KEY = "model-worker:state"  # the gpu worker's (the name it had before the chat worker)
+STATE_KEYS = {GPU_QUEUE: STATE_KEY, CHAT_QUEUE: "model-worker:chat:state"}
 HEARTBEAT_INTERVAL_S = 5.0
 STALE_AFTER_S = 20.0
 
-_busy_with: dict[str, str] = {}  # task id -> task name, for tasks on the gpu queue
+_busy_with: dict[str, tuple[str, str]] = {}  # task id -> (queue, task name), for tasks on a model queue
 
 
 def describe_model() -> dict:
@@ -38,25 +42,43 @@ def describe_model() -> dict:
     return {"model": source.display_name, "model_kind": source.kind}
 
 
-def publish_state(hostname: str, state: str, **extra) -> None:
-    payload = {"hostname": hostname, "pid": os.getpid(), "state": state, "ts": time.time(), **extra}
-    cache.set(STATE_KEY, payload, timeout=int(STALE_AFTER_S * 6))
+def publish_state(hostname: str, state: str, queue: str = GPU_QUEUE, **extra) -> None:
+    payload = {"hostname": hostname, "pid": os.getpid(), "state": state, "queue": queue, "ts": time.time(), **extra}
+    cache.set(STATE_KEYS[queue], payload, timeout=int(STALE_AFTER_S * 6))
 
 
-def read_state(now: float | None = None) -> dict:
-    """Last published state plus `alive` (a heartbeat newer than STALE_AFTER_S)."""
-    state = cache.get(STATE_KEY)
+def read_state(now: float | None = None, queue: str = GPU_QUEUE) -> dict:
+    """Last published state of the `queue` worker plus `alive` (a heartbeat newer than STALE_AFTER_S)."""
+    state = cache.get(STATE_KEYS[queue])
     if not state:
-        return {"alive": False, "state": "absent", "detail": "no model worker has reported"}
+        worker = "model worker" if queue == GPU_QUEUE else f"{queue} worker"
+        return {"alive": False, "state": "absent", "detail": f"no {worker} has reported"}
     age = (now or time.time()) - state.get("ts", 0)
     alive = state.get("state") != "stopped" and age <= STALE_AFTER_S
     return {**state, "alive": alive, "age_s": round(age, 1)}
 
 
+def serves(state: dict) -> bool:
+    """Alive, and its model has not failed to load."""
+    return state["alive"] and (state.get("runtime") or {}).get("status") != "failed" and not state.get("model_error")
+
+
+def chat_queue() -> tuple[str, dict]:
+    """Where a chat reply goes now, and that worker's state: AUTODIDACT_CHAT_QUEUE, except that with
+    no chat worker serving (none started, or its model failed) replies go to the gpu worker, slower
+    behind its long jobs but answered."""
+    if settings.AUTODIDACT_CHAT_QUEUE == CHAT_QUEUE:
+        state = read_state(queue=CHAT_QUEUE)
+        if serves(state):
+            return CHAT_QUEUE, state
+    return GPU_QUEUE, read_state(queue=GPU_QUEUE)
+
+
 @task_prerun.connect
 def _mark_busy(task_id=None, task=None, **_):
-    if (task.request.delivery_info or {}).get("routing_key") == GPU_QUEUE:
-        _busy_with[task_id] = task.name
+    queue = (task.request.delivery_info or {}).get("routing_key")
+    if queue in MODEL_QUEUES:
+        _busy_with[task_id] = (queue, task.name)
 
 
 @task_postrun.connect
@@ -64,8 +86,18 @@ def _mark_idle(task_id=None, **_):
     _busy_with.pop(task_id, None)
 
 
+def _preload_chat_model(runtime) -> None:
+    """A chat worker loads the model new conversations talk to (AUTODIDACT_CHAT_MODEL)."""
+    from webapp.serving.chat_models import default_value, resolve
+
+    value = default_value()
+    chosen = resolve(value) if value else None
+    runtime.serve_choice(chosen.spec if chosen and chosen.value else None, chosen.version_id if chosen else None)
+
+
 class ModelWorkerHeartbeat(bootsteps.StartStopStep):
-    """Worker bootstep: publish the model worker's state every few seconds, when it serves `gpu`."""
+    """Worker bootstep: publish each model queue's worker state every few seconds, for the model
+    queues (`gpu`, `chat`) this worker consumes; each queue has its own runtime."""
 
     label = "model worker heartbeat"
 
@@ -73,35 +105,47 @@ class ModelWorkerHeartbeat(bootsteps.StartStopStep):
         super().__init__(worker, **kwargs)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._queues: list[str] = []
 
     def start(self, worker):
-        if GPU_QUEUE not in worker.app.amqp.queues.consume_from:
+        self._queues = [q for q in MODEL_QUEUES if q in worker.app.amqp.queues.consume_from]
+        if not self._queues:
             return
         from engine.lm.transformers_imports import warm
-        from webapp.serving.model_runtime import runtime
+        from webapp.serving.model_runtime import for_queue
 
         warm()  # before the preload thread and the first task: the two must not race in transformers' lazy imports
         model = describe_model()
         if settings.AUTODIDACT_PRELOAD_MODEL and "model_error" not in model:
-            runtime.preload_in_background()
+            for queue in self._queues:
+                runtime = for_queue(queue)
+                runtime.preload_in_background(
+                    (lambda r=runtime: _preload_chat_model(r)) if queue == CHAT_QUEUE else None)
 
         def beat():
             while not self._stop.is_set():
-                busy = list(_busy_with.values())
-                state = "busy" if busy else "idle"
-                try:
-                    publish_state(worker.hostname, state, task=busy[0] if busy else None, runtime=runtime.state,
-                                  **model)
-                except Exception:  # the cache being down must not kill the worker
-                    log.warning("model worker heartbeat failed", exc_info=True)
-                try:
-                    runtime.swap_if_changed()  # a promotion or rollback: load the new model before it is asked for
-                except Exception:
-                    log.warning("could not check the active model version", exc_info=True)
+                for queue in self._queues:
+                    self._beat_once(worker, queue, model)
                 self._stop.wait(HEARTBEAT_INTERVAL_S)
 
         self._thread = threading.Thread(target=beat, name="model-heartbeat", daemon=True)
         self._thread.start()
+
+    @staticmethod
+    def _beat_once(worker, queue: str, model: dict) -> None:
+        from webapp.serving.model_runtime import for_queue
+
+        runtime = for_queue(queue)
+        busy = [name for task_queue, name in list(_busy_with.values()) if task_queue == queue]
+        try:
+            publish_state(worker.hostname, "busy" if busy else "idle", queue, task=busy[0] if busy else None,
+                          runtime=runtime.report(), **model)
+        except Exception:  # the cache being down must not kill the worker
+            log.warning("model worker heartbeat failed", exc_info=True)
+        try:
+            runtime.swap_if_changed()  # a promotion or rollback: load the new model before it is asked for
+        except Exception:
+            log.warning("could not check the active model version", exc_info=True)
 
     def stop(self, worker):
         if self._thread is None:
@@ -109,10 +153,11 @@ class ModelWorkerHeartbeat(bootsteps.StartStopStep):
         self._stop.set()
         self._thread.join(timeout=2)
         self._thread = None
-        from webapp.serving.model_runtime import runtime
+        from webapp.serving.model_runtime import for_queue
 
-        runtime.close()
-        try:
-            publish_state(worker.hostname, "stopped")
-        except Exception:
-            log.warning("could not publish the model worker's stop", exc_info=True)
+        for queue in self._queues:
+            for_queue(queue).close()
+            try:
+                publish_state(worker.hostname, "stopped", queue)
+            except Exception:
+                log.warning("could not publish the model worker's stop", exc_info=True)

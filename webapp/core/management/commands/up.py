@@ -81,7 +81,7 @@ class Command(BaseCommand):
         workers = EmbeddedWorkers(with_beat=with_beat)
         workers.start()
         self.stdout.write("Embedded mode: SQLite, in-memory channel layer, in-process Celery workers "
-                          "(verify, gpu) and beat. Set REDIS_URL for server mode.")
+                          f"({', '.join(spec.name for spec in workers.specs)}) and beat. Set REDIS_URL for server mode.")
         server = Server(
             application=application,
             endpoints=[f"tcp:port={port}:interface={host}"],
@@ -103,6 +103,8 @@ class Command(BaseCommand):
 
         commands = read_procfile(Path(settings.BASE_DIR) / "Procfile")
         commands.pop("release", None)  # migrations already ran above
+        if settings.AUTODIDACT_CHAT_QUEUE != "chat":
+            commands.pop("worker-chat", None)  # chat replies share the gpu worker
         if not with_beat:
             commands.pop("beat", None)
         # The children's executables (daphne, celery) live beside this interpreter.
