@@ -9,7 +9,7 @@ import pytest
 
 from engine.config import ConfigError
 from engine.evaluate.suite.registry import get_benchmark, names
-from engine.evaluate.suite.runner import RunSettings, check_references, run_benchmark
+from engine.evaluate.suite.runner import RunSettings, check_programs, check_references, run_benchmark
 from engine.lm.generation import CancelToken, Completion
 from engine.sandbox import verify_many
 from tests.support import BENCHMARK_DATA
@@ -51,7 +51,14 @@ def test_every_benchmark_is_registered_and_its_references_pass():
     failing = check_references(p3, verify)
     assert len(p3.tasks()) == 228
     # two of P3's own reference solutions fail its 1 s judge here (slow or very large answers)
-    assert {row["task_id"] for row in failing} <= {"Mastermind:0", "ExponentialCoinMoves:0"}
+    known = {"Mastermind:0", "ExponentialCoinMoves:0"}
+    # others near the limit (AllPandigitalSquares:0 takes ~0.4 s) may time out on a loaded machine:
+    # they must be timeouts, and pass with time to spare; a wrong reference fails either way
+    late = [row for row in failing if row["task_id"] not in known]
+    assert all(row["status"] == "timeout" for row in late), late
+    tasks = [task for task in p3.tasks() if task.task_id in {row["task_id"] for row in late}]
+    assert [row["status"] for row in check_programs(p3, [(t, p3.reference(t)) for t in tasks], 20, verify)] \
+        == ["passed"] * len(tasks)
 
 
 def test_runner_scores_samples_and_keeps_each_one():

@@ -2,6 +2,7 @@
 waits behind a generation step or a training round on `gpu`; with no chat worker running, replies
 still go to the gpu worker. Real Celery workers, Redis, PostgreSQL and the Channels layer."""
 import json
+import os
 import subprocess
 import sys
 import time
@@ -45,12 +46,13 @@ def test_each_task_goes_to_its_queue():
 
 
 CONFIG_SCRIPT = """
-import json, django
+import json, os, django
 django.setup()
 from webapp.celery_app import app
 from webapp.core.embedded import embedded_workers
 print(json.dumps({"queue": app.amqp.router.route({}, "chat.reply")["queue"].name,
-                  "embedded": [spec.name for spec in embedded_workers()]}))
+                  "embedded": [spec.name for spec in embedded_workers()],
+                  "threads": os.environ.get("AUTODIDACT_MODEL_THREADS")}))
 """
 
 
@@ -61,7 +63,8 @@ def test_the_chat_queue_is_set_by_the_environment(tmp_path, value, queue, embedd
     run = subprocess.run([sys.executable, "-c", CONFIG_SCRIPT], cwd=ROOT, capture_output=True, text=True, timeout=60,
                          env=env)
     assert run.returncode == 0, run.stderr[-2000:]
-    assert json.loads(run.stdout.strip().splitlines()[-1]) == {"queue": queue, "embedded": embedded}
+    # a process that runs no model worker (a command-line evaluation) keeps every core
+    assert json.loads(run.stdout.strip().splitlines()[-1]) == {"queue": queue, "embedded": embedded, "threads": None}
 
 
 def test_a_wrong_chat_queue_stops_the_start_naming_the_variable(tmp_path):
@@ -72,7 +75,7 @@ def test_a_wrong_chat_queue_stops_the_start_naming_the_variable(tmp_path):
 
 
 EMBEDDED_SCRIPT = """
-import json, time, django
+import json, os, time, django
 django.setup()
 from webapp.core.embedded import EmbeddedWorkers
 from webapp.core.tasks import gpu_echo
@@ -85,10 +88,11 @@ try:
     started = time.monotonic()
     chat = gpu_echo.apply_async(({"chat": True},), queue="chat").get(timeout=30)
     out = {"chat": chat, "chat_s": time.monotonic() - started, "held_done_then": held.ready(),
-           "held": held.get(timeout=30), "own_runtime": for_queue("chat") is not for_queue("gpu")}
+           "held": held.get(timeout=30), "own_runtime": for_queue("chat") is not for_queue("gpu"),
+           "threads": os.environ.get("AUTODIDACT_MODEL_THREADS")}
 finally:
     workers.stop()
-print(json.dumps(out))
+print(json.dumps({**out, "threads_after": os.environ.get("AUTODIDACT_MODEL_THREADS")}))
 """
 
 
@@ -101,6 +105,8 @@ def test_embedded_mode_answers_the_chat_queue_beside_a_busy_gpu_worker(tmp_path)
     assert out["chat"]["queue"] == "chat" and out["chat"]["thread"] == "celery-chat"
     assert out["held"]["thread"] == "celery-gpu" and not out["held_done_then"] and out["chat_s"] < 3
     assert out["own_runtime"]
+    # the two models share the cores while both workers run (one spinning on all cores starves the other)
+    assert out["threads"] == str(max(1, (os.cpu_count() or 2) // 2)) and out["threads_after"] is None
 
 
 @pytest.fixture

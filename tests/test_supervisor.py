@@ -22,8 +22,9 @@ def test_procfile_parsing(tmp_path):
 def test_the_project_procfile_has_the_documented_processes():
     from tests.support import ROOT
     entries = read_procfile(ROOT / "Procfile")
-    assert set(entries) == {"release", "web", "worker-verify", "worker-gpu", "beat"}
+    assert set(entries) == {"release", "web", "worker-verify", "worker-gpu", "worker-chat", "beat"}
     assert "-Q verify" in entries["worker-verify"] and "--pool solo" in entries["worker-gpu"]
+    assert "-Q chat" in entries["worker-chat"] and "--pool solo" in entries["worker-chat"]
 
 
 def test_stop_kills_stubborn_children_and_their_grandchildren():

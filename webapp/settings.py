@@ -66,16 +66,15 @@ AUTODIDACT_CHAT_RATE_LIMIT = os.environ.get("AUTODIDACT_CHAT_RATE_LIMIT", "20/mi
 # for a deployment that runs no chat worker. With "chat" and no chat worker alive, replies still go
 # to `gpu` (webapp/serving/model_worker.py: chat_queue).
 AUTODIDACT_CHAT_QUEUE = env_choice("AUTODIDACT_CHAT_QUEUE", "chat", ("chat", "gpu"))
-# CPU threads each llama.cpp model decodes with (engine/lm/llama_cpp_backend.py reads the variable).
-# Two models decoding at once with every core each spin-wait on each other: on 2 cores 4 tok/s each
-# instead of 85 alone (1 thread each: 42). So where a chat worker runs beside the gpu worker, each
-# takes half the cores; a host with one model worker on it sets this to its cores.
+# CPU threads each model worker's llama.cpp models decode with (webapp/serving/model_worker.py:
+# share_cores). Two models decoding at once with every core each spin-wait on each other: on 2 cores
+# 4 tok/s each instead of 85 alone (1 thread each: 42). So where a chat worker runs beside the gpu
+# worker, each takes half the cores; a host with one model worker on it sets this to its cores.
+# Other processes (command-line evaluations, benchmarks) use every core.
 AUTODIDACT_MODEL_THREADS = env_int("AUTODIDACT_MODEL_THREADS", 0) or (
     max(1, (os.cpu_count() or 2) // 2) if AUTODIDACT_CHAT_QUEUE == "chat" else 0)
 if AUTODIDACT_MODEL_THREADS < 0:
     raise ConfigurationError(f"AUTODIDACT_MODEL_THREADS={AUTODIDACT_MODEL_THREADS} is below 0")
-if AUTODIDACT_MODEL_THREADS:
-    os.environ["AUTODIDACT_MODEL_THREADS"] = str(AUTODIDACT_MODEL_THREADS)  # for engine/, which has no settings
 if "AUTODIDACT_CSP" in os.environ:  # otherwise webapp.core.content_security.DEFAULT_POLICY
     AUTODIDACT_CSP = os.environ["AUTODIDACT_CSP"]
 # Where benchmark data (MBPP, P3, EvalPlus) is read from; never copied into the project.

@@ -90,19 +90,25 @@ def check_sandbox() -> tuple[bool, str, dict | None]:
     return True, f"isolation {report['level']}", report
 
 
-def check_model_worker() -> tuple[bool, str, dict | None]:
-    state = model_worker.read_state()
-    if not state["alive"]:
-        if state["state"] == "absent":
-            return False, state["detail"], state
-        return False, f"last heartbeat {state.get('age_s')} s ago (state {state['state']})", state
+def _live_worker(state: dict, model: str) -> tuple[bool, str, dict]:
+    """A model worker with a recent heartbeat: down where its model failed to load, else what it
+    runs and where its model is."""
     runtime = state.get("runtime") or {}
     if runtime.get("status") == "failed" or state.get("model_error"):
         return False, f"model not available: {runtime.get('error') or state.get('model_error')}", state
     task = f" running {state['task']}" if state.get("task") else ""
     ready = f"ready on {runtime.get('device')} via {runtime.get('backend', '?')}"
     loaded = {"ready": ready, "loading": "loading"}.get(runtime.get("status"), "loads on first use")
-    return True, f"{state['state']}{task}, model {state.get('model', '?')} ({loaded})", state
+    return True, f"{state['state']}{task}, model {model} ({loaded})", state
+
+
+def check_model_worker() -> tuple[bool, str, dict | None]:
+    state = model_worker.read_state()
+    if not state["alive"]:
+        if state["state"] == "absent":
+            return False, state["detail"], state
+        return False, f"last heartbeat {state.get('age_s')} s ago (state {state['state']})", state
+    return _live_worker(state, state.get("model", "?"))
 
 
 NO_CHAT_WORKER = ("no chat worker: chat replies go to the gpu worker and wait behind its generation runs "
@@ -118,13 +124,7 @@ def check_chat_worker() -> tuple[bool, str, dict | None]:
     if not state["alive"]:
         ago = f"; last heartbeat {state.get('age_s')} s ago" if state["state"] != "absent" else ""
         return True, f"{NO_CHAT_WORKER}{ago}", {**state, "warning": NO_CHAT_WORKER}
-    runtime = state.get("runtime") or {}
-    if runtime.get("status") == "failed" or state.get("model_error"):
-        return False, f"model not available: {runtime.get('error') or state.get('model_error')}", state
-    task = f" running {state['task']}" if state.get("task") else ""
-    ready = f"{runtime.get('model', '?')} ready on {runtime.get('device')} via {runtime.get('backend', '?')}"
-    loaded = {"ready": ready, "loading": "loading"}.get(runtime.get("status"), "loads on first use")
-    return True, f"{state['state']}{task} ({loaded})", state
+    return _live_worker(state, (state.get("runtime") or {}).get("model", "?"))  # the chat's own choice
 
 
 CHECKS: dict[str, tuple[str, Callable[[], tuple[bool, str, dict | None]]]] = {

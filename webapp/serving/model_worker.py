@@ -95,6 +95,32 @@ def _preload_chat_model(runtime) -> None:
     runtime.serve_choice(chosen.spec if chosen and chosen.value else None, chosen.version_id if chosen else None)
 
 
+_threads_lock = threading.Lock()
+_threads_holders = 0  # model workers of this process that set AUTODIDACT_MODEL_THREADS
+
+
+def share_cores() -> None:
+    """A model worker's llama.cpp models decode with settings.AUTODIDACT_MODEL_THREADS (half the
+    cores where a chat worker runs beside the gpu worker). Only model workers: a command-line
+    evaluation, a benchmark or the test process keeps every core. engine/ reads the variable when
+    a model loads; set here, before the first load, and unset when the last model worker of this
+    process stops (embedded workers are threads of a longer-lived process)."""
+    global _threads_holders
+    with _threads_lock:
+        if settings.AUTODIDACT_MODEL_THREADS and (_threads_holders or "AUTODIDACT_MODEL_THREADS" not in os.environ):
+            os.environ["AUTODIDACT_MODEL_THREADS"] = str(settings.AUTODIDACT_MODEL_THREADS)
+            _threads_holders += 1
+
+
+def release_cores() -> None:
+    global _threads_holders
+    with _threads_lock:
+        if _threads_holders:
+            _threads_holders -= 1
+            if not _threads_holders:
+                os.environ.pop("AUTODIDACT_MODEL_THREADS", None)
+
+
 class ModelWorkerHeartbeat(bootsteps.StartStopStep):
     """Worker bootstep: publish each model queue's worker state every few seconds, for the model
     queues (`gpu`, `chat`) this worker consumes; each queue has its own runtime."""
@@ -111,6 +137,7 @@ class ModelWorkerHeartbeat(bootsteps.StartStopStep):
         self._queues = [q for q in MODEL_QUEUES if q in worker.app.amqp.queues.consume_from]
         if not self._queues:
             return
+        share_cores()
         from engine.lm.transformers_imports import warm
         from webapp.serving.model_runtime import for_queue
 
@@ -150,6 +177,7 @@ class ModelWorkerHeartbeat(bootsteps.StartStopStep):
     def stop(self, worker):
         if self._thread is None:
             return
+        release_cores()
         self._stop.set()
         self._thread.join(timeout=2)
         self._thread = None
