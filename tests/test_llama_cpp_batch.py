@@ -134,6 +134,22 @@ def test_waves_are_capped_by_kv_cells_and_samples_of_a_prompt_share_its_cells():
     assert plan_waves([short] * 9, 6, 4, 10**9) == [(0, 4), (4, 8), (8, 9)]  # the sequence cap still holds
     assert plan_waves([[5] * 5000], 256, 128, 4096) == [(0, 1)]  # one sequence runs even when over the cap
     assert plan_waves([], 256, 128, 4096) == []
+    # The cap never parts the samples of one prompt: a further wave would prefill it again.
+    assert plan_waves([long_a] * 64 + [long_b], 200, 128, 4096) == [(0, 64), (64, 65)]
+    # A prefix all prompts share (a solving prompt's examples) is counted once a wave: 1,256 cells
+    # for the first prompt, 356 for each further one.
+    examples = [9] * 900
+    assert plan_waves([examples + [i] * 100 for i in range(10)], 256, 128, 4096, shared=900) == [(0, 8), (8, 10)]
+
+
+def test_distinct_prompts_that_share_their_examples_share_one_cache(smol):
+    """One sample each of prompts that differ only at the end (the solve stage's puzzles after the
+    same worked examples): the examples are prefilled once in a unified cache, not once a stream."""
+    decoder = smol._batch_decoder
+    examples = smol.encode("def sat(x: int) -> bool:\n    return x * x == 49\n\ndef sol():\n    return 7\n\n" * 12)
+    prompts = [examples + smol.encode(f"def sat(s: str) -> bool:\n    return s.count('{c}') == 3\n") for c in "abc"]
+    out = decoder.sequences(prompts, 1, SamplingParams(max_new_tokens=4, temperature=0.8, seed=0))
+    assert decoder._size[2] is True and len(out) == 3 and all(s.ids for s in out)
 
 
 def test_a_character_split_across_tokens_is_decoded_whole(smol):

@@ -88,14 +88,19 @@ class BatchDecoder:
         seed = params.seed if params.seed is not None else int.from_bytes(os.urandom(8), "little")
         flat = [prompt for prompt in prompts for _ in range(n)]
         done: list[DecodedSequence] = []
-        if self.streams and n == 1 and len(prompts) > 1 and len({tuple(p) for p in prompts}) == len(prompts):
-            # Nothing to share: each sequence gets a cache stream of its own, so its attention runs
-            # over its own cells only, while the step still reads the weights once for all.
+        distinct = list({tuple(p): p for p in prompts}.values())
+        shared = shared_prefix_length(distinct) if len(distinct) > 1 else 0
+        if (self.streams and n == 1 and len(distinct) == len(prompts) > 1
+                and shared * 2 < min(map(len, prompts))):
+            # Little to share (a chat template's first tokens, not a solving prompt's examples):
+            # each sequence gets a cache stream of its own, so its attention runs over its own
+            # cells only, while the step still reads the weights once for all.
             for start in range(0, len(flat), min(self.max_sequences, MAX_STREAMS)):
                 done += self._run_wave(flat[start:start + min(self.max_sequences, MAX_STREAMS)], start, params, seed,
                                        cancel, unified=False)
             return done
-        for start, end in plan_waves(flat, params.max_new_tokens, self.max_sequences, self.max_wave_cells):
+        shared = shared if shared >= MIN_SHARED_PREFIX else 0
+        for start, end in plan_waves(flat, params.max_new_tokens, self.max_sequences, self.max_wave_cells, shared):
             done += self._run_wave(flat[start:end], start, params, seed, cancel)
         return done
 
@@ -283,20 +288,25 @@ class BatchDecoder:
             self._context = None
 
 
-def plan_waves(flat: list[list[int]], budget: int, max_sequences: int, max_cells: int) -> list[tuple[int, int]]:
+def plan_waves(flat: list[list[int]], budget: int, max_sequences: int, max_cells: int,
+               shared: int = 0) -> list[tuple[int, int]]:
     """Splits a request's sequences (their prompts, the n samples of a prompt next to each other)
     into consecutive waves of at most `max_sequences`, each needing at most `max_cells` KV cells
-    (a prompt once, each sequence's budget), where one sequence fits alone.
+    (a prompt once, less the `shared` prefix all prompts have after the wave's first; each
+    sequence's budget), where one prompt's samples fit alone.
 
     Why a cell cap: in the unified cache every sequence's attention runs over every cell of the
-    wave, so a step costs (live sequences) x (cells). Samples of one prompt share its cells and
-    stay cheap; distinct long prompts do not (benchmarks/batch_waves.py, SmolLM2 f16, 2 cores, 12
-    distinct 1,000-token prompts, 256 new tokens: one wave 10.8 tok/s; waves of 8,192 cells 15.5,
-    4,096 21.3, 1,536 (one prompt a wave) 30.8). 4,096 keeps the samples of a prompt together."""
+    wave, so a step costs (live sequences) x (cells). Distinct long prompts pay for that
+    (benchmarks/batch_waves.py, SmolLM2 f16, 2 cores, 12 distinct 1,000-token prompts, 256 new
+    tokens: one wave 10.8 tok/s; waves of 8,192 cells 15.5, 4,096 21.3, 1,536 (one prompt a wave)
+    30.8). The samples of one prompt are never parted by the cap: each further wave would prefill
+    the prompt again, and they attend over the same cells anyway (benchmarks/puzzle_funnel.py, 64
+    puzzles from one 1,829-token prompt: waves of 11 under the cap 50 tok/s, one wave 78)."""
     waves, start, cells = [], 0, 0
     for i, prompt in enumerate(flat):
-        cost = budget + (len(prompt) if i == start or prompt != flat[i - 1] else 0)
-        if i > start and (i - start >= max_sequences or cells + cost > max_cells):
+        new_prompt = i == start or prompt != flat[i - 1]
+        cost = budget + (len(prompt) - (shared if i > start else 0) if new_prompt else 0)
+        if i > start and (i - start >= max_sequences or (new_prompt and cells + cost > max_cells)):
             waves.append((start, i))
             start, cells, cost = i, 0, budget + len(prompt)
         cells += cost
