@@ -145,11 +145,16 @@ def test_waves_are_capped_by_kv_cells_and_samples_of_a_prompt_share_its_cells():
 def test_distinct_prompts_that_share_their_examples_share_one_cache(smol):
     """One sample each of prompts that differ only at the end (the solve stage's puzzles after the
     same worked examples): the examples are prefilled once in a unified cache, not once a stream."""
-    decoder = smol._batch_decoder
+    from engine.lm.llama_cpp_batch import BatchDecoder
+
+    decoder = BatchDecoder(smol.llm)  # its own, so the test holds alone and in any order
     examples = smol.encode("def sat(x: int) -> bool:\n    return x * x == 49\n\ndef sol():\n    return 7\n\n" * 12)
     prompts = [examples + smol.encode(f"def sat(s: str) -> bool:\n    return s.count('{c}') == 3\n") for c in "abc"]
-    out = decoder.sequences(prompts, 1, SamplingParams(max_new_tokens=4, temperature=0.8, seed=0))
-    assert decoder._size[2] is True and len(out) == 3 and all(s.ids for s in out)
+    try:
+        out = decoder.sequences(prompts, 1, SamplingParams(max_new_tokens=4, temperature=0.8, seed=0))
+        assert decoder._size[2] is True and len(out) == 3 and all(s.ids for s in out)
+    finally:
+        decoder.close()
 
 
 def test_a_character_split_across_tokens_is_decoded_whole(smol):
