@@ -50,6 +50,28 @@ def test_the_packaged_model_has_an_f16_copy_that_agrees_with_it(f16_copy):
     assert load_model("").quantization == "q4_1"
 
 
+def test_batch_jobs_are_served_at_full_precision_and_chat_as_packaged(f16_copy, settings, tmp_path):
+    """The gpu runtime's samples are kept and counted (puzzles, solutions) and decoded in batches,
+    where llama.cpp's f16 kernels are also the faster ones on a CPU: it serves the checked copy. A
+    chat reply is one sequence, where the packaged Q4_1 is faster: the chat runtime serves that."""
+    from webapp.serving.model_runtime import ModelRuntime, chat_runtime, runtime
+
+    copies = tmp_path / "models" / "full-precision"  # where the site keeps its copies: this one, made above
+    copies.mkdir(parents=True)
+    for made in (f16_copy, f16_copy.with_name(f16_copy.name + ".json")):
+        (copies / made.name).symlink_to(made)
+    settings.DATA_DIR = tmp_path
+    assert runtime.full_precision and not chat_runtime.full_precision
+    target = {"id": None, "spec": "", "name": ""}
+    batch, chat = ModelRuntime(full_precision=True)._load(target).model, ModelRuntime()._load(target).model
+    try:
+        assert (batch.backend, batch.quantization, chat.quantization) == ("llama.cpp", "f16", "q4_1")
+        assert batch.name == f16_copy.stem
+    finally:
+        batch.close()
+        chat.close()
+
+
 def test_the_check_catches_a_copy_that_does_not_match(f16_copy, dequantised):
     model, tokenizer = dequantised
     damaged = type(model)(model.config)

@@ -4,7 +4,6 @@ summary at the end. A run evaluates at full precision (engine.lm.loading.load_fu
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
@@ -100,11 +99,9 @@ def after_resume(run: BenchmarkRun) -> None:
 
 
 def load_model_for(run: BenchmarkRun):
-    from engine.lm.loading import load_full_precision
-    from webapp.serving.model_store import local_spec
+    from webapp.serving.model_store import load_full_precision_version
 
-    spec = local_spec(run.version.spec if run.version else settings.AUTODIDACT_MODEL)
-    return load_full_precision(spec, settings.AUTODIDACT_BACKEND, str(Path(settings.DATA_DIR) / "models" / "full-precision"))
+    return load_full_precision_version(run.version.spec if run.version else settings.AUTODIDACT_MODEL)
 
 
 def execute(run_id: int, model=None) -> BenchmarkRun | None:

@@ -5,6 +5,12 @@ runtime of its own (`for_queue`), so in embedded mode, where both workers are th
 process, a chat reply never waits for the lock of a model a generation step is using. A process
 that serves one queue (server mode) loads only that queue's runtime. Models load at worker start
 when AUTODIDACT_PRELOAD_MODEL is on (the default), otherwise on the first request.
+
+The chat runtime serves a model as configured (the packaged 4-bit GGUF: fastest for one reply at a
+time). The gpu runtime's jobs sample in batches and their samples are kept and counted (puzzles,
+solutions), so it serves the full-precision copy unless AUTODIDACT_QUANTIZE asks otherwise: with
+llama.cpp on a CPU the f16 weights also decode a batch faster than the Q4_1 ones
+(docs/experiments.md#puzzle-writing-at-full-precision).
 """
 from __future__ import annotations
 
@@ -19,7 +25,7 @@ from django.conf import settings
 from engine.lm.generation import LanguageModel
 from engine.lm.loading import load_model
 from engine.sandbox.verdict import short
-from webapp.serving.model_store import local_spec
+from webapp.serving.model_store import load_full_precision_version, local_spec
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +60,8 @@ def _close_model(model) -> None:
 
 
 class ModelRuntime:
-    def __init__(self):
+    def __init__(self, full_precision: bool = False):
+        self.full_precision = full_precision  # the served model unquantised (unless AUTODIDACT_QUANTIZE is set)
         self._served: Served | None = None
         self._serving: tuple | None = None  # (version id, spec) of the loaded model
         self._failed: tuple | None = None  # a target that would not load (not retried until it changes)
@@ -66,7 +73,10 @@ class ModelRuntime:
         self.other_state: dict = {}  # the picked model's load (what `report` shows while no served model is)
 
     def _load(self, target: dict) -> Served:
-        model = load_model(local_spec(target["spec"]), settings.AUTODIDACT_BACKEND, settings.AUTODIDACT_QUANTIZE)
+        if self.full_precision and settings.AUTODIDACT_QUANTIZE in ("", "none"):
+            model = load_full_precision_version(target["spec"])
+        else:
+            model = load_model(local_spec(target["spec"]), settings.AUTODIDACT_BACKEND, settings.AUTODIDACT_QUANTIZE)
         log.info("model %s (%s) ready on %s (%s) in %.1f s", model.name, target.get("name") or "configured",
                  model.device, model.backend, model.load_seconds)
         return Served(model, target["id"])
@@ -179,7 +189,7 @@ class ModelRuntime:
         threading.Thread(target=run, name="model-preload", daemon=True).start()
 
 
-runtime = ModelRuntime()  # the `gpu` queue's: long jobs (and chat replies where they go to `gpu`)
+runtime = ModelRuntime(full_precision=True)  # the `gpu` queue's: long jobs (and chat replies where they go to `gpu`)
 chat_runtime = ModelRuntime()  # the `chat` queue's: replies a person waits on
 atexit.register(runtime.close)
 atexit.register(chat_runtime.close)

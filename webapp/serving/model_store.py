@@ -32,6 +32,15 @@ def local_spec(spec: str) -> str:
     return spec if key is None else str(store().fetch(key))
 
 
+def load_full_precision_version(spec: str, backend: str | None = None):
+    """`spec` loaded for work whose samples are counted or trained on (evaluations, studies, puzzle
+    writing), never quantised: on llama.cpp through its checked f16 copy, made once in the data dir."""
+    from engine.lm.loading import load_full_precision
+
+    return load_full_precision(local_spec(spec), backend or settings.AUTODIDACT_BACKEND,
+                               str(Path(settings.DATA_DIR) / "models" / "full-precision"))
+
+
 def published(spec: str) -> bool:
     """Whether the store holds version `spec` whole (its manifest; the files are checked on fetch)."""
     return store().published(model_store.key_of(spec))

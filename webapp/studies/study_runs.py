@@ -5,7 +5,6 @@ model at full precision (engine.lm.loading.load_full_precision), as a benchmark 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
@@ -107,22 +106,16 @@ def after_resume(study: Study) -> None:
     _enqueue(study)
 
 
-def _copies_dir() -> str:
-    return str(Path(settings.DATA_DIR) / "models" / "full-precision")
-
-
 def load_student(study: Study):
-    from engine.lm.loading import load_full_precision
-
     spec = chat_models.resolve(study.chat_model).spec if study.chat_model else ""
     if not study.chat_model:
         from webapp.serving import versions
 
         active = versions.active_version()
         spec = active.spec if active else settings.AUTODIDACT_MODEL
-    from webapp.serving.model_store import local_spec
+    from webapp.serving.model_store import load_full_precision_version
 
-    return load_full_precision(local_spec(spec), settings.AUTODIDACT_BACKEND, _copies_dir())
+    return load_full_precision_version(spec)
 
 
 def load_feedback_writer(study: Study, student):

@@ -309,14 +309,13 @@ def evaluate_version(spec: str, config: RoundConfig, cancel: CancelToken | None 
                      progress=None) -> dict:
     """P3 pass@k and HumanEval greedy pass@1 of a model at full precision (engine.lm.loading.
     load_full_precision), unless the round asked for int8."""
-    from engine.lm.loading import load_full_precision, load_model
+    from engine.lm.loading import load_model
 
-    spec = model_store.local_spec(spec)
     verify_many = sandbox().verify_many
     if config.eval_quantize == "int8":
-        model = load_model(spec, "transformers", "int8")
+        model = load_model(model_store.local_spec(spec), "transformers", "int8")
     else:
-        model = load_full_precision(spec, config.eval_backend, str(Path(settings.DATA_DIR) / "models" / "full-precision"))
+        model = model_store.load_full_precision_version(spec, config.eval_backend)
     evaluation = config.eval_config()
     name, puzzles = held_out_puzzles(settings.AUTODIDACT_BENCHMARK_DATA / "p3", evaluation.subset, evaluation.seed,
                                      evaluation.split)

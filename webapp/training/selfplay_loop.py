@@ -24,17 +24,17 @@ Event = Callable[[str, int, int], None]  # (stage, done, total) for progress bar
 
 
 def _model_loader(backend: str):
-    """The active version's model and its id, loaded once per version (llama.cpp for the GGUF base on CPU)."""
+    """The active version's model and its id, loaded once per version at full precision (llama.cpp
+    serves the GGUF base's f16 copy on a CPU): the puzzles and solutions it writes are kept."""
     cache: dict = {}
 
     def get() -> Served:
-        from engine.lm.loading import load_model
-        from webapp.serving.model_store import local_spec
+        from webapp.serving.model_store import load_full_precision_version
 
         version = versions.active_version()
         if version.pk not in cache:
             cache.clear()
-            cache[version.pk] = Served(load_model(local_spec(version.spec), backend), version.pk)
+            cache[version.pk] = Served(load_full_precision_version(version.spec, backend), version.pk)
         return cache[version.pk]
 
     return get

@@ -12,6 +12,7 @@ from engine.selfplay.solving_prompts import STYLES
 from webapp.puzzles.generation_runs import resume_run, run_inline, start_run
 from webapp.puzzles.models import GenerationRun
 from webapp.refusals import Refused
+from webapp.serving.model_store import load_full_precision_version
 
 
 class Command(BaseCommand):
@@ -22,6 +23,8 @@ class Command(BaseCommand):
         parser.add_argument("--model", default=None, help="HF id, local checkpoint or .gguf (default: the configured model)")
         parser.add_argument("--backend", default="auto",
                             help="auto (llama.cpp for GGUF on a CPU), transformers (batched; GPUs) or llama.cpp")
+        parser.add_argument("--quantized", action="store_true",
+                            help="write and solve with a quantised model as it is (default: its full-precision copy)")
         parser.add_argument("--batches", type=int, default=defaults.batches, help="the budget: generation prompts")
         parser.add_argument("--puzzles-per-prompt", type=int, default=defaults.puzzles_per_prompt)
         parser.add_argument("--attempts", type=int, default=defaults.attempts)
@@ -46,7 +49,8 @@ class Command(BaseCommand):
                 run = start_run(None, SelfPlayConfig.from_known(o).as_dict())
         except (ValueError, Refused, GenerationRun.DoesNotExist) as exc:
             raise CommandError(str(exc)) from None
-        model = load_model(o["model"] if o["model"] is not None else settings.AUTODIDACT_MODEL, o["backend"])
+        spec = o["model"] if o["model"] is not None else settings.AUTODIDACT_MODEL
+        model = load_model(spec, o["backend"]) if o["quantized"] else load_full_precision_version(spec, o["backend"])
         self.stderr.write(f"run {run.pk}: model {model.name} loaded in {model.load_seconds:.1f} s")
 
         def progress(current):
