@@ -10,7 +10,7 @@ The chat runtime serves a model as configured (the packaged 4-bit GGUF: fastest 
 time). The gpu runtime's jobs sample in batches and their samples are kept and counted (puzzles,
 solutions), so it serves the full-precision copy unless AUTODIDACT_QUANTIZE asks otherwise: with
 llama.cpp on a CPU the f16 weights also decode a batch faster than the Q4_1 ones
-(docs/experiments.md#puzzle-writing-at-full-precision).
+(docs/experiments.md, "Puzzle writing at full precision").
 """
 from __future__ import annotations
 
