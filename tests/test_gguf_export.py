@@ -72,6 +72,35 @@ def test_batch_jobs_are_served_at_full_precision_and_chat_as_packaged(f16_copy, 
         chat.close()
 
 
+def test_every_data_dir_serves_the_copy_made_at_install(f16_copy, tmp_path, monkeypatch):
+    """`make install` makes the default model's f16 copy once beside the packaged models: a site's
+    data dir (or a run's copies folder) serves that one instead of converting its own (~40 s each),
+    and never takes a copy whose report names another source file."""
+    installed = tmp_path / "models" / "full-precision"
+    own = tmp_path / "data" / "models" / "full-precision"
+    for folder in (installed, own):
+        folder.mkdir(parents=True)
+        for made in (f16_copy, f16_copy.with_name(f16_copy.name + ".json")):
+            (folder / made.name).symlink_to(made)
+    for made in own.iterdir():
+        made.unlink()
+    monkeypatch.setenv("AUTODIDACT_MODELS_DIR", str(tmp_path / "models"))
+    served = load_full_precision("", copies_dir=str(own))
+    try:
+        assert served.quantization == "f16" and served.name == f16_copy.stem
+    finally:
+        served.close()
+    assert list(own.iterdir()) == []  # nothing converted or written in the data dir
+    # a report made from another file: the data dir's own checked copy is taken instead
+    for made in (f16_copy, f16_copy.with_name(f16_copy.name + ".json")):
+        (own / made.name).symlink_to(made)
+    report = installed / (f16_copy.name + ".json")
+    record = json.loads(report.read_text())
+    report.unlink()
+    report.write_text(json.dumps({**record, "like": "/elsewhere/SmolLM2-135M-Instruct.Q4_1.gguf"}))
+    assert full_precision_copy("", own, reuse=(installed,)) == own / f16_copy.name
+
+
 def test_the_check_catches_a_copy_that_does_not_match(f16_copy, dequantised):
     model, tokenizer = dequantised
     damaged = type(model)(model.config)

@@ -201,11 +201,12 @@ def export_checked(checkpoint: str | Path, like: str | Path, dtype: str = "f16")
     return record
 
 
-def full_precision_copy(spec: str, folder: str | Path, dtype: str = "f16") -> Path:
+def full_precision_copy(spec: str, folder: str | Path, dtype: str = "f16", reuse: tuple[Path, ...] = ()) -> Path:
     """The model `spec` names, when it is a quantised GGUF (the packaged Q4 models), dequantised as
     transformers loads it and written as an `dtype` GGUF in `folder` (made once, checked like any
     copy). Evaluating through it measures the model that training starts from, at the precision a
-    trained version is served at, so before and after compare like with like."""
+    trained version is served at, so before and after compare like with like. A checked copy of the
+    same file in one of the `reuse` folders (the one `make install` makes) is taken instead."""
     import torch
     from transformers import AutoTokenizer
 
@@ -216,10 +217,12 @@ def full_precision_copy(spec: str, folder: str | Path, dtype: str = "f16") -> Pa
     if not source.gguf_file:
         raise ExportError(f"{source.display_name} is not a GGUF file: it needs no full-precision copy")
     like = Path(source.path) / source.gguf_file
-    out = Path(folder) / f"{like.stem}.{dtype}.gguf"
+    name = f"{like.stem}.{dtype}.gguf"
+    for made in (Path(place) / name for place in (*reuse, folder)):
+        if _checked_copy_of(made, like):
+            return made
+    out = Path(folder) / name
     report = out.with_name(out.name + ".json")
-    if out.is_file() and report.is_file() and json.loads(report.read_text()).get("passed"):
-        return out
     model = build_causal_lm(source.path, gguf_file=source.gguf_file, dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(source.path, gguf_file=source.gguf_file)
     weights = {name: tensor.detach().numpy() for name, tensor in model.state_dict().items()}
@@ -229,6 +232,15 @@ def full_precision_copy(spec: str, folder: str | Path, dtype: str = "f16") -> Pa
     if not check.passed:
         raise ExportError(f"the {dtype} copy of {source.display_name} disagrees with it: {check.as_dict()}")
     return out
+
+
+def _checked_copy_of(copy: Path, like: Path) -> bool:
+    """Whether `copy` is there and its report says it was made from `like` and passed its check."""
+    try:
+        record = json.loads(copy.with_name(copy.name + ".json").read_text())
+    except (OSError, ValueError):
+        return False
+    return copy.is_file() and bool(record.get("passed")) and record.get("like") == str(like)
 
 
 def served_copy(checkpoint: str | Path) -> Path | None:

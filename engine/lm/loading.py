@@ -40,9 +40,9 @@ FULL_PRECISION = {"f16", "f32", "bf16"}
 
 def load_full_precision(spec: str = "", backend: str = "auto", copies_dir: str | None = None):
     """A model for evaluation, never quantised: on llama.cpp a quantised GGUF (the packaged Q4
-    models) is served through its checked f16 copy (made once in `copies_dir`, by default beside
-    the packaged models), a trained version through its own copy; on transformers GGUF weights
-    are dequantised to fp32 as they load."""
+    models) is served through its checked f16 copy (the one made beside the packaged models at
+    install, else made once in `copies_dir`), a trained version through its own copy; on
+    transformers GGUF weights are dequantised to fp32 as they load."""
     chosen = choose_backend(spec, backend)
     if chosen != "llama.cpp":
         from engine.lm.transformers_backend import TransformersModel
@@ -51,7 +51,8 @@ def load_full_precision(spec: str = "", backend: str = "auto", copies_dir: str |
     source = resolve_model_source(spec)
     if source.gguf_file and gguf_weight_type(source.llama_file) not in FULL_PRECISION:
         from engine.lm.gguf_export import full_precision_copy
-        from engine.lm.packaged_models import models_dir
+        from engine.lm.packaged_models import installed_copies
 
-        spec = str(full_precision_copy(spec, copies_dir or models_dir() / "full-precision"))
+        installed = installed_copies()
+        spec = str(full_precision_copy(spec, copies_dir or installed, reuse=(installed,)))
     return llama_cpp_backend.LlamaCppModel.load(spec)

