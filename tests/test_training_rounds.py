@@ -269,6 +269,22 @@ def test_a_worker_killed_mid_training_leaves_the_active_model_and_the_round_resu
     assert run.produced_version.is_active
 
 
+@pytest.mark.django_db
+def test_the_loop_loads_its_writer_once_and_frees_it_before_training(settings, tmp_path):
+    """The self-play loop writes puzzles with the active version at full precision, loaded once,
+    and frees it when generation ends: training and evaluation load models of their own."""
+    from webapp.training.selfplay_loop import _ActiveModel
+
+    settings.DATA_DIR = tmp_path
+    settings.AUTODIDACT_MODEL = ""  # the packaged model: its f16 copy, on llama.cpp
+    active = _ActiveModel("llama.cpp")
+    served = active()
+    assert active() is served and served.model.quantization == "f16"
+    assert served.version_id == versions.active_version().pk
+    active.close()
+    assert active.served is None and served.model.llm is None  # the llama.cpp model is freed
+
+
 @pytest.mark.django_db(transaction=True)
 def test_selfplay_command_runs_the_loop_and_writes_its_report(tmp_path, settings):
     import json

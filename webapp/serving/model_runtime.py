@@ -49,7 +49,7 @@ class Served(NamedTuple):
     version_id: int | None
 
 
-def _close_model(model) -> None:
+def close_model(model) -> None:
     """Free a model now (a no-op for models without `close`)."""
     close = getattr(model, "close", None)
     if close is not None:
@@ -140,7 +140,7 @@ class ModelRuntime:
                 return self._other[1]
             previous, self._other = self._other, None
             if previous is not None:
-                _close_model(previous[1].model)
+                close_model(previous[1].model)
             self.other_state = {"status": "loading", "since": time.time()}
             try:
                 model = load_model(local_spec(spec), settings.AUTODIDACT_BACKEND, settings.AUTODIDACT_QUANTIZE)
@@ -176,7 +176,7 @@ class ModelRuntime:
             other, self._other = self._other, None
             self.other_state = {}
         for model in [served.model if served else None, other[1].model if other else None]:
-            _close_model(model)
+            close_model(model)
 
     def preload_in_background(self, load=None) -> None:
         """`load` (default: the served model) on a thread of its own."""

@@ -16,28 +16,35 @@ from engine.lm.throughput import tokens_per_s
 from webapp.puzzles.catalogue import add_search_solutions, add_variants, import_p3, verify_references
 from webapp.puzzles.generation_runs import run_inline, start_run
 from webapp.serving import versions
-from webapp.serving.model_runtime import Served
+from webapp.serving.model_runtime import Served, close_model
 from webapp.training import rounds, training_data
 from webapp.training.models import TrainingRun, code_result
 
 Event = Callable[[str, int, int], None]  # (stage, done, total) for progress bars
 
 
-def _model_loader(backend: str):
+class _ActiveModel:
     """The active version's model and its id, loaded once per version at full precision (llama.cpp
-    serves the GGUF base's f16 copy on a CPU): the puzzles and solutions it writes are kept."""
-    cache: dict = {}
+    serves the GGUF base's f16 copy on a CPU): the puzzles and solutions it writes are kept. Called
+    for the model; closed when generation ends, so training and evaluation run without it in memory."""
 
-    def get() -> Served:
+    def __init__(self, backend: str):
+        self.backend = backend
+        self.served: Served | None = None
+
+    def __call__(self) -> Served:
         from webapp.serving.model_store import load_full_precision_version
 
         version = versions.active_version()
-        if version.pk not in cache:
-            cache.clear()
-            cache[version.pk] = Served(load_full_precision_version(version.spec, backend), version.pk)
-        return cache[version.pk]
+        if self.served is None or self.served.version_id != version.pk:
+            self.close()
+            self.served = Served(load_full_precision_version(version.spec, self.backend), version.pk)
+        return self.served
 
-    return get
+    def close(self) -> None:
+        if self.served is not None:
+            close_model(self.served.model)
+            self.served = None
 
 
 def bootstrap(variants: int = 0, search: bool = False) -> dict:
@@ -124,9 +131,12 @@ def run_loop(round_count: int, generation_config: dict, round_config: dict, with
         report["bootstrap"] = bootstrap(variants, search)
         on_event("bootstrap", 1, 1)
     report["start_version"] = versions.active_version().name
-    get_model = _model_loader(backend)
+    get_model = _ActiveModel(backend)
     for _ in range(round_count):
-        generation = _generation(generation_config, get_model, on_event) if generation_config.get("batches") else {}
+        try:
+            generation = _generation(generation_config, get_model, on_event) if generation_config.get("batches") else {}
+        finally:
+            get_model.close()
         report["examples_available"] = len(training_data.collect(
             tuple(round_config.get("sources", training_data.SOURCES)), round_config.get("data", "all"))[0])
         run = _training(round_config, on_event)
