@@ -100,6 +100,22 @@ def test_compare_command_pairs_two_saved_results(tmp_path):
     assert refused.returncode == 2 and "different sets" in refused.stderr
 
 
+@pytest.mark.timeout(300)
+def test_p3_command_evaluates_a_packaged_gguf_through_its_f16_copy():
+    """A quantised evaluation says so and is asked for: by default the Q4_1 file is not what is measured."""
+    import json
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "engine.evaluate", "p3", "--model", "", "--backend", "llama.cpp",
+               "--data", str(BENCHMARK_DATA / "p3"), "--subset", "1", "--samples", "1", "--max-tokens", "8"]
+    full = subprocess.run(command, capture_output=True, text=True, timeout=280)
+    assert full.returncode == 0, full.stderr[-2000:]
+    assert json.loads(full.stdout)["quantization"] == "f16" and "(llama.cpp, f16)" in full.stderr
+    packaged = subprocess.run([*command, "--quantized"], capture_output=True, text=True, timeout=280)
+    assert packaged.returncode == 0 and json.loads(packaged.stdout)["quantization"] == "q4_1"
+
+
 class ReplayModel:
     """Answers each prompt with a known text: checks that prompts, cuts and verdicts line up."""
     name = "replay"

@@ -20,7 +20,7 @@ from pathlib import Path
 from engine.evaluate import paired
 from engine.evaluate.humaneval_eval import PROMPTS, evaluate_humaneval, load_humaneval
 from engine.evaluate.p3_eval import P3EvalConfig, evaluate_p3, held_out_puzzles
-from engine.lm.loading import load_model
+from engine.lm.loading import load_full_precision, load_model
 from engine.sandbox import verify_many
 from engine.selfplay.solving_prompts import STYLES
 
@@ -58,7 +58,10 @@ def main(argv=None) -> int:
     parser.add_argument("benchmark", choices=["p3", "humaneval"], help="(or `compare BEFORE AFTER`: see above)")
     parser.add_argument("--model", default="", help="HF id, local checkpoint or .gguf ('' = packaged default)")
     parser.add_argument("--backend", default="transformers", help="auto, transformers or llama.cpp")
-    parser.add_argument("--quantize", choices=["none", "int8"], default="none", help="int8: faster on CPU")
+    parser.add_argument("--quantize", choices=["none", "int8"], default="none",
+                        help="int8: torch dynamic int8 on transformers (faster on CPU, damages this model)")
+    parser.add_argument("--quantized", action="store_true",
+                        help="serve a quantised GGUF as it is (default: its checked f16 copy, as rounds evaluate)")
     parser.add_argument("--data", default="", help="p3: folder with puzzles.json/split.json; humaneval: .jsonl(.gz)")
     parser.add_argument("--samples", type=int, default=10)
     parser.add_argument("--temperature", type=float, default=0.8)
@@ -74,8 +77,11 @@ def main(argv=None) -> int:
                         help="humaneval: instruct (chat template, the reply's code block) or completion (raw text)")
     args = parser.parse_args(argv)
 
-    model = load_model(args.model, args.backend, args.quantize)
-    print(f"{model.name} loaded in {model.load_seconds:.1f} s", file=sys.stderr)
+    if args.quantize == "none" and not args.quantized:
+        model = load_full_precision(args.model, args.backend)
+    else:
+        model = load_model(args.model, args.backend, args.quantize)
+    print(f"{model.name} ({model.backend}, {model.quantization}) loaded in {model.load_seconds:.1f} s", file=sys.stderr)
     verify = lambda jobs: verify_many(jobs)  # noqa: E731
     progress = lambda done, total: print(f"{done}/{total}", file=sys.stderr, flush=True)  # noqa: E731
     if args.benchmark == "p3":
