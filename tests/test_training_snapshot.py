@@ -148,7 +148,23 @@ def test_selfplay_own_refuses_what_would_add_reference_data():
 
     with pytest.raises(CommandError, match="--data own trains only on what the models wrote"):
         call_command("selfplay", "--data", "own", "--variants", "1")
+    with pytest.raises(CommandError, match="the mbpp source"):
+        call_command("selfplay", "--data", "own", "--sources", "selfplay,mbpp")
     with pytest.raises(CommandError, match="--data own"):
         call_command("selfplay", "--data", "own", "--search-solutions")
     with pytest.raises(CommandError, match="a teacher's puzzles are not its own"):
         call_command("selfplay", "--data", "own", "--writer", "teacher")
+
+
+def test_mbpp_rehearsal_adds_train_tasks_only_in_the_papers_format_and_never_in_own_mode(index):
+    examples, ids = training_data.collect(("mbpp",))
+    tasks = load_mbpp(BENCHMARK_DATA)
+    assert ids["mbpp"] and all(601 <= task_id <= 974 for task_id in ids["mbpp"])
+    assert len(ids["mbpp"]) < 374  # the train tasks MBPP+ also holds are left out
+    assert not any(index.match(tasks[task_id].code) for task_id in ids["mbpp"])
+    first = tasks[ids["mbpp"][0]]
+    assert examples[0].source == f"mbpp:{first.task_id}"
+    assert examples[0].text.startswith(f"You are an expert Python programmer, and here is your task: {first.text}")
+    assert examples[0].text.endswith(f"[BEGIN]\n{first.code.strip()}\n[DONE]".replace("\r\n", "\n"))
+    assert training_data.collect(("mbpp",), data="own") == ([], {"attempts": [], "examples": []})
+    assert "mbpp" not in training_data.collect()[1]  # asked for per round, not by default

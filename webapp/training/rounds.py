@@ -62,7 +62,7 @@ class RoundRefused(Conflict):
 class RoundConfig(StrictConfig):
     KIND = "round settings"
 
-    sources: tuple[str, ...] = training_data.SOURCES
+    sources: tuple[str, ...] = training_data.DEFAULT_SOURCES
     data: str = "all"  # "own": only puzzles and solutions this project's models wrote (training_data.OWN_PAIRS)
     # "sft": fine-tune on verified data; "rl": GRPO on tasks, rewarded in the sandbox; "distill": learn
     # the teacher's kept traces (reasoning, then code) with the structure-aware loss

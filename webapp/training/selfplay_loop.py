@@ -138,7 +138,7 @@ def run_loop(round_count: int, generation_config: dict, round_config: dict, with
         finally:
             get_model.close()
         report["examples_available"] = len(training_data.collect(
-            tuple(round_config.get("sources", training_data.SOURCES)), round_config.get("data", "all"))[0])
+            tuple(round_config.get("sources", training_data.DEFAULT_SOURCES)), round_config.get("data", "all"))[0])
         run = _training(round_config, on_event)
         report["rounds"].append(_round_row(_round_number(run), generation, run))
         if run.status != TrainingRun.Status.SUCCEEDED:

@@ -13,7 +13,8 @@ from webapp.datasets.held_out import held_out
 from webapp.datasets.models import TrainingExample
 from webapp.puzzles.models import Attempt, Puzzle
 
-SOURCES = ("selfplay", "chat")
+SOURCES = ("selfplay", "chat", "mbpp")
+DEFAULT_SOURCES = ("selfplay", "chat")  # "mbpp" (rehearsal of MBPP train tasks) is asked for per round
 DATA = ("all", "own")
 # The pairs of `--data own`: a puzzle a version of the model being trained wrote (not a teacher: it
 # has no version), solved by a model (the solver, or the writer in the pair form); never a shipped
@@ -38,10 +39,11 @@ def ledger_ids(dataset: dict | None) -> list[int]:
     return list(TrainingExample.objects.filter(source_message_id__in=messages).values_list("pk", flat=True))
 
 
-def collect(sources=SOURCES, data: str = "all") -> tuple[list[TrainingText], dict]:
+def collect(sources=DEFAULT_SOURCES, data: str = "all") -> tuple[list[TrainingText], dict]:
     """Training examples and the snapshot record {"attempts": [ids], "examples": [ledger ids],
-    "excluded": {"attempt:7": "p3-test:…"}}. `data="own"`: only puzzles this project's models wrote
-    and solutions they wrote (no P3 references, variants or search-template pairs), and no chat.
+    "excluded": {"attempt:7": "p3-test:…"}} (and "mbpp": [task ids] when MBPP train tasks are
+    rehearsed). `data="own"`: only puzzles this project's models wrote and solutions they wrote (no P3
+    references, variants, search-template pairs or MBPP tasks), and no chat.
     Whatever its labels say, an item whose content matches a test item is left out and named."""
     examples, ids, excluded = [], {"attempts": [], "examples": []}, {}
     index = held_out()
@@ -65,6 +67,15 @@ def collect(sources=SOURCES, data: str = "all") -> tuple[list[TrainingText], dic
                 continue
             examples.append(TrainingText(messages=tuple(row.messages), source=f"example:{row.pk}"))
             ids["examples"].append(row.pk)
+    if "mbpp" in sources and data != "own":
+        from django.conf import settings
+
+        from engine.datasets.mbpp_rehearsal import rehearsal_texts
+
+        ids["mbpp"] = []
+        for task_id, text in rehearsal_texts(settings.AUTODIDACT_BENCHMARK_DATA):
+            examples.append(TrainingText(text, source=f"mbpp:{task_id}"))
+            ids["mbpp"].append(task_id)
     if excluded:
         ids["excluded"] = excluded
     return examples, ids

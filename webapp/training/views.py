@@ -37,7 +37,8 @@ from webapp.training.training_data import SOURCES
 
 RUNS_SHOWN = 50
 VERSIONS_SHOWN = 100
-SOURCE_LABELS = {"selfplay": "Self-play puzzle pairs (verified)", "chat": "Chat repairs that passed their tests"}
+SOURCE_LABELS = {"selfplay": "Self-play puzzle pairs (verified)", "chat": "Chat repairs that passed their tests",
+                 "mbpp": "MBPP train tasks (rehearsed, so code answers are not forgotten)"}
 STAGE_LABELS = dict(TrainingRun.STAGES)
 BACK = ("training:runs", "Back to training")
 
