@@ -146,6 +146,7 @@ def test_the_command_line_runs_a_benchmark_on_the_packaged_model(tmp_path):
     result = json.loads(out.read_text())
     assert result["done"] == 2 and result["model"]["quantization"] == "f16"  # never the Q4_1 file itself
     assert result["model"]["backend"] == "llama.cpp" and result["settings"]["max_tokens"] == 64
+    assert result["model"]["precision"] == "f16" and result["model"]["device"] == "cpu"
     assert "pass@k" in done.stderr and "(llama.cpp, f16)" in done.stderr
     resumed = subprocess.run(command + ["--resume", str(out)], capture_output=True, text=True, timeout=540)
     assert resumed.returncode == 0 and json.loads(out.read_text())["rows"] == result["rows"]

@@ -112,6 +112,7 @@ def test_p3_command_evaluates_a_packaged_gguf_through_its_f16_copy():
     full = subprocess.run(command, capture_output=True, text=True, timeout=280)
     assert full.returncode == 0, full.stderr[-2000:]
     assert json.loads(full.stdout)["quantization"] == "f16" and "(llama.cpp, f16)" in full.stderr
+    assert json.loads(full.stdout)["precision"] == "f16"
     packaged = subprocess.run([*command, "--quantized"], capture_output=True, text=True, timeout=280)
     assert packaged.returncode == 0 and json.loads(packaged.stdout)["quantization"] == "q4_1"
 

@@ -90,7 +90,8 @@ def test_batches_of_several_prompts_keep_their_own_samples(tiny):
 def test_int8_quantized_model_generates_and_bad_options_are_refused(tmp_path_factory):
     folder = str(build_tiny_model(tmp_path_factory.mktemp("tiny-int8")))
     quantized = TransformersModel.load(folder, quantize="int8")
-    assert quantized.quantization == "int8"
+    assert quantized.quantization == "int8" and quantized.precision == "int8"
+    assert TransformersModel.load(folder).precision == "float32"  # on CPU; bf16 on CUDA (benchmarks/gpu_check.sh)
     assert quantized.complete("def f(x):", SamplingParams(max_new_tokens=5)).tokens == 5
     with pytest.raises(ValueError, match="unknown quantization"):
         TransformersModel.load(folder, quantize="int3")

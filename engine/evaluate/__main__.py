@@ -97,6 +97,7 @@ def main(argv=None) -> int:
         result = evaluate_humaneval(model, problems, verify, args.max_tokens or 300, progress=progress,
                                     prompt=args.prompt).as_dict()
     print(json.dumps({"model": model.name, "backend": model.backend, "quantization": model.quantization,
+                      "precision": model.precision, "device": getattr(model, "device", "?"),
                       "benchmark": args.benchmark, **result}))
     return 0
 

@@ -72,6 +72,11 @@ class LlamaCppModel:
         model.load_seconds = time.perf_counter() - started
         return model
 
+    @property
+    def precision(self) -> str:
+        """The served file's weight type (f16, q4_1, ...): llama.cpp computes from those weights."""
+        return self.quantization
+
     def close(self) -> None:
         """Free the model while the interpreter still runs (llama-cpp-python's own __del__ at exit
         finds its C library gone and prints a traceback)."""

@@ -42,7 +42,7 @@ def load_full_precision(spec: str = "", backend: str = "auto", copies_dir: str |
     """A model for evaluation, never quantised: on llama.cpp a quantised GGUF (the packaged Q4
     models) is served through its checked f16 copy (the one made beside the packaged models at
     install, else made once in `copies_dir`), a trained version through its own copy; on
-    transformers GGUF weights are dequantised to fp32 as they load."""
+    transformers GGUF weights are dequantised as they load (fp32 on CPU, bf16 on CUDA)."""
     chosen = choose_backend(spec, backend)
     if chosen != "llama.cpp":
         from engine.lm.transformers_backend import TransformersModel

@@ -78,6 +78,7 @@ class EndpointModel:
     retries in `retried`."""
 
     backend = "openai-endpoint"
+    precision = "unknown (served by the endpoint)"
     tokenizer = None  # prompts are sent as text or as chat messages; the server applies its template
 
     def __init__(self, endpoint: Endpoint):

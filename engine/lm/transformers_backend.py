@@ -95,6 +95,14 @@ class TransformersModel:
         loaded.load_seconds = time.perf_counter() - started
         return loaded
 
+    @property
+    def precision(self) -> str:
+        """What the arithmetic runs in, for results: "int8", else the weights' dtype ("bfloat16" on
+        CUDA, "float32" on CPU; a GGUF's quantised weights are dequantised as they load)."""
+        if self.quantization == "int8":
+            return "int8"
+        return str(next(self.model.parameters()).dtype).removeprefix("torch.")
+
     # -- prompts -------------------------------------------------------------------------------
     def encode(self, prompt: Prompt) -> list[int]:
         return encode_prompt(self.tokenizer, prompt)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from engine.config import ConfigError
 from engine.evaluate.suite.registry import get_benchmark, names
-from engine.evaluate.suite.runner import RunSettings, check_references, rescore, run_benchmark
+from engine.evaluate.suite.runner import RunSettings, check_references, describe_model, rescore, run_benchmark
 
 
 def _verify():
@@ -64,7 +64,7 @@ def run_main(argv) -> int:
     else:
         model = load_full_precision(args.model, args.backend, args.copies or None)
     print(f"{model.name} ({model.backend}, {model.quantization}) loaded in {model.load_seconds:.1f} s", file=sys.stderr)
-    info = {"name": model.name, "backend": model.backend, "quantization": model.quantization, "spec": args.model}
+    info = {**describe_model(model), "spec": args.model}
 
     rows = list(done.values())
 

@@ -263,7 +263,8 @@ def structure_of(benchmark: Benchmark, task: Task, program: str | None) -> dict:
 def describe_model(model) -> dict:
     """What a result must say about the model it measured (the caller adds the version)."""
     return {"name": getattr(model, "name", "?"), "backend": getattr(model, "backend", "?"),
-            "quantization": getattr(model, "quantization", "?"), "device": getattr(model, "device", "?")}
+            "quantization": getattr(model, "quantization", "?"), "precision": getattr(model, "precision", "?"),
+            "device": getattr(model, "device", "?")}
 
 
 def check_references(benchmark: Benchmark, verify: Verify, timeout_s: float | None = None,
