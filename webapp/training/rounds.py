@@ -436,7 +436,9 @@ def _run_stages(run: TrainingRun, beat: RowHeartbeat) -> None:
             _log(run, f"data: {len(examples)} kept teacher traces (none rejected by a reviewer)")
         else:
             _log(run, f"data ({config.data}): {len(ids['attempts'])} verified puzzle pairs, "
-                      f"{len(ids['examples'])} solved repairs, {len(ids.get('excluded', {}))} left out as test items")
+                      f"{len(ids['examples'])} solved repairs, "
+                      + (f"{len(ids['mbpp'])} MBPP train tasks rehearsed, " if "mbpp" in ids else "")
+                      + f"{len(ids.get('excluded', {}))} left out as test items")
     else:
         examples = _examples_of(run)
     if not _evaluated_before(run, config, base, beat):
