@@ -168,3 +168,16 @@ def test_mbpp_rehearsal_adds_train_tasks_only_in_the_papers_format_and_never_in_
     assert examples[0].text.endswith(f"[BEGIN]\n{first.code.strip()}\n[DONE]".replace("\r\n", "\n"))
     assert training_data.collect(("mbpp",), data="own") == ([], {"attempts": [], "examples": []})
     assert "mbpp" not in training_data.collect()[1]  # asked for per round, not by default
+
+
+def test_a_resumed_round_trains_on_the_same_rehearsed_mbpp_tasks():
+    from engine.training.packing import snapshot_hash
+    from webapp.training import rounds
+    from webapp.training.models import TrainingRun
+
+    examples, ids = training_data.collect(("selfplay", "mbpp"))
+    run = TrainingRun.objects.create(status="running", config={"sources": ["selfplay", "mbpp"]}, dataset=ids,
+                                     dataset_hash=snapshot_hash(examples))
+    again = rounds._examples_of(run)
+    assert len(again) == len(examples) and sum(e.source.startswith("mbpp:") for e in again) == len(ids["mbpp"])
+    assert snapshot_hash(again) == run.dataset_hash

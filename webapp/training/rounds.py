@@ -609,7 +609,8 @@ def _examples_of(run: TrainingRun):
     else:
         examples, ids = training_data.collect(tuple(config.sources), config.data)
         wanted = {f"attempt:{i}" for i in run.dataset.get("attempts", [])} | {
-            f"example:{i}" for i in training_data.ledger_ids(run.dataset)}
+            f"example:{i}" for i in training_data.ledger_ids(run.dataset)} | {
+            f"mbpp:{i}" for i in run.dataset.get("mbpp", [])}
         kept = [e for e in examples if e.source in wanted]
     if snapshot_hash(kept) != run.dataset_hash:
         _log(run, "note: some snapshot examples changed or were excluded since the round started")
