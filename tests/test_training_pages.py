@@ -119,9 +119,10 @@ def test_the_list_and_the_form_for_a_trainer(trainer):
     assert response.status_code == 200 and "<html" in page
     assert '<a href="/training/" aria-current="page">Training</a>' in page  # the nav link
     assert "Start training round" in page and 'data-testid="no-runs"' in page
-    # the defaults: both sources, full fine-tuning for one epoch, the gate on P3 validation pass@10 and on
-    # greedy pass@1 over all 90 MBPP validation tasks
-    assert page.count('name="sources"') == 2 and page.count(" checked>") == 2
+    # the defaults: self-play pairs and chat repairs (MBPP rehearsal offered, not ticked), full fine-tuning for
+    # one epoch, the gate on P3 validation pass@10 and on greedy pass@1 over all 90 MBPP validation tasks
+    assert page.count('name="sources"') == 3 and page.count(" checked>") == 2
+    assert '<input type="checkbox" name="sources" value="mbpp">' in page
     assert '<option value="full" selected>' in page and '<option value="lora">' in page
     for name, value in (("epochs", "1.0"), ("max_steps", "0"), ("learning_rate", "5e-05"), ("batch_size", "4"),
                         ("block_size", "512"), ("samples", "10"), ("subset", "0"), ("code_problems", "90"),
