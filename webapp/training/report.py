@@ -56,7 +56,7 @@ def markdown(report: dict) -> str:
               f"puzzles written by {generation.get('writer', 'self')} in the {generation.get('form', 'completion')} "
               "form.", "",
               "| round | generated | parse / signature / answer unused / duplicate / sandbox / trivial rejects | "
-              "accepted | attempts | solved | pairs kept | examples trained (puzzle pairs + repairs) | "
+              "accepted | attempts | solved | pairs kept | examples trained (puzzle pairs + repairs + MBPP rehearsed) | "
               "left out as test items |",
               "|---|---|---|---|---|---|---|---|---|"]
     for row in report["rounds"]:
