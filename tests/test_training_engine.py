@@ -62,6 +62,40 @@ def test_bad_settings_are_refused_with_a_reason():
         SFTConfig(block_size=4)
     with pytest.raises(ValueError, match="unknown training settings: lr"):
         SFTConfig.from_dict({"lr": 1})
+    with pytest.raises(ValueError, match="precision must be one of auto, fp32, bf16"):
+        SFTConfig(precision="fp16")
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_training_runs_in_the_precision_asked_and_says_so_and_saves_float32_weights(tiny, tmp_path, precision):
+    """bf16 on a CPU is mixed precision: products under autocast, the weights (and so the sealed
+    checkpoint) stay float32; the precision a round ran in is in its result and training.json."""
+    import torch
+
+    config = SFTConfig(max_steps=3, batch_size=2, block_size=64, learning_rate=1e-3, warmup_steps=1,
+                       save_steps=100, precision=precision)
+    result = train_sft(tiny, EXAMPLES, tmp_path / "round", config)
+    assert result.precision == precision and result.steps == 3 and result.final_loss < 20
+    record = json.loads((tmp_path / "round" / "model" / "training.json").read_text())
+    assert record["result"]["precision"] == precision and record["config"]["precision"] == precision
+    from safetensors import safe_open
+
+    with safe_open(str(tmp_path / "round" / "model" / "model.safetensors"), "pt") as weights:
+        names = list(weights.keys())  # a safetensors file is not iterable
+        assert names and {weights.get_tensor(name).dtype for name in names} == {torch.float32}
+
+
+def test_auto_precision_is_bf16_only_where_the_device_multiplies_bf16_natively():
+    import torch
+
+    from engine.training.precision import native_bf16, training_precision
+
+    natively = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    assert native_bf16("cpu") == natively
+    assert training_precision("auto", "cpu") == ("bf16" if natively else "fp32")
+    assert training_precision("fp32", "cpu") == "fp32" and training_precision("bf16", "cpu") == "bf16"
+    with pytest.raises(ValueError, match="precision"):
+        training_precision("int8", "cpu")
 
 
 @pytest.mark.parametrize("method", ["full", "lora"])

@@ -16,6 +16,7 @@ from django_celery_beat.models import PeriodicTask
 from engine.evaluate.promotion import decide
 from engine.lm.tiny import build_tiny_model
 from engine.training.checkpoints import CheckpointDir
+from engine.training.precision import training_precision
 from tests.support import at_once, start_worker, stop_worker
 from webapp.puzzles.models import Attempt, Puzzle
 from webapp.serving import versions
@@ -297,6 +298,7 @@ def test_selfplay_command_runs_the_loop_and_writes_its_report(tmp_path, settings
                  "--generation-tokens", "16", "--solving-tokens", "8", "--context-tokens", "400", "--max-steps", "2",
                  "--batch-size", "2", "--block-size", "64", "--samples", "2", "--subset", "2", "--temperature", "0.8",
                  "--code-problems", "1", "--k", "1", "--variants", "1", "--search-solutions", "--report", str(out),
+                 "--sources", "selfplay,chat,mbpp",
                  stdout=open(tmp_path / "o", "w"))
     report = json.loads((out / "report.json").read_text())
     assert report["bootstrap"]["references"]["checked"] > 500  # P3 train references, verified once
@@ -316,14 +318,19 @@ def test_selfplay_command_runs_the_loop_and_writes_its_report(tmp_path, settings
     assert not searches.filter(puzzle__split="test").exists()
     row = report["rounds"][0]
     assert row["status"] == "succeeded" and row["generation"]["counts"]["generated"] == 2
-    assert row["examples"] == row["dataset"]["attempts"] > 500 + made["passed"] + searched["passed"]
+    assert row["dataset"]["mbpp"] == 248  # MBPP train tasks rehearsed beside the verified pairs
+    assert row["examples"] - 248 == row["dataset"]["attempts"] > 500 + made["passed"] + searched["passed"]
     assert row["training"]["steps"] == 2
+    assert row["training"]["precision"] == training_precision("auto", "cpu")  # bf16 where the CPU has it natively
     assert row["before"]["dataset"] == row["after"]["dataset"] == "p3-validation-2-seed0"
     assert row["paired"]["puzzles"] == 2 and row["paired"]["k"] == 1  # puzzle by puzzle, at the gate's k
     markdown = (out / "report.md").read_text()
     assert "- round 1: pass@1 " in markdown and "sign test p = " in markdown
     assert "| round | P3 set | pass@1 before → after" in markdown and "| 1 | p3-validation-2-seed0 |" in markdown
-    assert "self-play generate" in markdown and "fine-tune (2 steps" in markdown
+    trained = row["training"]
+    assert "self-play generate" in markdown
+    assert f"fine-tune (2 steps, {trained['epochs']} epochs, {trained['precision']})" in markdown
+    assert f"| {row['examples']} ({row['dataset']['attempts']} + 0 + 248) |" in markdown
     assert "Trained on: all data (everything verified); puzzles written by self in the completion form" in markdown
     assert f"New instances of train puzzles: {made['created']} written, {made['passed']} passed" in markdown
     assert f"Search solutions of integer-answer puzzles: {searched['written']} written, {searched['passed']} " \

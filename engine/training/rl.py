@@ -19,6 +19,7 @@ from engine.lm.throughput import tokens_per_s
 from engine.training.checkpoints import CheckpointDir
 from engine.training.discriminator import Discriminator
 from engine.training.grounding import GroundingConfig, Verify, reply_item, score_programs
+from engine.training.precision import training_precision
 from engine.training.rl_validation import ValidationPoint, validation_callback
 from engine.training.sft import (
     Progress,
@@ -93,6 +94,7 @@ class RLResult:
     validation: list[dict] = field(default_factory=list)  # per validation: step, pass rate, mean reward
     best_step: int | None = None  # the step whose policy was kept (None: no validation)
     stopped_early: bool = False
+    precision: str = "fp32"  # what the steps ran in (engine/training/precision.py)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -161,13 +163,14 @@ def train_rl(base: str, tasks: Sequence[CodeTask], out_dir: str | Path, config: 
         raise TrainingError("no tasks to learn from")
     started = time.perf_counter()
     device = _device(config.device)
+    precision = training_precision(config.precision, device)
     folders = CheckpointDir(out_dir, keep=config.keep_checkpoints)
     if resume and folders.final_model():
         return RLResult(**json.loads((folders.model / "training.json").read_text())["result"])
     folders.clear_staging()
     resume_from = folders.latest() if resume else None
     try:
-        model, tokenizer = load_for_training(base, device)
+        model, tokenizer = load_for_training(base, device, precision)
     except (OSError, ValueError, LookupError) as exc:
         raise TrainingError(f"could not load the base model {base or 'default'!r}: {exc}") from exc
     dataset = Dataset.from_list([{"prompt": task.prompt(), "tests": task.tests, "setup": task.setup,
@@ -186,7 +189,7 @@ def train_rl(base: str, tasks: Sequence[CodeTask], out_dir: str | Path, config: 
         max_completion_length=config.max_completion_length, temperature=config.temperature, top_k=config.top_k,
         top_p=config.top_p, beta=config.beta, learning_rate=config.learning_rate, logging_steps=1,
         save_strategy="steps", save_steps=config.save_steps, save_total_limit=None, seed=config.seed,
-        data_seed=config.seed, report_to="none", use_cpu=device == "cpu", bf16=device == "cuda",
+        data_seed=config.seed, report_to="none", use_cpu=device == "cpu", bf16=precision == "bf16",
         disable_tqdm=True, dataloader_num_workers=0, log_completions=False)
     curve: list[dict] = []
     keep = _curve_keeper(curve, progress, reward, time.perf_counter())
@@ -213,7 +216,7 @@ def train_rl(base: str, tasks: Sequence[CodeTask], out_dir: str | Path, config: 
                       round((steps - start_step) / seconds * 3600, 1) if seconds else 0.0,
                       str(resume_from) if resume_from else None, cancelled,
                       validating.stopping.as_list() if validating else [], best_step,
-                      bool(validating and validating.stopped_early))
+                      bool(validating and validating.stopped_early), precision)
     if not cancelled:  # the discriminator is versioned with the model it was trained beside
         seal_trained(trainer.model, tokenizer, folders, base, config,
                      {"method": "rl", "grounding": grounding.as_dict(), "result": result.as_dict()},

@@ -21,6 +21,7 @@ from engine.lm.generation import CancelToken
 from engine.lm.throughput import tokens_per_s
 from engine.training.checkpoints import CheckpointDir, seal
 from engine.training.packing import BlockDataset, TrainingText, drop_long, pack, snapshot_hash
+from engine.training.precision import PRECISIONS, training_precision
 
 METHODS = ("full", "lora")
 
@@ -42,6 +43,9 @@ class TrainerSettings(StrictConfig):
     lora_alpha: int = 32
     lora_dropout: float = 0.05
     device: str = "auto"  # "auto", "cpu" or "cuda"
+    # "auto": bf16 mixed precision where the device multiplies bf16 natively (CUDA; a CPU with
+    # AVX512-BF16 or AMX), else fp32; or "fp32" / "bf16" as asked (engine/training/precision.py).
+    precision: str = "auto"
     # A wall-clock budget for this training call (0: none): at the first step that ends past it,
     # training stops and the model of that step is sealed, so two methods can be compared on the
     # same time. A resumed call gets the budget again.
@@ -58,6 +62,8 @@ class TrainerSettings(StrictConfig):
             problems.add("learning_rate", "learning_rate must be between 0 and 1")
         if self.device not in ("auto", "cpu", "cuda"):
             problems.add("device", "device must be auto, cpu or cuda")
+        if self.precision not in PRECISIONS:
+            problems.add("precision", f"precision must be one of {', '.join(PRECISIONS)}")
         if self.max_minutes < 0:
             problems.add("max_minutes", "max_minutes must be at least 0 (0: no time budget)")
         return problems
@@ -145,6 +151,7 @@ class SFTResult:
     resumed_from: str | None = None
     cancelled: bool = False
     dropped: int = 0  # examples over max_example_tokens, left out
+    precision: str = "fp32"  # what the steps ran in: "fp32", or "bf16" (mixed: fp32 weights, bf16 products)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -163,9 +170,10 @@ def _device(choice: str) -> str:
     return choice
 
 
-def load_for_training(spec: str, device: str):
-    """Model and tokenizer of any HF id, local checkpoint, .gguf or "" (the packaged default),
-    in float32 on CPU and bfloat16 on CUDA."""
+def load_for_training(spec: str, device: str, precision: str = "auto"):
+    """Model and tokenizer of any HF id, local checkpoint, .gguf or "" (the packaged default).
+    Weights are bfloat16 on CUDA when training in bf16, else float32 (on a CPU, bf16 training keeps
+    float32 master weights and runs the products under autocast)."""
     import torch
     from transformers import AutoTokenizer
 
@@ -175,7 +183,8 @@ def load_for_training(spec: str, device: str):
     source = resolve_model_source(spec)
     extra = {"gguf_file": source.gguf_file} if source.gguf_file else {}
     tokenizer = AutoTokenizer.from_pretrained(source.path, **extra)
-    dtype = torch.bfloat16 if device == "cuda" else torch.float32
+    bf16_weights = device == "cuda" and training_precision(precision, device) == "bf16"
+    dtype = torch.bfloat16 if bf16_weights else torch.float32
     model = build_causal_lm(source.path, dtype=dtype, **extra).to(device)
     if source.gguf_file:
         # GGUF weights are dequantized on load: the model is a plain float one, trainable, and must
@@ -275,6 +284,7 @@ def train_blocks(base: str, examples: Sequence[TrainingText], out_dir: str | Pat
 
     started = time.perf_counter()
     device = _device(config.device)
+    precision = training_precision(config.precision, device)
     folders = CheckpointDir(out_dir, keep=config.keep_checkpoints)
     if resume and folders.final_model():  # a repeated request after the model was sealed
         return SFTResult(**json.loads((folders.model / "training.json").read_text())["result"])
@@ -282,7 +292,7 @@ def train_blocks(base: str, examples: Sequence[TrainingText], out_dir: str | Pat
     resume_from = folders.latest() if resume else None
     start_step = int(resume_from.name.split("-")[1]) if resume_from else 0
     try:
-        model, tokenizer = load_for_training(base, device)
+        model, tokenizer = load_for_training(base, device, precision)
     except (OSError, ValueError, LookupError) as exc:
         raise TrainingError(f"could not load the base model {base or 'default'!r}: {exc}") from exc
     dataset, dropped = make_dataset(tokenizer)
@@ -296,8 +306,7 @@ def train_blocks(base: str, examples: Sequence[TrainingText], out_dir: str | Pat
         max_steps=config.max_steps if config.max_steps > 0 else -1, learning_rate=config.learning_rate,
         warmup_steps=config.warmup_steps, lr_scheduler_type="constant_with_warmup", logging_steps=1,
         save_strategy="steps", save_steps=config.save_steps, save_total_limit=None, seed=config.seed,
-        data_seed=config.seed, report_to="none", use_cpu=device == "cpu",
-        bf16=device == "cuda",  # on CPU, bf16 autocast measured several times slower than fp32 here
+        data_seed=config.seed, report_to="none", use_cpu=device == "cpu", bf16=precision == "bf16",
         disable_tqdm=True, remove_unused_columns=False, dataloader_num_workers=0,
     )
     trainer = (trainer_class or Trainer)(model=model, args=arguments, train_dataset=dataset,
@@ -317,7 +326,7 @@ def train_blocks(base: str, examples: Sequence[TrainingText], out_dir: str | Pat
         len(dataset), dataset.tokens, snapshot_hash(examples), curve, curve[-1][1] if curve else None,
         round(time.perf_counter() - started, 1),
         tokens_per_s(tokens_per_step * (outcome.global_step - start_step), outcome.metrics.get("train_runtime", 0)),
-        str(resume_from) if resume_from else None, cancelled, dropped)
+        str(resume_from) if resume_from else None, cancelled, dropped, precision)
     if not cancelled:
         seal_trained(trainer.model, tokenizer, folders, base, config, {"result": result.as_dict()})
     return result

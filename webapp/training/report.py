@@ -66,7 +66,8 @@ def markdown(report: dict) -> str:
         data = row.get("dataset") or {}
         lines.append(f"| {row['round']} | {c.get('generated', 0)} | {rejects} | {c.get('accepted', 0)} | "
                      f"{c.get('attempts', 0)} | {c.get('solved', 0)} | {c.get('pairs_kept', 0)} | {row['examples']} "
-                     f"({data.get('attempts', 0)} + {data.get('examples', data.get('messages', 0))}) | "
+                     f"({data.get('attempts', 0)} + {data.get('examples', data.get('messages', 0))} + "
+                     f"{data.get('mbpp', 0)}) | "
                      f"{data.get('excluded', 0)} |")
     lines += ["", "## Time per stage", "", "| round | stage | wall s | tokens | tokens/s |", "|---|---|---|---|---|"]
     for row in report["rounds"]:
@@ -74,7 +75,8 @@ def markdown(report: dict) -> str:
             lines.append(f"| {row['round']} | self-play {stage} | {t.get('seconds', 0):.1f} | {t.get('tokens', 0)} | "
                          f"{t.get('tokens_per_s', 0)} |")
         training = row.get("training") or {}
-        lines.append(f"| {row['round']} | fine-tune ({training.get('steps')} steps, {training.get('epochs')} epochs) | "
+        lines.append(f"| {row['round']} | fine-tune ({training.get('steps')} steps, {training.get('epochs')} epochs, "
+                     f"{training.get('precision', 'fp32')}) | "
                      f"{training.get('seconds', 0) or 0:.1f} | {training.get('tokens', 0)} per epoch | "
                      f"{training.get('tokens_per_s', 0)} |")
         for when in ("before", "after"):

@@ -465,7 +465,7 @@ def _run_stages(run: TrainingRun, beat: RowHeartbeat) -> None:
             return
         _update(run, training=result.as_dict(), loss_curve=[list(p) for p in result.loss_curve] or curve)
         _log(run, f"trained {result.steps} steps ({result.epochs} epochs) in {result.seconds} s, "
-                  f"{result.tokens_per_s} tokens/s, final loss {result.final_loss}")
+                  f"{result.tokens_per_s} tokens/s in {result.precision}, final loss {result.final_loss}")
     _evaluate_and_decide(run, config, base, beat)
 
 
@@ -535,7 +535,7 @@ def _run_rl_stages(run: TrainingRun, config: RoundConfig, base: ModelVersion, be
             return
         _update(run, training=result.as_dict())
         _log(run, f"RL: {result.steps} steps in {result.seconds} s ({result.steps_per_hour} steps/h, "
-                  f"{result.tokens_per_s} sampled tokens/s)")
+                  f"{result.tokens_per_s} sampled tokens/s, {result.precision})")
         if result.best_step is not None:
             best = next(p for p in result.validation if p["step"] == result.best_step)
             _log(run, f"validation (MBPP 511-600, first {best['tasks']}, greedy): kept the policy of step "

@@ -320,7 +320,8 @@ def _panel_context(request, run: TrainingRun) -> dict:
         "loss_parts_chart": _loss_parts_chart(run),
         "training_rows": [(label, training.get(key)) for key, label in (
             ("steps", "Steps"), ("epochs", "Epochs"), ("blocks", "Blocks"), ("tokens", "Tokens per epoch"),
-            ("final_loss", "Final loss"), ("tokens_per_s", "Tokens/s"), ("steps_per_hour", "Steps/h"),
+            ("final_loss", "Final loss"), ("tokens_per_s", "Tokens/s"), ("precision", "Precision"),
+            ("steps_per_hour", "Steps/h"),
             ("seconds", "Seconds"), ("best_step", "Kept the policy of step (best on validation)"),
             ("stopped_early", "Stopped early"),
             ("resumed_from", "Resumed from")) if _shown(training.get(key))],
