@@ -19,6 +19,7 @@ from engine.lm.gguf_export import (
 )
 from engine.lm.loading import choose_backend, load_full_precision, load_model
 from engine.lm.model_source import resolve_model_source
+from engine.lm.prompt_tokens import encode_prompt
 from engine.lm.tiny import build_tiny_model
 from engine.training.sft import load_for_training
 
@@ -122,6 +123,13 @@ def test_a_trained_checkpoint_gets_a_served_copy(tmp_path, dequantised):
     assert served_copy(checkpoint) == checkpoint / "model-f16.gguf"
     served = load_model(str(checkpoint))  # auto, on a CPU: the fast backend serves the version
     assert served.backend == "llama.cpp" and served.quantization == "f16"
+    # the copy named as a file (as `python -m engine.evaluate run humaneval --model .../model-f16.gguf`
+    # does) keeps its chat template: transformers drops it when the GGUF lies in a checkpoint folder
+    messages = [{"role": "user", "content": "Write a function that adds two numbers."}]
+    direct = load_model(str(checkpoint / "model-f16.gguf"))
+    assert direct.tokenizer.chat_template is not None
+    assert direct.encode(messages) == served.encode(messages) == encode_prompt(tokenizer, messages)
+    direct.close()
     # a copy whose check failed is never served
     (checkpoint / REPORT).write_text(json.dumps({**record, "passed": False}))
     assert served_copy(checkpoint) is None and load_model(str(checkpoint)).backend == "transformers"

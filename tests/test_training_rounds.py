@@ -16,7 +16,6 @@ from django_celery_beat.models import PeriodicTask
 from engine.evaluate.promotion import decide
 from engine.lm.tiny import build_tiny_model
 from engine.training.checkpoints import CheckpointDir
-from engine.training.precision import training_precision
 from tests.support import at_once, start_worker, stop_worker
 from webapp.puzzles.models import Attempt, Puzzle
 from webapp.serving import versions
@@ -298,7 +297,7 @@ def test_selfplay_command_runs_the_loop_and_writes_its_report(tmp_path, settings
                  "--generation-tokens", "16", "--solving-tokens", "8", "--context-tokens", "400", "--max-steps", "2",
                  "--batch-size", "2", "--block-size", "64", "--samples", "2", "--subset", "2", "--temperature", "0.8",
                  "--code-problems", "1", "--k", "1", "--variants", "1", "--search-solutions", "--report", str(out),
-                 "--sources", "selfplay,chat,mbpp",
+                 "--sources", "selfplay,chat,mbpp", "--precision", "bf16",
                  stdout=open(tmp_path / "o", "w"))
     report = json.loads((out / "report.json").read_text())
     assert report["bootstrap"]["references"]["checked"] > 500  # P3 train references, verified once
@@ -321,7 +320,7 @@ def test_selfplay_command_runs_the_loop_and_writes_its_report(tmp_path, settings
     assert row["dataset"]["mbpp"] == 248  # MBPP train tasks rehearsed beside the verified pairs
     assert row["examples"] - 248 == row["dataset"]["attempts"] > 500 + made["passed"] + searched["passed"]
     assert row["training"]["steps"] == 2
-    assert row["training"]["precision"] == training_precision("auto", "cpu")  # bf16 where the CPU has it natively
+    assert row["training"]["precision"] == "bf16"  # as asked (auto: bf16 only where the CPU has it natively)
     assert row["before"]["dataset"] == row["after"]["dataset"] == "p3-validation-2-seed0"
     assert row["paired"]["puzzles"] == 2 and row["paired"]["k"] == 1  # puzzle by puzzle, at the gate's k
     markdown = (out / "report.md").read_text()

@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator
 
 from engine.lm.generation import CancelToken, Completion, Prompt, SamplingParams
-from engine.lm.model_source import ModelSource, resolve_model_source
+from engine.lm.model_source import ModelSource, load_tokenizer, resolve_model_source
 from engine.lm.prompt_tokens import encode_prompt
 from engine.lm.weight_types import gguf_weight_type
 
@@ -55,15 +55,13 @@ class LlamaCppModel:
     def load(cls, spec: str = "", context: int = DEFAULT_CONTEXT, threads: int | None = None) -> LlamaCppModel:
         """`spec` must name a GGUF file, a checkpoint with a checked GGUF copy, or "" (the packaged default)."""
         from llama_cpp import Llama
-        from transformers import AutoTokenizer
 
         started = time.perf_counter()
         source = resolve_model_source(spec)
         if not source.llama_file:
             raise ValueError(f"llama.cpp serves GGUF files only; {source.display_name} is a {source.kind} model "
                              "without a checked GGUF copy (python -m engine.lm.gguf_export)")
-        extra = {"gguf_file": source.gguf_file} if source.gguf_file else {}
-        tokenizer = AutoTokenizer.from_pretrained(source.path, **extra)
+        tokenizer = load_tokenizer(source)
         threads = threads or default_threads()  # for prompts and batches too
         llm = Llama(model_path=source.llama_file, n_ctx=context, n_threads=threads, n_threads_batch=threads,
                     verbose=False, seed=0)

@@ -46,6 +46,25 @@ class ModelSource:
         return asdict(self)
 
 
+def load_tokenizer(source: ModelSource):
+    """The Hugging Face tokenizer of `source`, with its chat template. transformers drops a GGUF's
+    `tokenizer.chat_template` when the GGUF lies in a checkpoint folder (as a trained version's
+    served copy does: it reads the folder's tokenizer_config.json instead and the template is
+    lost), so a chat prompt would fail on a model that has one; it is then read from the GGUF."""
+    from transformers import AutoTokenizer
+
+    if not source.gguf_file:
+        return AutoTokenizer.from_pretrained(source.path)
+    tokenizer = AutoTokenizer.from_pretrained(source.path, gguf_file=source.gguf_file)
+    if tokenizer.chat_template is None:
+        import gguf
+
+        field = gguf.GGUFReader(str(Path(source.path) / source.gguf_file)).fields.get("tokenizer.chat_template")
+        if field is not None:
+            tokenizer.chat_template = field.contents()
+    return tokenizer
+
+
 def _packaged_default() -> ModelSource:
     spec = importlib.util.find_spec(DEFAULT_PACKAGE)  # finds without importing it
     if spec is None or not spec.submodule_search_locations:

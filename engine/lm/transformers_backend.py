@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import torch
 
 from engine.lm.generation import CancelToken, Completion, Prompt, SamplingParams
-from engine.lm.model_source import ModelSource, resolve_model_source
+from engine.lm.model_source import ModelSource, load_tokenizer, resolve_model_source
 from engine.lm.prompt_tokens import MIN_SHARED_PREFIX, encode_prompt, shared_prefix_length
 
 END_TOKENS = ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "</s>")
@@ -72,7 +72,6 @@ class TransformersModel:
         single-stream instead of 14-16, and 265-380 tok/s batched. Greedy answers change
         somewhat, so it is off by default until evaluation shows its cost.
         """
-        from transformers import AutoTokenizer
 
         from engine.lm.transformers_imports import build_causal_lm
 
@@ -81,7 +80,7 @@ class TransformersModel:
         device = pick_device(device)
         dtype = dtype or (torch.bfloat16 if device.startswith("cuda") else torch.float32)
         extra = {"gguf_file": source.gguf_file} if source.gguf_file else {}
-        tokenizer = AutoTokenizer.from_pretrained(source.path, **extra)
+        tokenizer = load_tokenizer(source)
         model = build_causal_lm(source.path, dtype=dtype, **extra).to(device)
         model.eval()
         if quantize == "int8":

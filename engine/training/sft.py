@@ -175,14 +175,13 @@ def load_for_training(spec: str, device: str, precision: str = "auto"):
     Weights are bfloat16 on CUDA when training in bf16, else float32 (on a CPU, bf16 training keeps
     float32 master weights and runs the products under autocast)."""
     import torch
-    from transformers import AutoTokenizer
 
-    from engine.lm.model_source import resolve_model_source
+    from engine.lm.model_source import load_tokenizer, resolve_model_source
     from engine.lm.transformers_imports import build_causal_lm
 
     source = resolve_model_source(spec)
     extra = {"gguf_file": source.gguf_file} if source.gguf_file else {}
-    tokenizer = AutoTokenizer.from_pretrained(source.path, **extra)
+    tokenizer = load_tokenizer(source)
     bf16_weights = device == "cuda" and training_precision(precision, device) == "bf16"
     dtype = torch.bfloat16 if bf16_weights else torch.float32
     model = build_causal_lm(source.path, dtype=dtype, **extra).to(device)

@@ -53,6 +53,8 @@ class Command(BaseCommand):
         group.add_argument("--learning-rate", type=float, default=5e-5)
         group.add_argument("--batch-size", type=int, default=8)
         group.add_argument("--block-size", type=int, default=512)
+        group.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
+                           help="auto: bf16 mixed precision where the hardware multiplies bf16 natively, else fp32")
         group.add_argument("--max-example-tokens", type=int, default=256,
                            help="leave out longer examples (0: keep all); a few huge puzzles dominate CPU time")
         group.add_argument("--sources", default="selfplay,chat",
@@ -90,7 +92,7 @@ class Command(BaseCommand):
             "sources": [s for s in o["sources"].split(",") if s], "data": o["data"],
             "sft": {"method": o["method"], "epochs": o["epochs"], "max_steps": o["max_steps"],
                     "learning_rate": o["learning_rate"], "batch_size": o["batch_size"], "block_size": o["block_size"],
-                    "max_example_tokens": o["max_example_tokens"]},
+                    "max_example_tokens": o["max_example_tokens"], "precision": o["precision"]},
             "p3_eval": {"samples": o["samples"], "temperature": o["temperature"], "subset": o["subset"],
                         "style": o["eval_style"]},
             "humaneval_problems": o["humaneval_problems"], "code_problems": o["code_problems"],
