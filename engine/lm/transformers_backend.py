@@ -72,7 +72,6 @@ class TransformersModel:
         single-stream instead of 14-16, and 265-380 tok/s batched. Greedy answers change
         somewhat, so it is off by default until evaluation shows its cost.
         """
-
         from engine.lm.transformers_imports import build_causal_lm
 
         started = time.perf_counter()

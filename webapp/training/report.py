@@ -75,8 +75,10 @@ def markdown(report: dict) -> str:
             lines.append(f"| {row['round']} | self-play {stage} | {t.get('seconds', 0):.1f} | {t.get('tokens', 0)} | "
                          f"{t.get('tokens_per_s', 0)} |")
         training = row.get("training") or {}
-        lines.append(f"| {row['round']} | fine-tune ({training.get('steps')} steps, {training.get('epochs')} epochs, "
-                     f"{training.get('precision', 'fp32')}) | "
+        # rounds from before precision was recorded ran in fp32 on a CPU but bf16 on CUDA: unknown, not shown
+        precision = f", {training['precision']}" if training.get("precision") else ""
+        lines.append(f"| {row['round']} | fine-tune ({training.get('steps')} steps, {training.get('epochs')} epochs"
+                     f"{precision}) | "
                      f"{training.get('seconds', 0) or 0:.1f} | {training.get('tokens', 0)} per epoch | "
                      f"{training.get('tokens_per_s', 0)} |")
         for when in ("before", "after"):

@@ -10,6 +10,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from engine.selfplay.pipeline import SelfPlayConfig
+from engine.training.precision import PRECISIONS
 from webapp.refusals import Refused
 from webapp.training.report import markdown, write
 from webapp.training.selfplay_loop import run_loop
@@ -53,7 +54,7 @@ class Command(BaseCommand):
         group.add_argument("--learning-rate", type=float, default=5e-5)
         group.add_argument("--batch-size", type=int, default=8)
         group.add_argument("--block-size", type=int, default=512)
-        group.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
+        group.add_argument("--precision", choices=PRECISIONS, default="auto",
                            help="auto: bf16 mixed precision where the hardware multiplies bf16 natively, else fp32")
         group.add_argument("--max-example-tokens", type=int, default=256,
                            help="leave out longer examples (0: keep all); a few huge puzzles dominate CPU time")
