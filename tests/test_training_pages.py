@@ -124,6 +124,8 @@ def test_the_list_and_the_form_for_a_trainer(trainer):
     assert page.count('name="sources"') == 3 and page.count(" checked>") == 2
     assert '<input type="checkbox" name="sources" value="mbpp">' in page
     assert '<option value="full" selected>' in page and '<option value="lora">' in page
+    assert '<option value="auto" selected>' in page and '<option value="bf16">' in page  # precision
+    assert '<option value="all" selected>' in page and '<option value="unverified">' in page  # the paper's controls
     for name, value in (("epochs", "1.0"), ("max_steps", "0"), ("learning_rate", "5e-05"), ("batch_size", "4"),
                         ("block_size", "512"), ("samples", "10"), ("subset", "0"), ("code_problems", "90"),
                         ("metric_k", "10"), ("margin", "0")):
@@ -153,6 +155,8 @@ def test_bad_settings_are_refused_with_the_form_again(trainer):
                             ({"learning_rate": "2"}, "Learning rate must be between 0 and 1"),
                             ({"block_size": "4"}, "Block size must be between 8 and 32768 tokens"),
                             ({"method": "magic"}, "Method must be one of full, lora"),
+                            ({"precision": "fp8"}, "Precision must be one of auto, fp32, bf16"),
+                            ({"data": "web"}, "Puzzle pairs must be one of all, own, unverified, references"),
                             ({"epochs": "0", "max_steps": "0"}, "Train for some epochs or some steps"),
                             ({"margin": "-1"}, "Margin (points) must be at least 0"),
                             ({"temperature": "5"}, "Temperature must be at most 2"),
@@ -170,16 +174,17 @@ def test_bad_settings_are_refused_with_the_form_again(trainer):
 
 
 def test_a_round_starts_from_the_form_and_a_second_is_refused(trainer, trainer_user):
-    response = trainer.post("/training/", SMALL)
+    response = trainer.post("/training/", {**SMALL, "precision": "bf16", "data": "references"})
     run = TrainingRun.objects.get()
     assert response.status_code == 302 and response["Location"] == f"/training/runs/{run.pk}/"
     assert run.status == "queued" and run.trigger == "form" and run.created_by == trainer_user
     assert run.config["sources"] == ["selfplay", "chat"]
     assert run.config["sft"] == {"method": "full", "epochs": 1.0, "max_steps": 4, "learning_rate": 0.0001,
-                                 "batch_size": 2, "gradient_accumulation": 1, "block_size": 64}
+                                 "batch_size": 2, "gradient_accumulation": 1, "block_size": 64,
+                                 "precision": "bf16"}
     assert run.config["p3_eval"] == {"samples": 2, "temperature": 0.8, "subset": 3}
     assert run.config["code_problems"] == 2 and run.config["metric_k"] == 1 and run.config["margin"] == 0.01
-    assert run.base_version == versions.active_version()
+    assert run.base_version == versions.active_version() and run.config["data"] == "references"
 
     response = trainer.post("/training/", SMALL)
     page = response.content.decode()

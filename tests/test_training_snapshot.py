@@ -143,6 +143,43 @@ def test_own_data_is_only_what_the_models_wrote_and_a_rejected_puzzle_leaves_the
     assert training_data.collect(data="own")[1]["attempts"] == [own[1].pk]
 
 
+def _failed(pair: Attempt, n: int, status: str = "failed") -> Attempt:
+    return Attempt.objects.create(puzzle=pair.puzzle, code=f"def sol():\n    return {n}", status=status,
+                                  origin=pair.origin)
+
+
+def test_the_papers_controls_references_alone_and_unverified_pairs_of_the_same_number():
+    Puzzle.objects.all().delete()
+    references = [_pair(Puzzle.Source.P3_TRAIN, Attempt.Origin.REFERENCE, n) for n in range(4)]
+    variant = _pair(Puzzle.Source.P3_VARIANT, Attempt.Origin.REFERENCE, 4)
+    search = _pair(Puzzle.Source.P3_TRAIN, Attempt.Origin.SEARCH, 5)
+    seed = _pair(Puzzle.Source.SEED, Attempt.Origin.REFERENCE, 6)
+    verified = [*references, variant, search, seed]
+    Attempt.objects.create(puzzle=references[0].puzzle, code="def sol():\n    return 1000  # longer",
+                           status="passed", kept=False, origin=Attempt.Origin.REFERENCE)  # verified, not kept
+    failed = [_failed(variant, 1), _failed(search, 2, "timeout"), _failed(references[1], 3, "error")]
+    unsolved = _pair(Puzzle.Source.P3_VARIANT, Attempt.Origin.REFERENCE, 7)  # a variant whose reference failed
+    Attempt.objects.filter(pk=unsolved.pk).update(status="failed", kept=False)
+    Puzzle.objects.filter(pk=unsolved.puzzle_id).update(status=Puzzle.Status.UNSOLVED)
+    failed.append(unsolved)
+    held_out = _pair(Puzzle.Source.P3_TRAIN, Attempt.Origin.REFERENCE, 8)
+    Puzzle.objects.filter(pk=held_out.puzzle_id).update(split="validation")
+    _failed(held_out, 9)  # a failure on a held-out puzzle is never drawn either
+    pending = _failed(references[2], 10, "pending")  # not judged yet: neither verified nor failed
+
+    _, ids = training_data.collect(("selfplay",), data="references")
+    assert ids["attempts"] == [a.pk for a in references]
+    _, all_ids = training_data.collect(("selfplay",), data="all")
+    assert sorted(all_ids["attempts"]) == [a.pk for a in verified]
+    examples, unverified = training_data.collect(("selfplay",), data="unverified")
+    pool = {a.pk for a in verified + failed}
+    assert len(unverified["attempts"]) == len(verified) == len(examples)  # the same number as verified data
+    assert set(unverified["attempts"]) <= pool and pending.pk not in unverified["attempts"]
+    assert unverified["failed"] == [pk for pk in unverified["attempts"] if pk in {a.pk for a in failed}]
+    assert unverified["failed"]  # 7 drawn from 11 of which 4 failed: the seeded draw keeps some
+    assert training_data.collect(("selfplay",), data="unverified")[1] == unverified  # seeded: a resume sees the same
+
+
 def test_selfplay_own_refuses_what_would_add_reference_data():
     from django.core.management import CommandError, call_command
 

@@ -23,6 +23,7 @@ class Setting:
     optional: bool = False  # left empty (or not sent): the config's default applies
     blank: bool = False  # text that may be left empty on purpose (empty is the value, e.g. "none")
     key: str = ""  # its name in the settings dict when the form's name differs (two groups share a name)
+    choices: tuple[str, ...] = ()  # a text setting drawn as a select of these values
 
 
 def _number_text(value) -> str:
@@ -32,6 +33,10 @@ def _number_text(value) -> str:
 def form_field(setting: Setting) -> forms.Field:
     label = setting.label
     messages = {"required": f"{label} is empty"}
+    if setting.choices:
+        messages["invalid_choice"] = f"{label} must be one of {', '.join(setting.choices)}"
+        return forms.ChoiceField(label=label, choices=[(c, c) for c in setting.choices], error_messages=messages,
+                                 required=not setting.optional)
     if setting.kind is str:
         return forms.CharField(label=label, error_messages=messages, required=not (setting.optional or setting.blank))
     messages["invalid"] = f"{label} must be {'a whole number' if setting.kind is int else 'a number'}"
@@ -108,5 +113,6 @@ class SettingsForm(forms.Form):
             rows.append({"name": setting.name, "label": setting.label, "help": setting.help,
                          "kind": setting.kind.__name__, "value": values.get(setting.name, ""), "min": low,
                          "max": setting.high, "step": "any" if setting.kind is float else "1",
-                         "group": setting.group or "gate", "optional": setting.optional})
+                         "group": setting.group or "gate", "optional": setting.optional,
+                         "choices": setting.choices})
         return rows

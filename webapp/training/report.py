@@ -15,6 +15,11 @@ def _pass(scores: dict, k: str) -> str:
     return _pct((scores.get("pass_at_k") or {}).get(k))
 
 
+DATA_WORDS = {"all": "everything verified", "own": "puzzles and solutions the models wrote, nothing else",
+              "references": "a control: P3's reference solutions alone",
+              "unverified": "a control: as many puzzle pairs as verified data gives, failed attempts kept"}
+
+
 def markdown(report: dict) -> str:
     lines = [f"# Self-play report ({len(report['rounds'])} round(s), {report.get('wall_s', 0):.0f} s)", "",
              f"Start: {report.get('start_version')} → end: {report.get('end_version')}", ""]
@@ -49,10 +54,9 @@ def markdown(report: dict) -> str:
         lines += [f"- round {number}: {paired.summary(change)}" for number, change in changes]
     settings = report.get("settings") or {}
     generation, round_settings = settings.get("generation") or {}, settings.get("round") or {}
-    own = round_settings.get("data") == "own"
+    data_kind = round_settings.get("data") or "all"
     lines += ["", "## Data per round", "",
-              f"Trained on: {'own' if own else 'all'} data ("
-              f"{'puzzles and solutions the models wrote, nothing else' if own else 'everything verified'}); "
+              f"Trained on: {data_kind} data ({DATA_WORDS.get(data_kind, data_kind)}); "
               f"puzzles written by {generation.get('writer', 'self')} in the {generation.get('form', 'completion')} "
               "form.", "",
               "| round | generated | parse / signature / answer unused / duplicate / sandbox / trivial rejects | "
@@ -67,7 +71,8 @@ def markdown(report: dict) -> str:
         lines.append(f"| {row['round']} | {c.get('generated', 0)} | {rejects} | {c.get('accepted', 0)} | "
                      f"{c.get('attempts', 0)} | {c.get('solved', 0)} | {c.get('pairs_kept', 0)} | {row['examples']} "
                      f"({data.get('attempts', 0)} + {data.get('examples', data.get('messages', 0))} + "
-                     f"{data.get('mbpp', 0)}) | "
+                     f"{data.get('mbpp', 0)})"
+                     + (f", {data['failed']} of the pairs failed" if "failed" in data else "") + " | "
                      f"{data.get('excluded', 0)} |")
     lines += ["", "## Time per stage", "", "| round | stage | wall s | tokens | tokens/s |", "|---|---|---|---|---|"]
     for row in report["rounds"]:

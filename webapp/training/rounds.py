@@ -63,7 +63,7 @@ class RoundConfig(StrictConfig):
     KIND = "round settings"
 
     sources: tuple[str, ...] = training_data.DEFAULT_SOURCES
-    data: str = "all"  # "own": only puzzles and solutions this project's models wrote (training_data.OWN_PAIRS)
+    data: str = "all"  # "own": only what this project's models wrote; "references" / "unverified": controls
     # "sft": fine-tune on verified data; "rl": GRPO on tasks, rewarded in the sandbox; "distill": learn
     # the teacher's kept traces (reasoning, then code) with the structure-aware loss
     method: str = "sft"
@@ -435,7 +435,8 @@ def _run_stages(run: TrainingRun, beat: RowHeartbeat) -> None:
         if distill:
             _log(run, f"data: {len(examples)} kept teacher traces (none rejected by a reviewer)")
         else:
-            _log(run, f"data ({config.data}): {len(ids['attempts'])} verified puzzle pairs, "
+            failed = f" ({len(ids['failed'])} failed: the unverified control)" if "failed" in ids else ""
+            _log(run, f"data ({config.data}): {len(ids['attempts'])} puzzle pairs{failed}, "
                       f"{len(ids['examples'])} solved repairs, "
                       + (f"{len(ids['mbpp'])} MBPP train tasks rehearsed, " if "mbpp" in ids else "")
                       + f"{len(ids.get('excluded', {}))} left out as test items")

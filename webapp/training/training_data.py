@@ -5,6 +5,8 @@ repairs, as the messages the model was given and its reply) in the chat format. 
 the ids and a content hash."""
 from __future__ import annotations
 
+import random
+
 from django.db.models import Q
 
 from engine.selfplay.training_text import training_example
@@ -15,15 +17,34 @@ from webapp.puzzles.models import Attempt, Puzzle
 
 SOURCES = ("selfplay", "chat", "mbpp")
 DEFAULT_SOURCES = ("selfplay", "chat")  # "mbpp" (rehearsal of MBPP train tasks) is asked for per round
-DATA = ("all", "own")
+DATA = ("all", "own", "unverified", "references")
 # The pairs of `--data own`: a puzzle a version of the model being trained wrote (not a teacher: it
 # has no version), solved by a model (the solver, or the writer in the pair form); never a shipped
 # reference, a variant or a search template.
 OWN_PAIRS = Q(puzzle__source=Puzzle.Source.GENERATED, puzzle__model_version__isnull=False, origin=Attempt.Origin.MODEL)
+# The controls of the self-play paper, which separate what verification adds from what any
+# fine-tuning adds. `references`: P3's own reference solutions alone (no variants, search
+# templates, seeds or model-written pairs). `unverified`: the same number of pairs as `all`, drawn
+# from the kept verified pairs and every failed attempt alike, so failures stay in at the rate the
+# pipeline produced them (the paper's `include_failures`).
+REFERENCE_PAIRS = Q(origin=Attempt.Origin.REFERENCE,
+                    puzzle__source__in=[Puzzle.Source.P3_TRAIN, Puzzle.Source.P3_OTHER])
+UNVERIFIED_POOL = (Q(puzzle__is_current=True) & ~Q(puzzle__split__in=Puzzle.HELD_OUT)
+                   & ~Q(puzzle__status=Puzzle.Status.REJECTED)
+                   & ~Q(puzzle__review_state__in=[Puzzle.ReviewState.REJECT, Puzzle.ReviewState.FLAG])
+                   & (Q(kept=True, status="passed") | ~Q(status__in=["passed", "reference", "pending"])))
 
 
 def puzzle_pairs(since_id: int = 0):
     return Attempt.objects.training_pairs().filter(id__gt=since_id).select_related("puzzle").order_by("id")
+
+
+def unverified_pairs(count: int, seed: int = 0):
+    """`count` attempts drawn (seeded) from the verified pairs and the failed attempts together:
+    what training would see if the sandbox's verdicts were ignored."""
+    pool = list(Attempt.objects.filter(UNVERIFIED_POOL).order_by("id").values_list("id", flat=True))
+    chosen = random.Random(seed).sample(pool, min(count, len(pool)))
+    return Attempt.objects.filter(id__in=chosen).select_related("puzzle").order_by("id")
 
 
 def ledger_rows(since_id: int = 0):
@@ -42,8 +63,10 @@ def ledger_ids(dataset: dict | None) -> list[int]:
 def collect(sources=DEFAULT_SOURCES, data: str = "all") -> tuple[list[TrainingText], dict]:
     """Training examples and the snapshot record {"attempts": [ids], "examples": [ledger ids],
     "excluded": {"attempt:7": "p3-test:…"}} (and "mbpp": [task ids] when MBPP train tasks are
-    rehearsed). `data="own"`: only puzzles this project's models wrote and solutions they wrote (no P3
-    references, variants, search-template pairs or MBPP tasks), and no chat.
+    rehearsed, and "failed": [ids] for the `unverified` control). `data="own"`: only puzzles this
+    project's models wrote and solutions they wrote (no P3 references, variants, search-template pairs
+    or MBPP tasks), and no chat; `references` and `unverified`: the controls above (chat and MBPP as
+    asked, so only the puzzle pairs differ from `all`).
     Whatever its labels say, an item whose content matches a test item is left out and named."""
     examples, ids, excluded = [], {"attempts": [], "examples": []}, {}
     index = held_out()
@@ -51,6 +74,11 @@ def collect(sources=DEFAULT_SOURCES, data: str = "all") -> tuple[list[TrainingTe
         pairs = puzzle_pairs()
         if data == "own":
             pairs = pairs.filter(OWN_PAIRS)
+        elif data == "references":
+            pairs = pairs.filter(REFERENCE_PAIRS)
+        elif data == "unverified":
+            pairs = unverified_pairs(pairs.count())
+            ids["failed"] = []
         for attempt in pairs:
             matched = index.match_fingerprint(attempt.puzzle.fingerprint) or index.match(attempt.code)
             if matched:
@@ -59,6 +87,8 @@ def collect(sources=DEFAULT_SOURCES, data: str = "all") -> tuple[list[TrainingTe
             examples.append(TrainingText(training_example(attempt.puzzle.sat, attempt.code),
                                          source=f"attempt:{attempt.pk}"))
             ids["attempts"].append(attempt.pk)
+            if "failed" in ids and not attempt.passed:
+                ids["failed"].append(attempt.pk)
     if "chat" in sources and data != "own":
         for row in ledger_rows():
             matched = index.match("\n\n".join(str(m.get("content", "")) for m in row.messages))

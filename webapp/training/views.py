@@ -20,6 +20,7 @@ from engine.evaluate import paired
 from engine.evaluate.p3_eval import P3EvalConfig
 from engine.training.distill import DistillConfig
 from engine.training.grounding import GroundingConfig
+from engine.training.precision import PRECISIONS
 from engine.training.rl import RLConfig
 from engine.training.sft import METHODS, SFTConfig
 from webapp.accounts.roles import is_trainer
@@ -33,7 +34,7 @@ from webapp.serving.models import ModelVersion
 from webapp.training import rounds
 from webapp.training.models import TrainingRun, code_result, code_title
 from webapp.training.rounds import RoundConfig, RoundRefused
-from webapp.training.training_data import SOURCES
+from webapp.training.training_data import DATA, SOURCES
 
 RUNS_SHOWN = 50
 VERSIONS_SHOWN = 100
@@ -47,7 +48,11 @@ BACK = ("training:runs", "Back to training")
 # itself (or checks in other units).
 class RoundForm(SettingsForm):
     SETTINGS = (
-        Setting("method", "Method", str, "full fine-tuning, or LoRA adapters merged after training", group="sft"),
+        Setting("data", "Puzzle pairs", str, "all: every verified pair; own: only what the models wrote; "
+                "references and unverified: the self-play paper's controls (P3's references alone; as many pairs "
+                "as all, failed attempts kept)", choices=DATA, optional=True),
+        Setting("method", "Method", str, "full fine-tuning, or LoRA adapters merged after training", group="sft",
+                choices=METHODS),
         Setting("epochs", "Epochs", float, group="sft"),
         Setting("max_steps", "Max steps", int, "0: train for the epochs", low=0, group="sft"),
         Setting("max_minutes", "Time budget (minutes)", float,
@@ -57,9 +62,11 @@ class RoundForm(SettingsForm):
         Setting("batch_size", "Batch size", int, "blocks per device step", group="sft"),
         Setting("gradient_accumulation", "Gradient accumulation", int, "steps per optimizer update", group="sft"),
         Setting("block_size", "Block size", int, "tokens per packed training block", group="sft"),
+        Setting("precision", "Precision", str, "auto: bf16 mixed precision where the hardware multiplies bf16 "
+                "natively (CUDA, AVX512-BF16 or AMX CPUs), else fp32", group="sft", choices=PRECISIONS, optional=True),
         Setting("round_method", "Trainer", str, "sft: fine-tune on verified data; rl: GRPO on tasks with tests, "
                 "rewarded by the sandbox (the grounding function); distill: learn the teacher's kept traces "
-                "(Traces page) with the structure-aware loss", key="method", optional=True),
+                "(Traces page) with the structure-aware loss", key="method", optional=True, choices=rounds.METHODS),
         Setting("structure_weight", "Structure weight (λ)", float,
                 "distill: L = CE + λ·S, S the cross-entropy on the code's syntax and data-flow tokens; 0: CE only",
                 low=0.0, high=10.0, group="distill", optional=True),
@@ -124,7 +131,8 @@ RL_FORM_FIELDS = ("round_method", "rl_tasks")
 def _defaults() -> dict:
     config, sft, evaluation = RoundConfig(), SFTConfig(), P3EvalConfig()
     values = {name: getattr(sft, name) for name in ("method", "epochs", "max_steps", "max_minutes", "learning_rate",
-                                                     "batch_size", "gradient_accumulation", "block_size")}
+                                                     "batch_size", "gradient_accumulation", "block_size", "precision")}
+    values["data"] = config.data
     values.update(samples=evaluation.samples, temperature=evaluation.temperature, subset=evaluation.subset,
                   code_problems=config.code_problems, metric_k=config.metric_k,
                   margin=_number(config.margin * 100), code_margin=_number(config.code_margin * 100),
@@ -149,12 +157,12 @@ def _form(values: dict) -> dict:
     rows = RoundForm().rows(values)
     chosen = values.get("sources") or []
     return {"sources": [{"value": s, "label": SOURCE_LABELS.get(s, s), "checked": s in chosen} for s in SOURCES],
-            "methods": METHODS,
-            "trainers": rounds.METHODS, "train_fields": [f for f in rows if f["group"] == "sft"],
+            "data_fields": [f for f in rows if f["name"] == "data"],
+            "train_fields": [f for f in rows if f["group"] == "sft"],
             "rl_fields": [f for f in rows if f["group"] in ("rl", "grounding") or f["name"] in RL_FORM_FIELDS],
             "distill_fields": [f for f in rows if f["group"] == "distill"],
             "eval_fields": [f for f in rows if f["group"] not in ("sft", "rl", "grounding", "distill")
-                            and f["name"] not in RL_FORM_FIELDS]}
+                            and f["name"] not in (*RL_FORM_FIELDS, "data")]}
 
 
 def _gate(run: TrainingRun) -> dict:

@@ -14,6 +14,7 @@ from engine.training.precision import PRECISIONS
 from webapp.refusals import Refused
 from webapp.training.report import markdown, write
 from webapp.training.selfplay_loop import run_loop
+from webapp.training.training_data import DATA
 
 
 class Command(BaseCommand):
@@ -33,10 +34,11 @@ class Command(BaseCommand):
                             help="with the bootstrap: a search solution (a copy of the puzzle and a loop over "
                                  "integers) for every integer-answer puzzle that may be trained on; those that "
                                  "pass verification in 1 s are training pairs")
-        parser.add_argument("--data", choices=["all", "own"], default="all",
+        parser.add_argument("--data", choices=DATA, default="all",
                             help="own: train only on puzzles and solutions this project's models wrote and the "
                                  "sandbox verified (no P3 references, variants, search templates or chat); "
-                                 "all: everything verified")
+                                 "all: everything verified; the paper's controls: references (P3's reference "
+                                 "solutions alone), unverified (as many pairs as all, failed attempts kept)")
         parser.add_argument("--backend", default="auto", help="generation backend (auto: llama.cpp for the GGUF base)")
         group = parser.add_argument_group("self-play generation (0 batches: train on the data already there)")
         for name in ("batches", "puzzles_per_prompt", "attempts", "generation_tokens", "solving_tokens",
