@@ -166,6 +166,8 @@ def test_the_papers_controls_references_alone_and_unverified_pairs_of_the_same_n
     Puzzle.objects.filter(pk=held_out.puzzle_id).update(split="validation")
     _failed(held_out, 9)  # a failure on a held-out puzzle is never drawn either
     pending = _failed(references[2], 10, "pending")  # not judged yet: neither verified nor failed
+    cut_off = Attempt.objects.create(puzzle=search.puzzle, code="    return 1 +", status="error",
+                                     origin=Attempt.Origin.MODEL)  # cannot be written as f / g / assert
 
     _, ids = training_data.collect(("selfplay",), data="references")
     assert ids["attempts"] == [a.pk for a in references]
@@ -174,10 +176,11 @@ def test_the_papers_controls_references_alone_and_unverified_pairs_of_the_same_n
     examples, unverified = training_data.collect(("selfplay",), data="unverified")
     pool = {a.pk for a in verified + failed}
     assert len(unverified["attempts"]) == len(verified) == len(examples)  # the same number as verified data
-    assert set(unverified["attempts"]) <= pool and pending.pk not in unverified["attempts"]
+    assert set(unverified["attempts"]) <= pool and not {pending.pk, cut_off.pk} & set(unverified["attempts"])
     assert unverified["failed"] == [pk for pk in unverified["attempts"] if pk in {a.pk for a in failed}]
     assert unverified["failed"]  # 7 drawn from 11 of which 4 failed: the seeded draw keeps some
     assert training_data.collect(("selfplay",), data="unverified")[1] == unverified  # seeded: a resume sees the same
+    assert {a.pk for a in training_data.unverified_pairs(100)} == pool  # the whole pool, less the cut-off reply
 
 
 def test_selfplay_own_refuses_what_would_add_reference_data():

@@ -39,12 +39,21 @@ def puzzle_pairs(since_id: int = 0):
     return Attempt.objects.training_pairs().filter(id__gt=since_id).select_related("puzzle").order_by("id")
 
 
-def unverified_pairs(count: int, seed: int = 0):
+def unverified_pairs(count: int, seed: int = 0) -> list[Attempt]:
     """`count` attempts drawn (seeded) from the verified pairs and the failed attempts together:
-    what training would see if the sandbox's verdicts were ignored."""
-    pool = list(Attempt.objects.filter(UNVERIFIED_POOL).order_by("id").values_list("id", flat=True))
-    chosen = random.Random(seed).sample(pool, min(count, len(pool)))
-    return Attempt.objects.filter(id__in=chosen).select_related("puzzle").order_by("id")
+    what training would see if the sandbox's verdicts were ignored. A failure that does not parse
+    (a cut-off reply) cannot be written as `f` / `g` / `assert`, so it is not in the draw."""
+    pool = [a for a in Attempt.objects.filter(UNVERIFIED_POOL).select_related("puzzle").order_by("id")
+            if _writable(a)]
+    return sorted(random.Random(seed).sample(pool, min(count, len(pool))), key=lambda a: a.pk)
+
+
+def _writable(attempt: Attempt) -> bool:
+    try:
+        training_example(attempt.puzzle.sat, attempt.code)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return False
+    return True
 
 
 def ledger_rows(since_id: int = 0):
