@@ -222,7 +222,13 @@ def test_the_run_page_shows_progress_the_loss_chart_and_before_after(trainer, re
     assert re.search(r'data-testid="compare-pass-1">\s*<th scope="row">P3 pass@1</th>\s*<td class="num">25.0%</td>\s*'
                      r'<td class="num">—</td>', page)
     assert "52" in page and "ab" * 32 in page and "<dt>Solved chat repairs</dt><dd>2</dd>" in page
-    assert "<dt>Verified puzzle pairs</dt><dd>50</dd>" in page
+    assert "<dt>Verified puzzle pairs</dt><dd>50</dd>" in page and "dataset-failed" not in page
+    # the unverified control says what it trained on
+    TrainingRun.objects.filter(pk=run.pk).update(dataset={"attempts": list(range(50)), "examples": [],
+                                                          "failed": [3, 8], "mbpp": [601, 602]})
+    page = trainer.get(f"/training/runs/{run.pk}/").content.decode()
+    assert 'data-testid="dataset-failed">50, of which 2 failed<' in page and "Verified puzzle pairs" not in page
+    assert "<dt>MBPP train tasks rehearsed</dt><dd>2</dd>" in page
     # a reviewer may watch, not cancel
     page = reviewer.get(f"/training/runs/{run.pk}/").content.decode()
     assert 'data-testid="figure-step"' in page and ">Cancel<" not in page

@@ -335,6 +335,8 @@ def _panel_context(request, run: TrainingRun) -> dict:
             ("resumed_from", "Resumed from")) if _shown(training.get(key))],
         "version": run.produced_version,
         "dataset_counts": {"attempts": len(dataset.get("attempts") or []), "traces": len(dataset.get("traces") or []),
+                           "failed": len(dataset["failed"]) if "failed" in dataset else None,  # the unverified control
+                           "mbpp": len(dataset.get("mbpp") or []),
                            # a snapshot from before the ledger named the chat messages instead
                            "examples": len(dataset.get("examples", dataset.get("messages")) or [])},
     }
