@@ -146,9 +146,11 @@ class Puzzle(models.Model):
                 and self.review_state not in (self.ReviewState.REJECT, self.ReviewState.FLAG))
 
 
-TRAINING_PUZZLES = (Q(puzzle__is_current=True) & ~Q(puzzle__split__in=Puzzle.HELD_OUT)
-                    & Q(puzzle__status=Puzzle.Status.SOLVED)
-                    & ~Q(puzzle__review_state__in=[Puzzle.ReviewState.REJECT, Puzzle.ReviewState.FLAG]))
+# Puzzles that may be trained on whatever their outcome (current, not held out, not rejected or
+# flagged by a reviewer); a training pair also needs the puzzle solved.
+TRAINABLE_PUZZLES = (Q(puzzle__is_current=True) & ~Q(puzzle__split__in=Puzzle.HELD_OUT)
+                     & ~Q(puzzle__review_state__in=[Puzzle.ReviewState.REJECT, Puzzle.ReviewState.FLAG]))
+TRAINING_PUZZLES = TRAINABLE_PUZZLES & Q(puzzle__status=Puzzle.Status.SOLVED)
 
 
 class AttemptQuerySet(models.QuerySet):

@@ -13,7 +13,7 @@ from engine.selfplay.training_text import training_example
 from engine.training.packing import TrainingText
 from webapp.datasets.held_out import held_out
 from webapp.datasets.models import TrainingExample
-from webapp.puzzles.models import Attempt, Puzzle
+from webapp.puzzles.models import TRAINABLE_PUZZLES, Attempt, Puzzle
 
 SOURCES = ("selfplay", "chat", "mbpp")
 DEFAULT_SOURCES = ("selfplay", "chat")  # "mbpp" (rehearsal of MBPP train tasks) is asked for per round
@@ -29,9 +29,7 @@ OWN_PAIRS = Q(puzzle__source=Puzzle.Source.GENERATED, puzzle__model_version__isn
 # pipeline produced them (the paper's `include_failures`).
 REFERENCE_PAIRS = Q(origin=Attempt.Origin.REFERENCE,
                     puzzle__source__in=[Puzzle.Source.P3_TRAIN, Puzzle.Source.P3_OTHER])
-UNVERIFIED_POOL = (Q(puzzle__is_current=True) & ~Q(puzzle__split__in=Puzzle.HELD_OUT)
-                   & ~Q(puzzle__status=Puzzle.Status.REJECTED)
-                   & ~Q(puzzle__review_state__in=[Puzzle.ReviewState.REJECT, Puzzle.ReviewState.FLAG])
+UNVERIFIED_POOL = (TRAINABLE_PUZZLES & ~Q(puzzle__status=Puzzle.Status.REJECTED)
                    & (Q(kept=True, status="passed") | ~Q(status__in=["passed", "reference", "pending"])))
 
 
