@@ -346,3 +346,20 @@ def test_selfplay_command_runs_the_loop_and_writes_its_report(tmp_path, settings
     markdown = (out / "report.md").read_text()
     assert "| 2 | evaluate before: reused from an earlier round | 0.0 |" in markdown
     assert "| 2 | evaluate after: P3 |" in markdown
+
+
+def test_selfplay_progress_bar_starts_over_with_its_stage():
+    """Round 2's training reported round 1's elapsed time as its own (134 s a step instead of 21)."""
+    import io
+
+    from webapp.training.management.commands.selfplay import StageBars
+
+    bars = StageBars(io.StringIO())
+    bars("train", 111, 111)
+    first = bars.bars["train"]
+    bars("train", 1, 111)  # the next round's training, with as many steps
+    assert bars.bars["train"] is not first and bars.bars["train"].n == 1
+    second = bars.bars["train"]
+    bars("train", 2, 111)
+    assert bars.bars["train"] is second and second.n == 2
+    bars.close()

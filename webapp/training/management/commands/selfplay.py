@@ -17,6 +17,28 @@ from webapp.training.selfplay_loop import run_loop
 from webapp.training.training_data import DATA
 
 
+class StageBars:
+    """One progress bar per stage. A stage that starts over (the next round's training, or its
+    evaluation) gets a fresh bar, so its elapsed time and rate are its own, not the first round's."""
+
+    def __init__(self, file=sys.stderr):
+        self.file = file
+        self.bars: dict[str, tqdm] = {}
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        bar = self.bars.get(stage)
+        if bar is None or (total and bar.total != total) or done < bar.n:
+            if bar is not None:
+                bar.close()
+            bar = self.bars[stage] = tqdm(total=total or None, desc=f"{stage:>11}", file=self.file, leave=True)
+        bar.n = done
+        bar.refresh()
+
+    def close(self) -> None:
+        for bar in self.bars.values():
+            bar.close()
+
+
 class Command(BaseCommand):
     help = "Run R rounds of self-play generation and training, and write a report of the results."
 
@@ -102,25 +124,14 @@ class Command(BaseCommand):
             "metric_k": o["k"], "margin": o["margin"] / 100,
             "eval_quantize": o["eval_quantize"], "eval_backend": o["eval_backend"],
         }
-        bars: dict[str, tqdm] = {}
-
-        def on_event(stage, done, total):
-            bar = bars.get(stage)
-            if bar is None or (total and bar.total != total):
-                if bar is not None:
-                    bar.close()
-                bar = bars[stage] = tqdm(total=total or None, desc=f"{stage:>11}", file=sys.stderr, leave=True)
-            bar.n = done
-            bar.refresh()
-
+        bars = StageBars()
         try:
-            report = run_loop(o["rounds"], generation, round_config, not o["no_bootstrap"], o["backend"], on_event,
+            report = run_loop(o["rounds"], generation, round_config, not o["no_bootstrap"], o["backend"], bars,
                               o["variants"], o["search_solutions"])
         except (ValueError, Refused) as exc:
             raise CommandError(str(exc)) from exc
         finally:
-            for bar in bars.values():
-                bar.close()
+            bars.close()
         md, js = write(report, o["report"])
         self.stdout.write(markdown(report))
         self.stdout.write(f"report written to {md} and {js}")
