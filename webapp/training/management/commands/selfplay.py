@@ -21,8 +21,8 @@ class StageBars:
     """One progress bar per stage. A stage that starts over (the next round's training, or its
     evaluation) gets a fresh bar, so its elapsed time and rate are its own, not the first round's."""
 
-    def __init__(self, file=sys.stderr):
-        self.file = file
+    def __init__(self, file=None):
+        self.file = file or sys.stderr  # looked up now, not at import: a caller may have redirected it
         self.bars: dict[str, tqdm] = {}
 
     def __call__(self, stage: str, done: int, total: int) -> None:
