@@ -1,8 +1,10 @@
 """Training rounds on real parts: PostgreSQL, Redis, a Celery model worker serving a tiny random
 model. A round trains, evaluates, promotes, and the worker hot-swaps to the new version without a
 restart; only one round runs at a time under concurrent triggers (a database constraint); the
-promotion gate and rollback; the schedule's threshold; a worker SIGKILLed mid-training leaves the
-active model untouched and the round resumes from its last checkpoint."""
+promotion gate (against the active version and the lineage's first one) and rollback; the
+schedule's threshold; a worker SIGKILLed mid-training leaves the active model untouched and the
+round resumes from its last checkpoint."""
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -13,7 +15,7 @@ from django.core.cache import cache
 from django.db import connection
 from django_celery_beat.models import PeriodicTask
 
-from engine.evaluate.promotion import decide
+from engine.evaluate.promotion import Origin, decide
 from engine.lm.tiny import build_tiny_model
 from engine.training.checkpoints import CheckpointDir
 from tests.support import at_once, start_worker, stop_worker
@@ -210,6 +212,54 @@ def test_promotion_gate_and_manual_promote_and_rollback(tmp_path):
     assert "rolled back from v1 by ada" in ModelVersion.objects.get(pk=base.pk).reason
     with pytest.raises(ValueError, match="no parent"):
         versions.rollback(admin)
+
+
+def test_the_gate_holds_a_version_to_its_lineage_origin():
+    """Each round within the margin of the active version may still drift from the base; the
+    lineage's first version is a second reference (two rounds took MBPP validation 5.6% → 3.3%)."""
+    def mbpp(pass_at_1):
+        return {"pass_at_1": pass_at_1, "problems": 90, "prompt": "instruct", "title": "MBPP (validation)"}
+
+    same = _p3({"10": 0.176})
+    assert decide(same, same, code_before=mbpp(0.044), code_after=mbpp(0.033)).promote  # within 2.0 of round 1
+    drifted = decide(same, same, code_before=mbpp(0.044), code_after=mbpp(0.033), origin=Origin("v0", same, mbpp(0.056)))
+    assert not drifted.promote
+    assert drifted.reason == ("rejected against v0 (the lineage's first version): MBPP (validation) pass@1 5.6% → 3.3%, "
+                              "lost more than 2.0% on the code benchmark (pass@10 17.6% → 17.6% on p3-test-228 "
+                              "(allowed drop 0.0%))")
+    kept = decide(same, same, code_before=mbpp(0.044), code_after=mbpp(0.044), origin=Origin("v0", same, mbpp(0.056)))
+    assert kept.promote and kept.reason.endswith("against v0 (the lineage's first version): pass@10 17.6% → 17.6% "
+                                                 "on p3-test-228 (allowed drop 0.0%); MBPP (validation) pass@1 "
+                                                 "5.6% → 4.4% (allowed drop 2.0%)")
+    slipped = decide(same, _p3({"10": 0.15}), margin=0.03, origin=Origin("v0", _p3({"10": 0.20})))
+    assert not slipped.promote and "worse than v0 by more than 3.0%" in slipped.reason
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_round_from_a_trained_version_is_rejected_for_drifting_from_the_base(tmp_path, settings, tiny_model):
+    """Through a real round: the active v1 is a trained version; v0, its parent, solved the code
+    check that v1 and the new version fail. The new version ties v1 but is refused for v0."""
+    settings.DATA_DIR = tmp_path / "data"
+    v0 = versions.active_version()
+    folder = tmp_path / "v1"
+    shutil.copytree(tiny_model, folder)
+    (folder / "COMPLETE").write_text("ok\n")
+    v1 = versions.promote(ModelVersion.objects.create(name="v1", parent=v0, checkpoint=str(folder)), "by hand")
+    config = rounds.RoundConfig.from_dict(TINY_ROUND)
+    measured = rounds.evaluate_version(v1.spec, config)
+    p3 = {**measured["p3"], "pass_at_k": {"1": 0.0}}
+    key = rounds.gate_metrics_key(config)
+    ModelVersion.objects.filter(pk=v1.pk).update(metrics={key: {**measured, "p3": p3,
+                                                                 "code": {**measured["code"], "pass_at_1": 0.0}}})
+    ModelVersion.objects.filter(pk=v0.pk).update(metrics={key: {**measured, "p3": p3,
+                                                                 "code": {**measured["code"], "pass_at_1": 1.0}}})
+    run = rounds.run_round(rounds.start_round(None, TINY_ROUND, enqueue=False).pk)
+    assert run.status == "succeeded", run.error
+    assert "v1: reusing its evaluation" in run.log and f"{v0.name}: reusing its evaluation" in run.log
+    assert run.decision.startswith(f"rejected against {v0.name} (the lineage's first version): ")
+    assert "pass@1 100.0% → 0.0%" in run.decision, run.decision
+    assert run.produced_version.status == "rejected" and versions.active_version().pk == v1.pk
+    assert rounds.lineage_origin(run.produced_version).pk == v0.pk
 
 
 @pytest.mark.django_db

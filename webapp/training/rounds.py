@@ -24,7 +24,7 @@ from engine.datasets.mbpp import mbpp_validation
 from engine.evaluate.humaneval_eval import PROMPTS as HUMANEVAL_PROMPTS
 from engine.evaluate.humaneval_eval import evaluate_humaneval, load_humaneval
 from engine.evaluate.p3_eval import P3EvalConfig, evaluate_p3, held_out_puzzles
-from engine.evaluate.promotion import decide
+from engine.evaluate.promotion import Origin, decide
 from engine.evaluate.suite.registry import benchmark_class as get_benchmark_class
 from engine.evaluate.suite.registry import get_benchmark
 from engine.evaluate.suite.registry import names as suite_names
@@ -351,16 +351,28 @@ def code_check(model, config: RoundConfig, verify, cancel, progress) -> dict:
 def _evaluate_into(run: TrainingRun, version: ModelVersion, config: RoundConfig, beat: RowHeartbeat,
                    field_name: str) -> dict:
     """Evaluate `version` (or reuse its metrics measured with the same settings) into the run."""
-    key = _eval_key("round", {"p3": config.eval_config().as_dict(), "humaneval": config.humaneval_problems,
-                              "code": [config.code_benchmark, config.code_problems, config.code_prompt],
-                              "humaneval_prompt": config.humaneval_prompt, "quantize": config.eval_quantize,
-                              "backend": config.eval_backend})
+    results = _measured(run, version, config, beat)
+    if results:
+        _update(run, **{field_name: results})
+    return results
+
+
+def gate_metrics_key(config: RoundConfig) -> str:
+    """Where a version's gate figures with these settings are kept in its `metrics`."""
+    return _eval_key("round", {"p3": config.eval_config().as_dict(), "humaneval": config.humaneval_problems,
+                               "code": [config.code_benchmark, config.code_problems, config.code_prompt],
+                               "humaneval_prompt": config.humaneval_prompt, "quantize": config.eval_quantize,
+                               "backend": config.eval_backend})
+
+
+def _measured(run: TrainingRun, version: ModelVersion, config: RoundConfig, beat: RowHeartbeat) -> dict:
+    """`version`'s gate figures with this round's settings: kept on the version, so each settings'
+    evaluation runs once per version; {} when the round was cancelled."""
+    key = gate_metrics_key(config)
     cached = (version.metrics or {}).get(key)
     if cached:
         _log(run, f"{version.name}: reusing its evaluation with the same settings")
-        reused = {**cached, "reused": True}  # its wall time was spent in the round that measured it
-        _update(run, **{field_name: reused})
-        return reused
+        return {**cached, "reused": True}  # its wall time was spent in the round that measured it
 
     def progress(done, total):
         _update(run, progress={"done": done, "total": total})
@@ -376,7 +388,6 @@ def _evaluate_into(run: TrainingRun, version: ModelVersion, config: RoundConfig,
               f"{results['seconds']} s")
     version.metrics = {**(version.metrics or {}), key: results}
     version.save(update_fields=["metrics"])
-    _update(run, **{field_name: results})
     return results
 
 
@@ -491,6 +502,14 @@ def _evaluate_and_decide(run: TrainingRun, config: RoundConfig, base: ModelVersi
     _update(run, stage="decide")
     decision = decide(run.eval_before["p3"], run.eval_after["p3"], config.metric_k, config.margin,
                       code_result(run.eval_before), code_result(run.eval_after), config.code_margin)
+    origin = lineage_origin(base)
+    if decision.promote and origin != base:  # held to the lineage's first version too: no drift
+        measured = _measured(run, origin, config, beat)  # measured in an earlier round, as a rule
+        if _cancelled(run, beat):
+            return
+        decision = decide(run.eval_before["p3"], run.eval_after["p3"], config.metric_k, config.margin,
+                          code_result(run.eval_before), code_result(run.eval_after), config.code_margin,
+                          Origin(origin.name, measured["p3"], code_result(measured) or None))
     if decision.promote:
         versions.promote(version, decision.reason)
         _report(run, version, config)
@@ -498,6 +517,15 @@ def _evaluate_and_decide(run: TrainingRun, config: RoundConfig, base: ModelVersi
         ModelVersion.objects.filter(pk=version.pk).update(status=ModelVersion.Status.REJECTED, reason=decision.reason)
     _log(run, decision.reason)
     _finish(TrainingRun.objects.filter(pk=run.pk), TrainingRun.Status.SUCCEEDED, decision=decision.reason)
+
+
+def lineage_origin(version: ModelVersion) -> ModelVersion:
+    """The first version of `version`'s lineage (the packaged base, as a rule): parents followed up."""
+    seen = {version.pk}
+    while version.parent_id and version.parent_id not in seen:
+        version = version.parent
+        seen.add(version.pk)
+    return version
 
 
 def _run_rl_stages(run: TrainingRun, config: RoundConfig, base: ModelVersion, beat: RowHeartbeat) -> None:
