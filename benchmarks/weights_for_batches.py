@@ -1,15 +1,17 @@
 """Which weights llama.cpp should decode with on this CPU: the packaged Q4_1 GGUF of the default
-model or its checked f16 copy, for a batch (puzzle writing) and for one reply (chat).
+model or its checked f16 (or bf16) copy, for a batch (puzzle writing) and for one reply (chat).
 
 The batch is the self-play generate stage's request: one puzzle-writing prompt of the paper's
 completion form (~1,830 tokens of P3 training puzzles) and `--samples` samples of it, `--tokens`
 new tokens each, the paper's sampling (T 0.9, top-k 50), seed 0, through the batched decoder
 (engine/lm/llama_cpp_batch.py). The single stream is one greedy chat reply of `--tokens` tokens.
-Both weight files are loaded in one process and measured alternately, `--rounds` times, so a
-machine that slows down or speeds up meanwhile affects both sides alike; printed: each round's
-tokens/s and the median ratio f16 / Q4_1.
+The weight files are loaded in one process and measured alternately, `--rounds` times, so a
+machine that slows down or speeds up meanwhile affects all sides alike; printed: each round's
+tokens/s and the median ratio of each type to Q4_1. A bf16 copy (`--weights q4_1,f16,bf16`) is
+made and checked like the f16 one; llama.cpp multiplies bf16 natively only when built for a CPU
+with bf16 dot products (`PYTHONPATH=<a GGML_NATIVE=ON build> python benchmarks/…` measures that).
 
-    python benchmarks/weights_for_batches.py [--rounds 3] [--samples 64] [--tokens 200]
+    python benchmarks/weights_for_batches.py [--rounds 3] [--samples 64] [--tokens 200] [--weights q4_1,f16]
 """
 from __future__ import annotations
 
@@ -39,6 +41,16 @@ def timed(run, model) -> tuple[int, float]:
     return tokens, time.perf_counter() - started
 
 
+def _copy(dtype: str, folder: Path):
+    """The default model's checked `dtype` copy on llama.cpp (f16: the one `make install` made)."""
+    if dtype == "f16":
+        return load_full_precision("", "llama.cpp")
+    from engine.lm.gguf_export import full_precision_copy
+    from engine.lm.llama_cpp_backend import LlamaCppModel
+
+    return LlamaCppModel.load(str(full_precision_copy("", folder, dtype)))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--p3", default=str(ROOT.parent / "shared" / "data" / "p3"))
@@ -46,11 +58,19 @@ def main() -> int:
     parser.add_argument("--samples", type=int, default=64)
     parser.add_argument("--tokens", type=int, default=200)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--weights", default="q4_1,f16", help="q4_1 (the packaged file) and copies: f16, bf16, f32")
+    parser.add_argument("--copies", type=Path, default=ROOT / "var" / "full-precision",
+                        help="where copies other than the installed f16 one are made (once)")
     args = parser.parse_args()
 
-    models = {"q4_1": load_model("", "llama.cpp"), "f16": load_full_precision("", "llama.cpp")}
+    import llama_cpp
+
+    print(f"llama.cpp {llama_cpp.__file__}: {llama_cpp.llama_print_system_info().decode()}", flush=True)
+    models = {name: load_model("", "llama.cpp") if name == "q4_1" else _copy(name, args.copies)
+              for name in args.weights.split(",")}
+    first = next(iter(models.values()))
     config = SelfPlayConfig(puzzles_per_prompt=args.samples, generation_tokens=args.tokens, seed=0)
-    prompt = generation_prompt(_train_puzzles(args.p3), lambda text: len(models["f16"].encode(text)),
+    prompt = generation_prompt(_train_puzzles(args.p3), lambda text: len(first.encode(text)),
                                config.context_tokens, config.generation_tokens).text
     params = config.generation_params(0)
     reply = SamplingParams(max_new_tokens=args.tokens)
@@ -65,13 +85,17 @@ def main() -> int:
                 print(f"round {round_}: {kind:>6} {name:>4} {tokens:6d} tokens {seconds:6.1f} s "
                       f"{tokens / seconds:6.1f} tok/s", flush=True)
     summary = {}
+    reference = "q4_1" if "q4_1" in models else next(iter(models))
     for kind, by_weights in rates.items():
-        ratio = statistics.median(f / q for f, q in zip(by_weights["f16"], by_weights["q4_1"]))
-        summary[kind] = {"tok_s": by_weights, "median_ratio_f16_over_q4_1": round(ratio, 2)}
-        print(f"{kind}: f16 {by_weights['f16']} / Q4_1 {by_weights['q4_1']} tok/s; median ratio f16/Q4_1 {ratio:.2f}")
+        ratios = {f"median_ratio_{name}_over_{reference}": round(statistics.median(
+            a / b for a, b in zip(by_weights[name], by_weights[reference])), 2) for name in by_weights if name != reference}
+        summary[kind] = {"tok_s": by_weights, **ratios}
+        print(f"{kind}: " + " / ".join(f"{name} {rates_}" for name, rates_ in by_weights.items())
+              + f" tok/s; {ratios}")
     if args.json:
         args.json.write_text(json.dumps({"settings": {k: str(v) for k, v in vars(args).items()},
-                                         "prompt_tokens": len(models["f16"].encode(prompt)), **summary}, indent=2))
+                                         "llama_cpp": llama_cpp.llama_print_system_info().decode(),
+                                         "prompt_tokens": len(first.encode(prompt)), **summary}, indent=2))
     for model in models.values():
         model.close()
     return 0

@@ -54,6 +54,9 @@ AUTODIDACT_TEACHER_KEY = os.environ.get("AUTODIDACT_TEACHER_KEY", "").strip()
 AUTODIDACT_TEACHER_PARALLEL = env_int("AUTODIDACT_TEACHER_PARALLEL", 4)
 # Which runtime serves it: auto (llama.cpp for GGUF files on a CPU when installed), transformers, llama.cpp.
 AUTODIDACT_BACKEND = os.environ.get("AUTODIDACT_BACKEND", "auto").strip()
+# Which checked copy of a quantised GGUF writes and solves puzzles: auto (bf16 where llama.cpp was built
+# with bf16 dot products, else f16), f16 or bf16. Evaluations always use f16.
+AUTODIDACT_BATCH_WEIGHTS = os.environ.get("AUTODIDACT_BATCH_WEIGHTS", "auto").strip()
 # CPU inference precision: "none" (fp32) or "int8" (per-channel; ~3x faster single-stream here).
 AUTODIDACT_QUANTIZE = os.environ.get("AUTODIDACT_QUANTIZE", "none").strip()
 # Load the model when the model worker starts, so the first request does not wait ~20 s.

@@ -12,7 +12,7 @@ Every copy is checked before it is used (`agreement`): on fixed prompts, llama.c
 logits are compared with the checkpoint's in transformers, and greedy completions token by token.
 The result sits beside the copy in `gguf.json`; model_source serves the copy only when it passed.
 
-    python -m engine.lm.gguf_export CHECKPOINT --like BASE.gguf [--type f16|f32]
+    python -m engine.lm.gguf_export CHECKPOINT --like BASE.gguf [--type f16|bf16|f32]
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ import numpy as np
 
 GGUF_NAME = "model-{type}.gguf"
 REPORT = "gguf.json"
-TYPES = ("f16", "f32")
+TYPES = ("f16", "bf16", "f32")  # bf16: for CPUs with bf16 dot products (AVX512-BF16, AMX)
 PERMUTED = {"llama"}  # architectures whose q/k projections llama.cpp stores permuted
 SUPPORTED = {"llama", "qwen2"}
 CHECK_PROMPTS = (
@@ -122,7 +122,8 @@ def write_gguf(weights: dict[str, np.ndarray], config: dict, like: str | Path, o
         kind = item.types[0]
         writer.add_key_value(item.name, item.contents(), kind,
                              sub_type=item.types[-1] if kind == gguf.GGUFValueType.ARRAY else None)
-    writer.add_file_type(gguf.LlamaFileType.MOSTLY_F16 if dtype == "f16" else gguf.LlamaFileType.ALL_F32)
+    writer.add_file_type({"f16": gguf.LlamaFileType.MOSTLY_F16, "bf16": gguf.LlamaFileType.MOSTLY_BF16,
+                          "f32": gguf.LlamaFileType.ALL_F32}[dtype])
     heads, kv_heads = config["num_attention_heads"], config.get("num_key_value_heads") or config["num_attention_heads"]
     for tensor in reader.tensors:
         if tensor.name not in by_gguf_name:
@@ -135,7 +136,11 @@ def write_gguf(weights: dict[str, np.ndarray], config: dict, like: str | Path, o
         expected = tuple(reversed([int(d) for d in tensor.shape]))
         if data.shape != expected:
             raise ExportError(f"{tensor.name}: the checkpoint's shape {data.shape} is not the GGUF's {expected}")
-        writer.add_tensor(tensor.name, data.astype(np.float16) if dtype == "f16" and data.ndim > 1 else data)
+        if data.ndim > 1 and dtype == "bf16":
+            bf16 = gguf.GGMLQuantizationType.BF16
+            writer.add_tensor(tensor.name, gguf.quants.quantize(data, bf16), raw_dtype=bf16)
+        else:
+            writer.add_tensor(tensor.name, data.astype(np.float16) if dtype == "f16" and data.ndim > 1 else data)
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(out.name + ".partial")  # a crash mid-write never leaves a loadable-looking file
     writer.path = partial

@@ -32,6 +32,16 @@ def available() -> bool:
     return True
 
 
+def has_bf16_kernels() -> bool:
+    """Whether this llama.cpp build multiplies bf16 weights with the CPU's bf16 dot products: only a
+    build for such a CPU (GGML_NATIVE=ON on AVX512-BF16; the portable default build is AVX2)."""
+    if not available():
+        return False
+    import llama_cpp
+
+    return "AVX512_BF16 = 1" in llama_cpp.llama_print_system_info().decode(errors="replace")
+
+
 def default_threads() -> int:
     """AUTODIDACT_MODEL_THREADS (where two model workers share the cores), else every core."""
     raw = os.environ.get("AUTODIDACT_MODEL_THREADS", "").strip()

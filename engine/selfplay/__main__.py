@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
-from engine.lm.loading import load_full_precision, load_model
+from engine.lm.loading import BATCH_WEIGHTS, batch_weights, load_full_precision, load_model
 from engine.sandbox import verify_many
 from engine.selfplay.generation_prompt import FORMS
 from engine.selfplay.p3 import load_p3, one_per_problem
@@ -53,6 +53,8 @@ def main(argv=None) -> int:
     parser.add_argument("--backend", default="auto", help="auto, transformers or llama.cpp")
     parser.add_argument("--quantized", action="store_true",
                         help="write and solve with a quantised model as it is (default: its full-precision copy)")
+    parser.add_argument("--weights", choices=BATCH_WEIGHTS, default="auto",
+                        help="the full-precision copy of a quantised GGUF: auto (bf16 where llama.cpp has bf16 kernels)")
     parser.add_argument("--p3", default=str(Path(__file__).resolve().parents[2].parent / "shared" / "data" / "p3"),
                         help="folder with puzzles.json and split.json ('' = seed puzzles only)")
     parser.add_argument("--out", default="var/selfplay", help="run: where batches are saved (and resumed from)")
@@ -80,7 +82,8 @@ def main(argv=None) -> int:
 
     config = SelfPlayConfig.from_known(vars(args))
     train = _train_puzzles(args.p3)
-    model = load_model(args.model, args.backend) if args.quantized else load_full_precision(args.model, args.backend)
+    model = load_model(args.model, args.backend) if args.quantized else \
+        load_full_precision(args.model, args.backend, weights=batch_weights(args.weights))
     print(f"{model.name} loaded in {model.load_seconds:.1f} s", file=sys.stderr)
     verify = lambda jobs: verify_many(jobs)  # noqa: E731
     if args.command == "styles":

@@ -25,7 +25,7 @@ from django.conf import settings
 from engine.lm.generation import LanguageModel
 from engine.lm.loading import load_model
 from engine.sandbox.verdict import short
-from webapp.serving.model_store import load_full_precision_version, local_spec
+from webapp.serving.model_store import load_batch_version, local_spec
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ class ModelRuntime:
 
     def _load(self, target: dict) -> Served:
         if self.full_precision and settings.AUTODIDACT_QUANTIZE in ("", "none"):
-            model = load_full_precision_version(target["spec"])
+            model = load_batch_version(target["spec"])
         else:
             model = load_model(local_spec(target["spec"]), settings.AUTODIDACT_BACKEND, settings.AUTODIDACT_QUANTIZE)
         log.info("model %s (%s) ready on %s (%s) in %.1f s", model.name, target.get("name") or "configured",

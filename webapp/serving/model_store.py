@@ -32,13 +32,21 @@ def local_spec(spec: str) -> str:
     return spec if key is None else str(store().fetch(key))
 
 
-def load_full_precision_version(spec: str, backend: str | None = None):
+def load_full_precision_version(spec: str, backend: str | None = None, weights: str = "f16"):
     """`spec` loaded for work whose samples are counted or trained on (evaluations, studies, puzzle
     writing), never quantised: on llama.cpp through its checked f16 copy, made once in the data dir."""
     from engine.lm.loading import load_full_precision
 
     return load_full_precision(local_spec(spec), backend or settings.AUTODIDACT_BACKEND,
-                               str(Path(settings.DATA_DIR) / "models" / "full-precision"))
+                               str(Path(settings.DATA_DIR) / "models" / "full-precision"), weights)
+
+
+def load_batch_version(spec: str, backend: str | None = None):
+    """`spec` for puzzle writing and solving (many samples a step): the packaged model's bf16 copy
+    where llama.cpp has bf16 kernels, else f16 (AUTODIDACT_BATCH_WEIGHTS; engine.lm.loading.batch_weights)."""
+    from engine.lm.loading import batch_weights
+
+    return load_full_precision_version(spec, backend, batch_weights(settings.AUTODIDACT_BATCH_WEIGHTS))
 
 
 def published(spec: str) -> bool:

@@ -24,21 +24,22 @@ Event = Callable[[str, int, int], None]  # (stage, done, total) for progress bar
 
 
 class _ActiveModel:
-    """The active version's model and its id, loaded once per version at full precision (llama.cpp
-    serves the GGUF base's f16 copy on a CPU): the puzzles and solutions it writes are kept. Called
-    for the model; closed when generation ends, so training and evaluation run without it in memory."""
+    """The active version's model and its id, loaded once per version at full precision (on a CPU,
+    llama.cpp serves the GGUF base's f16 or bf16 copy: model_store.load_batch_version): the puzzles
+    and solutions it writes are kept. Called for the model; closed when generation ends, so training
+    and evaluation run without it in memory."""
 
     def __init__(self, backend: str):
         self.backend = backend
         self.served: Served | None = None
 
     def __call__(self) -> Served:
-        from webapp.serving.model_store import load_full_precision_version
+        from webapp.serving.model_store import load_batch_version
 
         version = versions.active_version()
         if self.served is None or self.served.version_id != version.pk:
             self.close()
-            self.served = Served(load_full_precision_version(version.spec, self.backend), version.pk)
+            self.served = Served(load_batch_version(version.spec, self.backend), version.pk)
         return self.served
 
     def close(self) -> None:

@@ -12,7 +12,7 @@ from engine.selfplay.solving_prompts import STYLES
 from webapp.puzzles.generation_runs import resume_run, run_inline, start_run
 from webapp.puzzles.models import GenerationRun
 from webapp.refusals import Refused
-from webapp.serving.model_store import load_full_precision_version
+from webapp.serving.model_store import load_batch_version
 
 
 class Command(BaseCommand):
@@ -50,7 +50,7 @@ class Command(BaseCommand):
         except (ValueError, Refused, GenerationRun.DoesNotExist) as exc:
             raise CommandError(str(exc)) from None
         spec = o["model"] if o["model"] is not None else settings.AUTODIDACT_MODEL
-        model = load_model(spec, o["backend"]) if o["quantized"] else load_full_precision_version(spec, o["backend"])
+        model = load_model(spec, o["backend"]) if o["quantized"] else load_batch_version(spec, o["backend"])
         self.stderr.write(f"run {run.pk}: model {model.name} loaded in {model.load_seconds:.1f} s")
 
         def progress(current):
