@@ -41,16 +41,6 @@ def timed(run, model) -> tuple[int, float]:
     return tokens, time.perf_counter() - started
 
 
-def _copy(dtype: str, folder: Path):
-    """The default model's checked `dtype` copy on llama.cpp (f16: the one `make install` made)."""
-    if dtype == "f16":
-        return load_full_precision("", "llama.cpp")
-    from engine.lm.gguf_export import full_precision_copy
-    from engine.lm.llama_cpp_backend import LlamaCppModel
-
-    return LlamaCppModel.load(str(full_precision_copy("", folder, dtype)))
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--p3", default=str(ROOT.parent / "shared" / "data" / "p3"))
@@ -66,8 +56,8 @@ def main() -> int:
     import llama_cpp
 
     print(f"llama.cpp {llama_cpp.__file__}: {llama_cpp.llama_print_system_info().decode()}", flush=True)
-    models = {name: load_model("", "llama.cpp") if name == "q4_1" else _copy(name, args.copies)
-              for name in args.weights.split(",")}
+    models = {name: load_model("", "llama.cpp") if name == "q4_1" else
+              load_full_precision("", "llama.cpp", str(args.copies), weights=name) for name in args.weights.split(",")}
     first = next(iter(models.values()))
     config = SelfPlayConfig(puzzles_per_prompt=args.samples, generation_tokens=args.tokens, seed=0)
     prompt = generation_prompt(_train_puzzles(args.p3), lambda text: len(first.encode(text)),
