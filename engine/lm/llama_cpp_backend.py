@@ -34,7 +34,7 @@ def available() -> bool:
 
 def has_bf16_kernels() -> bool:
     """Whether this llama.cpp build multiplies bf16 weights with the CPU's bf16 dot products: only a
-    build for such a CPU (GGML_NATIVE=ON on AVX512-BF16; the portable default build is AVX2)."""
+    build for such a CPU (`make llama-bf16`; the portable build `make install` makes is AVX2)."""
     if not available():
         return False
     import llama_cpp

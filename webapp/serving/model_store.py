@@ -34,7 +34,7 @@ def local_spec(spec: str) -> str:
 
 def load_full_precision_version(spec: str, backend: str | None = None, weights: str = "f16"):
     """`spec` loaded for work whose samples are counted or trained on (evaluations, studies, puzzle
-    writing), never quantised: on llama.cpp through its checked f16 copy, made once in the data dir."""
+    writing), never quantised: on llama.cpp through its checked `weights` copy, made once in the data dir."""
     from engine.lm.loading import load_full_precision
 
     return load_full_precision(local_spec(spec), backend or settings.AUTODIDACT_BACKEND,
