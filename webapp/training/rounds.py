@@ -13,6 +13,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from django.conf import settings
@@ -500,16 +501,14 @@ def _evaluate_and_decide(run: TrainingRun, config: RoundConfig, base: ModelVersi
         if _cancelled(run, beat):
             return
     _update(run, stage="decide")
-    decision = decide(run.eval_before["p3"], run.eval_after["p3"], config.metric_k, config.margin,
-                      code_result(run.eval_before), code_result(run.eval_after), config.code_margin)
-    origin = lineage_origin(base)
+    gate = partial(decide, run.eval_before["p3"], run.eval_after["p3"], config.metric_k, config.margin,
+                   code_result(run.eval_before), code_result(run.eval_after), config.code_margin)
+    decision, origin = gate(), lineage_origin(base)
     if decision.promote and origin != base:  # held to the lineage's first version too: no drift
         measured = _measured(run, origin, config, beat)  # measured in an earlier round, as a rule
         if _cancelled(run, beat):
             return
-        decision = decide(run.eval_before["p3"], run.eval_after["p3"], config.metric_k, config.margin,
-                          code_result(run.eval_before), code_result(run.eval_after), config.code_margin,
-                          Origin(origin.name, measured["p3"], code_result(measured) or None))
+        decision = gate(origin=Origin(origin.name, measured["p3"], code_result(measured) or None))
     if decision.promote:
         versions.promote(version, decision.reason)
         _report(run, version, config)
