@@ -56,7 +56,7 @@ def funnel(records: list[dict]) -> dict:
 def run_form(model, train, form: str, args, writer=None) -> dict:
     config = SelfPlayConfig(form=form, batches=max(1, args.puzzles // args.per_prompt),
                             puzzles_per_prompt=args.per_prompt, attempts=args.attempts,
-                            generation_tokens=args.tokens + (args.pair_extra if form == "pair" else 0),
+                            generation_tokens=args.tokens,
                             seed=args.seed, max_batch_rows=args.per_prompt)
     with tempfile.TemporaryDirectory() as folder:
         store = BatchStore(folder)
@@ -76,7 +76,8 @@ def run_form(model, train, form: str, args, writer=None) -> dict:
 
 def baseline(model, train, args) -> dict:
     """The unbatched path on one prompt of the completion form."""
-    config = SelfPlayConfig(puzzles_per_prompt=args.baseline, generation_tokens=args.tokens, seed=args.seed)
+    config = SelfPlayConfig(puzzles_per_prompt=args.baseline, generation_tokens=args.tokens, seed=args.seed,
+                            form="completion")
     prompt = generation_prompt(train, lambda text: len(model.encode(text)), config.context_tokens,
                                config.generation_tokens)
     params = config.generation_params(0)
@@ -110,8 +111,8 @@ def main() -> int:
     parser.add_argument("--puzzles", type=int, default=512, help="written per form")
     parser.add_argument("--per-prompt", type=int, default=64)
     parser.add_argument("--attempts", type=int, default=8)
-    parser.add_argument("--tokens", type=int, default=200, help="generation budget per puzzle")
-    parser.add_argument("--pair-extra", type=int, default=150, help="more tokens for the pair form's solution")
+    parser.add_argument("--tokens", type=int, default=200,
+                        help="generation budget per puzzle (the pair form adds the solving budget, 150)")
     parser.add_argument("--baseline", type=int, default=16, help="samples of the sequential baseline (0: skip)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--teacher", default="", help="who writes the puzzles while the model solves them: an "

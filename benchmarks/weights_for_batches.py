@@ -59,7 +59,7 @@ def main() -> int:
     models = {name: load_model("", "llama.cpp") if name == "q4_1" else
               load_full_precision("", "llama.cpp", str(args.copies), weights=name) for name in args.weights.split(",")}
     first = next(iter(models.values()))
-    config = SelfPlayConfig(puzzles_per_prompt=args.samples, generation_tokens=args.tokens, seed=0)
+    config = SelfPlayConfig(puzzles_per_prompt=args.samples, generation_tokens=args.tokens, seed=0, form="completion")
     prompt = generation_prompt(_train_puzzles(args.p3), lambda text: len(first.encode(text)),
                                config.context_tokens, config.generation_tokens).text
     params = config.generation_params(0)

@@ -19,7 +19,7 @@ from engine.evaluate.promotion import Origin, decide
 from engine.lm.tiny import build_tiny_model
 from engine.training.checkpoints import CheckpointDir
 from tests.support import at_once, start_worker, stop_worker
-from webapp.puzzles.models import Attempt, Puzzle
+from webapp.puzzles.models import Attempt, GenerationRun, Puzzle
 from webapp.serving import versions
 from webapp.serving.model_worker import read_state
 from webapp.serving.models import ModelVersion
@@ -380,7 +380,7 @@ def test_selfplay_command_runs_the_loop_and_writes_its_report(tmp_path, settings
     assert "self-play generate" in markdown
     assert f"fine-tune (2 steps, {trained['epochs']} epochs, {trained['precision']})" in markdown
     assert f"| {row['examples']} ({row['dataset']['attempts']} + 0 + 248) |" in markdown
-    assert "Trained on: all data (everything verified); puzzles written by self in the completion form" in markdown
+    assert "Trained on: all data (everything verified); puzzles written by self in the pair form" in markdown
     assert f"New instances of train puzzles: {made['created']} written, {made['passed']} passed" in markdown
     assert f"Search solutions of integer-answer puzzles: {searched['written']} written, {searched['passed']} " \
         "passed" in markdown
@@ -388,10 +388,15 @@ def test_selfplay_command_runs_the_loop_and_writes_its_report(tmp_path, settings
 
     # A second call goes on from the first: its round is round 2, and the model it starts from was
     # evaluated with the same settings as round 1's "after", so that evaluation is reused, not re-timed.
-    call_command("selfplay", "--no-bootstrap", "--rounds", "1", "--batches", "0", "--max-steps", "2",
+    # Its puzzles are drawn with the next seed: were round 1 rejected, the same model would
+    # otherwise write the same puzzles again.
+    call_command("selfplay", "--no-bootstrap", "--rounds", "1", "--batches", "1", "--puzzles-per-prompt", "2",
+                 "--attempts", "1", "--generation-tokens", "16", "--solving-tokens", "8", "--context-tokens", "400",
+                 "--max-steps", "2",
                  "--batch-size", "2", "--block-size", "64", "--samples", "2", "--subset", "2", "--temperature", "0.8",
                  "--code-problems", "1", "--k", "1", "--report", str(out), stdout=open(tmp_path / "o", "w"))
     second = json.loads((out / "report.json").read_text())["rounds"][0]
+    assert [run.config["seed"] for run in GenerationRun.objects.order_by("pk")] == [0, 1]
     assert second["round"] == 2 and second["before"]["reused"] and not second["after"]["reused"]
     markdown = (out / "report.md").read_text()
     assert "| 2 | evaluate before: reused from an earlier round | 0.0 |" in markdown

@@ -43,11 +43,14 @@ class SelfPlayConfig(StrictConfig):
     attempts: int = 8  # solving samples per puzzle that passed the filters
     generation_temperature: float = 0.9
     solving_temperature: float = 0.8
-    generation_tokens: int = 200
+    generation_tokens: int = 200  # for the puzzle (the pair form adds solving_tokens for its solution)
     solving_tokens: int = 150
     context_tokens: int = 2048  # the generation prompt fills this, minus generation_tokens
     style: str = "completion"  # how puzzles are put to the model to solve (solving_prompts.STYLES)
-    form: str = "completion"  # how the model is asked to write puzzles (generation_prompt.FORMS)
+    # How the model is asked to write puzzles (generation_prompt.FORMS). The pair form keeps the
+    # most: more accepted puzzles and verified pairs than the paper's completion form, from the
+    # base model and far more from a fine-tuned one (docs/experiments.md, the funnel per form).
+    form: str = "pair"
     writer: str = "self"  # who writes the puzzles: the model being trained, or a teacher (an endpoint)
     # Both stages sample as the paper did (transformers' generate defaults: top-k 50, no top-p cut).
     top_k: int = 50
@@ -66,7 +69,7 @@ class SelfPlayConfig(StrictConfig):
         for name in ("generation_temperature", "solving_temperature"):
             if not 0 <= getattr(self, name) <= 2:
                 problems.add(name, "temperatures must be between 0 and 2")
-        if self.context_tokens < self.generation_tokens + 64:
+        if self.context_tokens < self.writing_tokens + 64:
             problems.add("context_tokens", "context_tokens must leave room for the examples")
         if self.style not in STYLES:
             problems.add("style", f"unknown prompt style {self.style!r}; choose one of {', '.join(STYLES)}")
@@ -77,8 +80,13 @@ class SelfPlayConfig(StrictConfig):
         check_sampling(problems, self.top_k, self.top_p)
         problems.raise_any()
 
+    @property
+    def writing_tokens(self) -> int:
+        """New tokens a writer may sample: the puzzle's, and in the pair form its solution's too."""
+        return self.generation_tokens + (self.solving_tokens if self.form == "pair" else 0)
+
     def generation_params(self, batch: int) -> SamplingParams:
-        return SamplingParams(max_new_tokens=self.generation_tokens, temperature=self.generation_temperature,
+        return SamplingParams(max_new_tokens=self.writing_tokens, temperature=self.generation_temperature,
                               top_k=self.top_k, top_p=self.top_p, stop=stops(self.form),
                               seed=self.seed * 100_003 + batch)
 
@@ -152,7 +160,7 @@ def generate(model, examples: Sequence, config: SelfPlayConfig, batch: int,
     # Chat messages become text through the model's template; an endpoint takes the messages.
     chat = (lambda messages: chat_text(tokenizer, messages)) if tokenizer is not None else (lambda messages: messages)
     prompt = generation_prompt(examples, lambda text: len(model.encode(text)), config.context_tokens,
-                               config.generation_tokens, random.Random(config.seed * 7919 + batch), config.form, chat)
+                               config.writing_tokens, random.Random(config.seed * 7919 + batch), config.form, chat)
     completions = model.sample(prompt.text, config.puzzles_per_prompt, config.generation_params(batch), cancel)
     written = [{"source": "", "solution": None, "finish": c.finish_reason, "text": "",
                 "error": c.finish_reason.split(":", 1)[-1]} if c.finish_reason.startswith("error")

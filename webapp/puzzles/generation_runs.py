@@ -227,7 +227,7 @@ def _save_batch(run: GenerationRun, config: pipeline.SelfPlayConfig, data: dict)
     solver = data.get("solver", run.model_name)
     shared = {"top_k": config.top_k, "top_p": config.top_p, "seed": config.seed}
     sampling = {"generation": {"form": config.form, "temperature": config.generation_temperature,
-                               "max_new_tokens": config.generation_tokens, "context_tokens": config.context_tokens,
+                               "max_new_tokens": config.writing_tokens, "context_tokens": config.context_tokens,
                                **shared},
                 "solving": {"temperature": config.solving_temperature, "max_new_tokens": config.solving_tokens,
                             "attempts": config.attempts, "style": config.style, **shared}}

@@ -15,6 +15,7 @@ from engine.evaluate import paired
 from engine.lm.throughput import tokens_per_s
 from webapp.puzzles.catalogue import add_search_solutions, add_variants, import_p3, verify_references
 from webapp.puzzles.generation_runs import run_inline, start_run
+from webapp.puzzles.models import GenerationRun
 from webapp.serving import versions
 from webapp.serving.model_runtime import Served, close_model
 from webapp.training import rounds, training_data
@@ -61,6 +62,9 @@ def bootstrap(variants: int = 0, search: bool = False) -> dict:
 
 
 def _generation(config: dict, get_model, on_event: Event) -> dict:
+    """One generation run. Its seed moves on with each run the data folder holds: a round whose
+    version was not promoted would otherwise have the same model write the same puzzles again."""
+    config = {**config, "seed": config.get("seed", 0) + GenerationRun.objects.count()}
     run = start_run(None, config)
     started = time.perf_counter()
 

@@ -2,7 +2,7 @@
 fine-tune → evaluate → promote), a progress bar per stage, and a report (markdown + JSON).
 
     python manage.py selfplay --rounds 1 --batches 4 --method full --epochs 2 --samples 10
-    python manage.py selfplay --rounds 2 --data own --form pair    # the paper's loop: own puzzles only
+    python manage.py selfplay --rounds 2 --data own    # the paper's loop: own puzzles only
 """
 import sys
 
@@ -67,7 +67,8 @@ class Command(BaseCommand):
                      "context_tokens"):
             group.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(gen, name))
         group.add_argument("--style", default=gen.style)
-        group.add_argument("--form", default=gen.form, help="how puzzles are asked for: completion, pair or chat")
+        group.add_argument("--form", default=gen.form, help="how puzzles are asked for: pair (puzzle, solution "
+                           "and assert written together), completion (the paper's) or chat")
         group.add_argument("--writer", default=gen.writer,
                            help="who writes puzzles: self, or teacher (AUTODIDACT_TEACHER_URL, or the packaged "
                                 "Qwen2.5-Coder served locally)")
