@@ -162,6 +162,37 @@ def test_a_trained_checkpoint_gets_a_served_copy(tmp_path, dequantised):
     assert served_copy(checkpoint) is None and load_model(str(checkpoint)).backend == "transformers"
 
 
+def test_a_trained_version_writes_puzzles_from_its_bf16_copy_where_the_cpu_has_bf16(tmp_path, dequantised,
+                                                                                   monkeypatch):
+    """Sealing a version on a CPU whose llama.cpp has bf16 dot products (the probe is set here: this
+    build may lack them) writes a checked bf16 copy beside the f16 one: puzzle writing loads it, as
+    it loads the base's bf16 copy, evaluation keeps f16, and a version without one writes from f16."""
+    from engine.training.sft import write_served_copy
+
+    model, tokenizer = dequantised
+    checkpoint = tmp_path / "model"
+    model.save_pretrained(checkpoint)
+    tokenizer.save_pretrained(checkpoint)
+    monkeypatch.setattr(llama_cpp_backend, "has_bf16_kernels", lambda: True)
+    record = write_served_copy(checkpoint, "")
+    batch = record["batch_copy"]
+    assert record["passed"] and record["file"] == "model-f16.gguf"
+    assert batch["passed"] and batch["file"] == "model-bf16.gguf" and batch["greedy_identical"] == 5
+    assert served_copy(checkpoint, "bf16") == checkpoint / "model-bf16.gguf" and (checkpoint / REPORT).is_file()
+    loaded = {weights: load_full_precision(str(checkpoint), "llama.cpp", weights=weights)
+              for weights in ("bf16", "f16")}
+    try:
+        assert {w: m.quantization for w, m in loaded.items()} == {"bf16": "bf16", "f16": "f16"}
+        assert loaded["bf16"].name == loaded["f16"].name == "model"  # the version, whichever file serves it
+    finally:
+        for served in loaded.values():
+            served.close()
+    (checkpoint / "gguf-bf16.json").write_text(json.dumps({**batch, "passed": False}))
+    fallback = load_full_precision(str(checkpoint), "llama.cpp", weights="bf16")
+    assert fallback.quantization == "f16"
+    fallback.close()
+
+
 def test_export_refuses_a_checkpoint_of_another_model(tmp_path):
     tiny = tmp_path / "tiny"
     build_tiny_model(tiny)

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 GGUF_NAME = "model-{type}.gguf"
-REPORT = "gguf.json"
+REPORT = "gguf.json"  # the served (f16) copy's check; another type's copy has its own (report_name)
 TYPES = ("f16", "bf16", "f32")  # bf16: for CPUs with bf16 dot products (AVX512-BF16, AMX)
 PERMUTED = {"llama"}  # architectures whose q/k projections llama.cpp stores permuted
 SUPPORTED = {"llama", "qwen2"}
@@ -190,8 +190,14 @@ def agreement(model, tokenizer, gguf_path: str | Path, prompts=CHECK_PROMPTS,
                      sum(d["greedy_identical"] for d in details), greedy_tokens, details)
 
 
+def report_name(dtype: str = "f16") -> str:
+    """Where a checkpoint records its `dtype` copy's check: gguf.json for the f16 copy that serves
+    the version everywhere, gguf-bf16.json for the copy that writes puzzles on bf16 CPUs."""
+    return REPORT if dtype == "f16" else f"gguf-{dtype}.json"
+
+
 def export_checked(checkpoint: str | Path, like: str | Path, dtype: str = "f16") -> dict:
-    """Export, check, and record the check in `checkpoint/gguf.json`; returns that record."""
+    """Export, check, and record the check in `checkpoint/report_name(dtype)`; returns that record."""
     import torch
     from transformers import AutoTokenizer
 
@@ -202,7 +208,7 @@ def export_checked(checkpoint: str | Path, like: str | Path, dtype: str = "f16")
     model = build_causal_lm(str(checkpoint), dtype=torch.float32)
     check = agreement(model, AutoTokenizer.from_pretrained(str(checkpoint)), out)
     record = {"file": out.name, "type": dtype, "like": str(like), "bytes": out.stat().st_size, **check.as_dict()}
-    (checkpoint / REPORT).write_text(json.dumps(record, indent=1))
+    (checkpoint / report_name(dtype)).write_text(json.dumps(record, indent=1))
     return record
 
 
@@ -248,9 +254,9 @@ def _checked_copy_of(copy: Path, like: Path) -> bool:
     return copy.is_file() and bool(record.get("passed")) and record.get("like") == str(like)
 
 
-def served_copy(checkpoint: str | Path) -> Path | None:
-    """The checkpoint's GGUF copy if it passed its check (what llama.cpp may serve), else None."""
-    report = Path(checkpoint) / REPORT
+def served_copy(checkpoint: str | Path, dtype: str = "f16") -> Path | None:
+    """The checkpoint's `dtype` GGUF copy if it passed its check (what llama.cpp may serve), else None."""
+    report = Path(checkpoint) / report_name(dtype)
     try:
         record = json.loads(report.read_text())
     except (OSError, ValueError):

@@ -15,6 +15,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 
 from engine.lm.generation import CancelToken, Completion, Prompt, SamplingParams
 from engine.lm.model_source import ModelSource, load_tokenizer, resolve_model_source
@@ -62,12 +63,20 @@ class LlamaCppModel:
         self._batch_decoder = None  # a second context, for batched sampling (made on first use)
 
     @classmethod
-    def load(cls, spec: str = "", context: int = DEFAULT_CONTEXT, threads: int | None = None) -> LlamaCppModel:
-        """`spec` must name a GGUF file, a checkpoint with a checked GGUF copy, or "" (the packaged default)."""
+    def load(cls, spec: str = "", context: int = DEFAULT_CONTEXT, threads: int | None = None,
+             weights: str = "f16") -> LlamaCppModel:
+        """`spec` must name a GGUF file, a checkpoint with a checked GGUF copy, or "" (the packaged
+        default). A checkpoint is served from its `weights` copy where it has a checked one (a
+        trained version's bf16 copy, made at its seal on bf16 CPUs), else from its f16 copy."""
         from llama_cpp import Llama
+
+        from engine.lm.gguf_export import served_copy
 
         started = time.perf_counter()
         source = resolve_model_source(spec)
+        other = served_copy(source.path, weights) if source.kind == "local-dir" and weights != "f16" else None
+        if other is not None:
+            source = replace(source, served_gguf=str(other.resolve()))
         if not source.llama_file:
             raise ValueError(f"llama.cpp serves GGUF files only; {source.display_name} is a {source.kind} model "
                              "without a checked GGUF copy (python -m engine.lm.gguf_export)")

@@ -45,8 +45,9 @@ BATCH_WEIGHTS = ("auto", "f16", "bf16")
 def load_full_precision(spec: str = "", backend: str = "auto", copies_dir: str | None = None, weights: str = "f16"):
     """A model for evaluation, never quantised: on llama.cpp a quantised GGUF (the packaged Q4
     models) is served through its checked `weights` copy (f16: the one made beside the packaged
-    models at install, else made once in `copies_dir`), a trained version through its own f16 copy;
-    on transformers GGUF weights are dequantised as they load (fp32 on CPU, bf16 on CUDA)."""
+    models at install, else made once in `copies_dir`), a trained version through its own `weights`
+    copy where its seal made one, else its f16 copy; on transformers GGUF weights are dequantised
+    as they load (fp32 on CPU, bf16 on CUDA)."""
     chosen = choose_backend(spec, backend)
     if chosen != "llama.cpp":
         from engine.lm.transformers_backend import TransformersModel
@@ -59,7 +60,7 @@ def load_full_precision(spec: str = "", backend: str = "auto", copies_dir: str |
 
         installed = installed_copies()
         spec = str(full_precision_copy(spec, copies_dir or installed, weights, reuse=(installed,)))
-    return llama_cpp_backend.LlamaCppModel.load(spec)
+    return llama_cpp_backend.LlamaCppModel.load(spec, weights=weights)
 
 
 def batch_weights(requested: str = "auto") -> str:

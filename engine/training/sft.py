@@ -351,10 +351,11 @@ def seal_trained(trained, tokenizer, folders: CheckpointDir, base: str, config: 
 
 def write_served_copy(checkpoint: Path, base: str) -> dict | None:
     """A checked GGUF copy of the trained model beside it, so llama.cpp can serve this version
-    (engine/lm/gguf_export.py); only for models that descend from a GGUF. A failure is recorded in
-    gguf.json and leaves the version to the transformers backend: it never fails the round."""
+    (engine/lm/gguf_export.py); only for models that descend from a GGUF. Where llama.cpp has bf16
+    dot products a checked bf16 copy is written too: puzzle writing loads it (1.19-1.26x the f16
+    copy there, docs/experiments.md) while evaluation keeps f16. A failure is recorded in the copy's
+    report and leaves the version to f16 or the transformers backend: it never fails the round."""
     from engine.lm import llama_cpp_backend
-    from engine.lm.gguf_export import REPORT, ExportError, export_checked
     from engine.lm.model_source import ModelNotFound, resolve_model_source
 
     try:
@@ -363,9 +364,18 @@ def write_served_copy(checkpoint: Path, base: str) -> dict | None:
         like = None
     if not like or not llama_cpp_backend.available():
         return None
+    record = _checked_copy(checkpoint, like, "f16")
+    if record.get("passed") and llama_cpp_backend.has_bf16_kernels():
+        record["batch_copy"] = _checked_copy(checkpoint, like, "bf16")
+    return record
+
+
+def _checked_copy(checkpoint: Path, like: str, dtype: str) -> dict:
+    from engine.lm.gguf_export import ExportError, export_checked, report_name
+
     try:
-        return export_checked(checkpoint, like)
+        return export_checked(checkpoint, like, dtype)
     except (ExportError, OSError, ValueError, KeyError) as exc:
-        record = {"passed": False, "error": f"{type(exc).__name__}: {exc}", "like": like}
-        (checkpoint / REPORT).write_text(json.dumps(record, indent=1))
+        record = {"passed": False, "error": f"{type(exc).__name__}: {exc}", "like": like, "type": dtype}
+        (checkpoint / report_name(dtype)).write_text(json.dumps(record, indent=1))
         return record
