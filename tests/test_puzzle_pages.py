@@ -437,7 +437,7 @@ def test_only_trainers_start_runs(reviewer, trainer):
     run = GenerationRun.objects.get()
     assert response.status_code == 302 and response["Location"] == f"/puzzles/runs/{run.pk}/"
     assert run.status == "queued" and run.config["batches"] == 1 and run.config["context_tokens"] == 384
-    assert run.config["form"] == "completion"  # not sent: the default
+    assert run.config["form"] == "pair"  # not sent: the default
     # one run at a time
     response = trainer.post("/puzzles/generate/", FAST_RUN)
     assert response.status_code == 400 and f"Generation run {run.pk} is still queued" in response.content.decode()

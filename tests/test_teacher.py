@@ -142,8 +142,8 @@ def test_the_default_teacher_served_locally_writes_puzzles_that_become_verified_
     on every run of this build."""
     gguf = installed("qwen2.5-coder-0.5b-instruct")
     assert gguf is not None, "make install fetches the default teacher"
-    config = SelfPlayConfig(batches=1, puzzles_per_prompt=8, attempts=1, generation_tokens=96, solving_tokens=32,
-                            form="pair", seed=0)
+    config = SelfPlayConfig(batches=1, puzzles_per_prompt=8, attempts=1, generation_tokens=64, solving_tokens=32,
+                            form="pair", seed=0)  # the pair form writes 64 + 32 tokens
     with LocalServer(gguf, context=1024, threads=2) as server:
         teacher = EndpointModel(Endpoint(server.url, server.gguf.stem, parallel=2))
         store = BatchStore(tmp_path / "run")

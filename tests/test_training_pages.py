@@ -126,6 +126,7 @@ def test_the_list_and_the_form_for_a_trainer(trainer):
     assert '<option value="full" selected>' in page and '<option value="lora">' in page
     assert '<option value="auto" selected>' in page and '<option value="bf16">' in page  # precision
     assert '<option value="all" selected>' in page and '<option value="unverified">' in page  # the paper's controls
+    assert '<option value="better" selected>' in page and '<option value="not-worse">' in page  # the gate's rule
     for name, value in (("epochs", "1.0"), ("max_steps", "0"), ("learning_rate", "5e-05"), ("batch_size", "4"),
                         ("block_size", "512"), ("samples", "10"), ("subset", "0"), ("code_problems", "90"),
                         ("metric_k", "10"), ("margin", "0")):
@@ -174,7 +175,7 @@ def test_bad_settings_are_refused_with_the_form_again(trainer):
 
 
 def test_a_round_starts_from_the_form_and_a_second_is_refused(trainer, trainer_user):
-    response = trainer.post("/training/", {**SMALL, "precision": "bf16", "data": "references"})
+    response = trainer.post("/training/", {**SMALL, "precision": "bf16", "data": "references", "promote_if": "not-worse"})
     run = TrainingRun.objects.get()
     assert response.status_code == 302 and response["Location"] == f"/training/runs/{run.pk}/"
     assert run.status == "queued" and run.trigger == "form" and run.created_by == trainer_user
@@ -184,6 +185,7 @@ def test_a_round_starts_from_the_form_and_a_second_is_refused(trainer, trainer_u
                                  "precision": "bf16"}
     assert run.config["p3_eval"] == {"samples": 2, "temperature": 0.8, "subset": 3}
     assert run.config["code_problems"] == 2 and run.config["metric_k"] == 1 and run.config["margin"] == 0.01
+    assert run.config["promote_if"] == "not-worse"
     assert run.base_version == versions.active_version() and run.config["data"] == "references"
 
     response = trainer.post("/training/", SMALL)

@@ -29,7 +29,10 @@ from webapp.training.models import TrainingRun
 TINY_ROUND = {"sft": {"max_steps": 4, "batch_size": 2, "block_size": 64, "save_steps": 2, "learning_rate": 1e-3,
                       "warmup_steps": 1},
               "p3_eval": {"samples": 2, "subset": 2, "max_tokens": 8}, "code_problems": 1, "metric_k": 1,
-              "report_benchmarks": ""}
+              "report_benchmarks": "",
+              # The tiny model scores 0% before and after: these tests are about what a promotion does,
+              # so a tie promotes (the default rule, a gain, has its own test).
+              "promote_if": "not-worse"}
 
 
 @pytest.fixture(scope="module")
@@ -178,6 +181,14 @@ def test_promotion_gate_and_manual_promote_and_rollback(tmp_path):
     worse = decide(_p3({"10": 0.10}), _p3({"10": 0.095}), margin=0.0)
     assert not worse.promote and "worse than the active model" in worse.reason
     assert decide(_p3({"10": 0.10}), _p3({"10": 0.095}), margin=0.01).promote
+    # The rounds' default rule: promoted only on a gain, at pass@k or, at the same pass@k, at pass@1.
+    assert decide(_p3({"10": 0.10}), _p3({"10": 0.12}), require_gain=True).reason.endswith("(better)")
+    tie = decide(_p3({"1": 0.012, "10": 0.059}), _p3({"1": 0.006, "10": 0.059}), require_gain=True)
+    assert not tie.promote and tie.reason == ("rejected: pass@10 5.9% → 5.9% on p3-test-228, pass@1 1.2% → 0.6%, "
+                                              "not better than the active model (a round is promoted only on a gain)")
+    finer = decide(_p3({"1": 0.012, "10": 0.059}), _p3({"1": 0.015, "10": 0.059}), require_gain=True)
+    assert finer.promote and finer.reason.endswith("pass@1 1.2% → 1.5% (better on pass@1 at the same pass@10)")
+    assert not decide(_p3({"10": 0.10}), _p3({"10": 0.095}), margin=0.01, require_gain=True).promote
     assert "different sets" in decide(_p3({"10": 0.1}), _p3({"10": 0.2}, "p3-test-50-seed0")).reason
     assert "different samples" in decide(_p3({"10": 0.1}), _p3({"10": 0.2}, samples=20)).reason
     # The forgetting check can fail: better on P3, but HumanEval lost beyond its margin.
@@ -260,6 +271,23 @@ def test_a_round_from_a_trained_version_is_rejected_for_drifting_from_the_base(t
     assert "pass@1 100.0% → 0.0%" in run.decision, run.decision
     assert run.produced_version.status == "rejected" and versions.active_version().pk == v1.pk
     assert rounds.lineage_origin(run.produced_version).pk == v0.pk
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_round_that_only_ties_is_not_promoted(tmp_path, settings):
+    """The rounds' default rule: a version is promoted only if it is better. Two self-play rounds on
+    one verified pair each tied at pass@10 and were promoted while pass@1 halved."""
+    settings.DATA_DIR = tmp_path / "data"
+    v0 = versions.active_version()
+    config = {name: value for name, value in TINY_ROUND.items() if name != "promote_if"}
+    run = rounds.run_round(rounds.start_round(None, config, enqueue=False).pk)
+    assert run.status == "succeeded", run.error
+    assert run.config["promote_if"] == "better"
+    assert run.decision == ("rejected: pass@1 0.0% → 0.0% on p3-validation-2-seed0, not better than the active model "
+                            "(a round is promoted only on a gain)")
+    assert run.produced_version.status == "rejected" and versions.active_version().pk == v0.pk
+    with pytest.raises(ValueError, match="promote_if must be one of better, not-worse"):
+        rounds.start_round(None, {**TINY_ROUND, "promote_if": "always"}, enqueue=False)
 
 
 @pytest.mark.django_db

@@ -1,10 +1,12 @@
-"""Whether a newly trained model replaces the active one: only if it is not worse on the held-out
-metric by more than a margin, nor worse on the code benchmark (the forgetting check, on a validation set) by
-more than its own margin, and each comparison is like for like (same named set, same sampling
-settings, same prompt), since a pass@10 on 50 puzzles says nothing against one on 228. A version
-trained from a trained version is also held to the lineage's first version (`origin`): otherwise
-rounds that each lose a little within the margin drift without limit (two rounds took MBPP
-validation from 5.6% to 3.3% with a 2.0-point margin, each round within it)."""
+"""Whether a newly trained model replaces the active one: only if it is better on the held-out
+metric (`require_gain`; or, for callers that ask, not worse by more than a margin), not worse on the
+code benchmark (the forgetting check, on a validation set) by more than its own margin, and each
+comparison is like for like (same named set, same sampling settings, same prompt), since a pass@10
+on 50 puzzles says nothing against one on 228. Without the gain rule a round that changes nothing
+is promoted: two rounds on one verified pair each tied at pass@10 and were promoted while pass@1
+halved. A version trained from a trained version is also held to the lineage's first version
+(`origin`), not worse than it: otherwise rounds that each lose a little within the margin drift
+without limit (two rounds took MBPP validation from 5.6% to 3.3% with a 2.0-point margin)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -46,13 +48,16 @@ def code_comparable(before: dict, after: dict) -> str | None:
 
 
 def decide(before: dict, after: dict, k: int = 10, margin: float = 0.0, code_before: dict | None = None,
-           code_after: dict | None = None, code_margin: float = 0.02, origin: Origin | None = None) -> Decision:
-    """`before`/`after`: P3EvalResult.as_dict() of the active and the new model; `margin` in
-    absolute pass@k (0.01 = one point). With `code_before`/`code_after` (dicts with pass_at_1,
-    problems, prompt and the benchmark's name and title) the new model must also keep the code
-    benchmark's pass@1 within `code_margin`. With `origin` (when the active model is itself a
-    trained version) the same two checks are made against the lineage's first version too."""
-    decision = _decide_pair(before, after, k, margin, code_before, code_after, code_margin)
+           code_after: dict | None = None, code_margin: float = 0.02, origin: Origin | None = None,
+           require_gain: bool = False) -> Decision:
+    """`before`/`after`: P3EvalResult.as_dict() of the active and the new model. With
+    `require_gain` the new model must beat the active one: a higher pass@k, or the same pass@k and
+    a higher pass@1; otherwise it may drop by up to `margin` in absolute pass@k (0.01 = one point).
+    With `code_before`/`code_after` (dicts with pass_at_1, problems, prompt and the benchmark's name
+    and title) it must also keep the code benchmark's pass@1 within `code_margin`. With `origin`
+    (when the active model is itself a trained version) it must be no worse than the lineage's
+    first version too, by the same margins."""
+    decision = _decide_pair(before, after, k, margin, code_before, code_after, code_margin, require_gain)
     if not decision.promote or origin is None:
         return decision
     drift = _decide_pair(origin.p3, after, k, margin, origin.code, code_after, code_margin)
@@ -64,8 +69,8 @@ def decide(before: dict, after: dict, k: int = 10, margin: float = 0.0, code_bef
 
 
 def _decide_pair(before: dict, after: dict, k: int, margin: float, code_before: dict | None,
-                 code_after: dict | None, code_margin: float) -> Decision:
-    decision = _decide_p3(before, after, k, margin)
+                 code_after: dict | None, code_margin: float, require_gain: bool = False) -> Decision:
+    decision = _decide_p3(before, after, k, margin, require_gain)
     if not decision.promote or not code_before or not code_after:
         return decision
     problem = code_comparable(code_before, code_after)
@@ -79,7 +84,7 @@ def _decide_pair(before: dict, after: dict, k: int, margin: float, code_before: 
     return Decision(True, f"{decision.reason}; {code} (allowed drop {code_margin:.1%})")
 
 
-def _decide_p3(before: dict, after: dict, k: int, margin: float) -> Decision:
+def _decide_p3(before: dict, after: dict, k: int, margin: float, require_gain: bool = False) -> Decision:
     problem = comparable(before, after)
     if problem:
         return Decision(False, f"not promoted: {problem}")
@@ -88,6 +93,23 @@ def _decide_p3(before: dict, after: dict, k: int, margin: float) -> Decision:
         return Decision(False, f"not promoted: pass@{k} needs at least {k} samples per puzzle")
     old, new = before["pass_at_k"][key], after["pass_at_k"][key]
     verdict = f"pass@{k} {old:.1%} → {new:.1%} on {after.get('dataset')}"
+    if require_gain:
+        return _decide_gain(before, after, k, verdict)
     if new + 1e-12 >= old - margin:
         return Decision(True, f"promoted: {verdict} (allowed drop {margin:.1%})")
     return Decision(False, f"rejected: {verdict}, worse than the active model by more than {margin:.1%}")
+
+
+def _decide_gain(before: dict, after: dict, k: int, verdict: str) -> Decision:
+    """Better than the active model: a higher pass@k, or at the same pass@k a higher pass@1 (the
+    finer measure: n samples per puzzle instead of one bit per puzzle)."""
+    old, new = before["pass_at_k"][str(k)], after["pass_at_k"][str(k)]
+    if new > old + 1e-12:
+        return Decision(True, f"promoted: {verdict} (better)")
+    first_old, first_new = before["pass_at_k"].get("1"), after["pass_at_k"].get("1")
+    if k != 1 and new >= old - 1e-12 and None not in (first_old, first_new):
+        verdict += f", pass@1 {first_old:.1%} → {first_new:.1%}"
+        if first_new > first_old + 1e-12:
+            return Decision(True, f"promoted: {verdict} (better on pass@1 at the same pass@{k})")
+    return Decision(False, f"rejected: {verdict}, not better than the active model (a round is promoted only "
+                           "on a gain)")

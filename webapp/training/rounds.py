@@ -1,5 +1,5 @@
 """Training rounds: snapshot the verified data → evaluate the active model → fine-tune → evaluate
-the new model → promote it only if it is not worse (engine.evaluate.promotion).
+the new model → promote it only if it is better (engine.evaluate.promotion).
 
 Only one round runs at a time (TrainingRun.lock_slot, a unique column). `run_round` is what the
 `gpu` worker's task calls; it claims the run, so a redelivered task does not train it twice, and
@@ -52,6 +52,7 @@ from webapp.training.models import TrainingRun, code_result, code_title
 log = logging.getLogger(__name__)
 HEARTBEAT_S = 5.0
 METHODS = ("sft", "rl", "distill")
+PROMOTE_IF = ("better", "not-worse")  # the gate's rule: RoundConfig.promote_if
 VERIFY_WAIT_S = 300.0  # one RL step's batch of checks on the verify queue
 
 
@@ -86,7 +87,10 @@ class RoundConfig(StrictConfig):
     # reported across versions, never gated on.
     report_benchmarks: str = "humaneval-plus"
     metric_k: int = 10
-    margin: float = 0.0  # allowed drop of pass@k, absolute (0.01 = one point)
+    # better: promoted only on a gain (a higher pass@k, or the same pass@k and a higher pass@1);
+    # not-worse: also on a tie, or a drop of up to `margin`
+    promote_if: str = "better"
+    margin: float = 0.0  # allowed drop of pass@k, absolute (0.01 = one point), with promote_if not-worse
     code_margin: float = 0.02  # allowed drop of HumanEval pass@1, absolute (the forgetting check)
     # auto: llama.cpp on a CPU where it is installed (the packaged model through its checked f16 copy,
     # trained versions through theirs), else transformers in fp32 (bf16 on a GPU)
@@ -119,6 +123,8 @@ class RoundConfig(StrictConfig):
         samples = self.p3_eval.get("samples", P3EvalConfig.samples)
         if isinstance(samples, int) and self.metric_k > samples:
             problems.add("metric_k", f"pass@{self.metric_k} needs at least {self.metric_k} samples per puzzle")
+        if self.promote_if not in PROMOTE_IF:
+            problems.add("promote_if", f"promote_if must be one of {', '.join(PROMOTE_IF)}")
         if not 0 <= self.margin < 1:
             problems.add("margin", "margin must be at least 0 and below 1 (0.01 = one point of pass@k)")
         if not 0 <= self.code_margin < 1:
@@ -502,7 +508,8 @@ def _evaluate_and_decide(run: TrainingRun, config: RoundConfig, base: ModelVersi
             return
     _update(run, stage="decide")
     gate = partial(decide, run.eval_before["p3"], run.eval_after["p3"], config.metric_k, config.margin,
-                   code_result(run.eval_before), code_result(run.eval_after), config.code_margin)
+                   code_result(run.eval_before), code_result(run.eval_after), config.code_margin,
+                   require_gain=config.promote_if == "better")
     decision, origin = gate(), lineage_origin(base)
     if decision.promote and origin != base:  # held to the lineage's first version too: no drift
         measured = _measured(run, origin, config, beat)  # measured in an earlier round, as a rule

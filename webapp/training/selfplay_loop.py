@@ -2,7 +2,7 @@
 (bootstrap: import P3, verify its train-split reference solutions, and optionally add verified new
 instances of those puzzles) → per round: self-play
 generation run (generate → filter → solve → verify) → training round (fine-tune → evaluate before
-and after → promote if not worse). Returns the report's data; `report.py` writes it out."""
+and after → promote if better). Returns the report's data; `report.py` writes it out."""
 from __future__ import annotations
 
 import threading

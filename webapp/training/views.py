@@ -98,9 +98,12 @@ class RoundForm(SettingsForm):
                 group="p3_eval"),
         Setting("code_problems", "MBPP validation tasks", int,
                 "the forgetting check: greedy pass@1 on the first N of MBPP 511-600; 0: skip", low=0),
-        Setting("metric_k", "k for the gate", int, "promote only if pass@k does not drop", low=1),
-        Setting("margin", "Margin (points)", float, "allowed drop of pass@k, in percentage points", low=0.0,
-                high=99.99),
+        Setting("metric_k", "k for the gate", int, "the gate compares pass@k on P3 validation", low=1),
+        Setting("promote_if", "Promote if", str, "better: a higher pass@k (or the same pass@k and a higher "
+                "pass@1); not-worse: also on a tie or a drop within the margin", choices=rounds.PROMOTE_IF,
+                optional=True),
+        Setting("margin", "Margin (points)", float, "with not-worse: allowed drop of pass@k, in percentage points",
+                low=0.0, high=99.99),
         Setting("code_margin", "Code margin (points)", float,
                 "allowed drop of the code benchmark's pass@1 (MBPP validation), in points",
                 low=0.0, high=99.99, optional=True),
@@ -134,7 +137,7 @@ def _defaults() -> dict:
                                                      "batch_size", "gradient_accumulation", "block_size", "precision")}
     values["data"] = config.data
     values.update(samples=evaluation.samples, temperature=evaluation.temperature, subset=evaluation.subset,
-                  code_problems=config.code_problems, metric_k=config.metric_k,
+                  code_problems=config.code_problems, metric_k=config.metric_k, promote_if=config.promote_if,
                   margin=_number(config.margin * 100), code_margin=_number(config.code_margin * 100),
                   report_benchmarks=config.report_benchmarks)
     values["learning_rate"] = f"{sft.learning_rate:g}"

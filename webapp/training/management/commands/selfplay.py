@@ -13,6 +13,7 @@ from engine.selfplay.pipeline import SelfPlayConfig
 from engine.training.precision import PRECISIONS
 from webapp.refusals import Refused
 from webapp.training.report import markdown, write
+from webapp.training.rounds import PROMOTE_IF
 from webapp.training.selfplay_loop import run_loop
 from webapp.training.training_data import DATA
 
@@ -100,7 +101,11 @@ class Command(BaseCommand):
                            help="auto: llama.cpp at f16 on a CPU where installed, else transformers (full precision)")
         group.add_argument("--eval-quantize", choices=["none", "int8"], default="none",
                            help="int8 (transformers only): faster on CPU but it damages this model; results say so")
-        group.add_argument("--margin", type=float, default=0.0, help="allowed pass@k drop, in points")
+        group.add_argument("--promote-if", choices=PROMOTE_IF, default="better",
+                           help="better: a version is promoted only on a gain (pass@k, or pass@1 at the same "
+                                "pass@k); not-worse: also on a tie or a drop within --margin")
+        group.add_argument("--margin", type=float, default=0.0,
+                           help="with --promote-if not-worse: allowed pass@k drop, in points")
 
     def handle(self, *args, **o):
         from django.core.management import call_command
@@ -122,7 +127,7 @@ class Command(BaseCommand):
             "p3_eval": {"samples": o["samples"], "temperature": o["temperature"], "subset": o["subset"],
                         "style": o["eval_style"]},
             "humaneval_problems": o["humaneval_problems"], "code_problems": o["code_problems"],
-            "metric_k": o["k"], "margin": o["margin"] / 100,
+            "metric_k": o["k"], "promote_if": o["promote_if"], "margin": o["margin"] / 100,
             "eval_quantize": o["eval_quantize"], "eval_backend": o["eval_backend"],
         }
         bars = StageBars()

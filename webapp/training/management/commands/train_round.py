@@ -13,7 +13,7 @@ from webapp.training.models import TrainingRun
 
 
 class Command(BaseCommand):
-    help = "Start a training round (fine-tune on verified data, evaluate, promote if not worse)."
+    help = "Start a training round (fine-tune on verified data, evaluate, promote if better)."
 
     def add_arguments(self, parser):
         parser.add_argument("--settings", help="a JSON file of RoundConfig settings (others override it)")
@@ -26,7 +26,9 @@ class Command(BaseCommand):
         parser.add_argument("--samples", type=int, help="P3 samples per test puzzle")
         parser.add_argument("--subset", type=int, help="P3 test puzzles to evaluate on (0 = all)")
         parser.add_argument("--humaneval-problems", type=int)
-        parser.add_argument("--margin", type=float, help="allowed pass@k drop, in points")
+        parser.add_argument("--promote-if", choices=rounds.PROMOTE_IF,
+                            help="better (default): only on a gain; not-worse: also on a tie or within the margin")
+        parser.add_argument("--margin", type=float, help="with --promote-if not-worse: allowed pass@k drop, in points")
 
     def handle(self, *args, **options):
         settings_ = json.load(open(options["settings"])) if options["settings"] else {}
@@ -42,6 +44,8 @@ class Command(BaseCommand):
             settings_["humaneval_problems"] = options["humaneval_problems"]
         if options["margin"] is not None:
             settings_["margin"] = options["margin"] / 100
+        if options["promote_if"]:
+            settings_["promote_if"] = options["promote_if"]
         try:
             if options["resume"]:
                 run = rounds.resume_round(None, TrainingRun.objects.get(pk=options["resume"]),
