@@ -417,7 +417,7 @@ def test_only_trainers_start_runs(reviewer, trainer):
 
     page = trainer.get("/puzzles/generate/").content.decode()
     assert 'name="batches" value="4"' in page and 'name="solving_temperature" value="0.8"' in page  # the defaults
-    assert '<option value="chat-prefill">' in page and '<option value="pair">' in page
+    assert '<option value="chat-prefill">' in page and '<option value="pair" selected>' in page  # the default form
     # bad settings are refused inline, with what was typed
     for change, message in (({"batches": "0"}, "Budget (batches) must be at least 1"),
                             ({"generation_tokens": "5000"}, "Generation context tokens must leave room"),
