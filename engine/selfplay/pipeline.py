@@ -45,7 +45,7 @@ class SelfPlayConfig(StrictConfig):
     solving_temperature: float = 0.8
     generation_tokens: int = 200  # for the puzzle (the pair form adds solving_tokens for its solution)
     solving_tokens: int = 150
-    context_tokens: int = 2048  # the generation prompt fills this, minus generation_tokens
+    context_tokens: int = 2048  # the generation prompt fills this, minus writing_tokens
     style: str = "completion"  # how puzzles are put to the model to solve (solving_prompts.STYLES)
     # How the model is asked to write puzzles (generation_prompt.FORMS). The pair form keeps the
     # most: more accepted puzzles and verified pairs than the paper's completion form, from the
