@@ -94,16 +94,15 @@ def _decide_p3(before: dict, after: dict, k: int, margin: float, require_gain: b
     old, new = before["pass_at_k"][key], after["pass_at_k"][key]
     verdict = f"pass@{k} {old:.1%} → {new:.1%} on {after.get('dataset')}"
     if require_gain:
-        return _decide_gain(before, after, k, verdict)
+        return _decide_gain(before, after, k, old, new, verdict)
     if new + 1e-12 >= old - margin:
         return Decision(True, f"promoted: {verdict} (allowed drop {margin:.1%})")
     return Decision(False, f"rejected: {verdict}, worse than the active model by more than {margin:.1%}")
 
 
-def _decide_gain(before: dict, after: dict, k: int, verdict: str) -> Decision:
+def _decide_gain(before: dict, after: dict, k: int, old: float, new: float, verdict: str) -> Decision:
     """Better than the active model: a higher pass@k, or at the same pass@k a higher pass@1 (the
     finer measure: n samples per puzzle instead of one bit per puzzle)."""
-    old, new = before["pass_at_k"][str(k)], after["pass_at_k"][str(k)]
     if new > old + 1e-12:
         return Decision(True, f"promoted: {verdict} (better)")
     first_old, first_new = before["pass_at_k"].get("1"), after["pass_at_k"].get("1")

@@ -13,7 +13,7 @@ from engine.selfplay.pipeline import SelfPlayConfig
 from engine.training.precision import PRECISIONS
 from webapp.refusals import Refused
 from webapp.training.report import markdown, write
-from webapp.training.rounds import PROMOTE_IF
+from webapp.training.rounds import PROMOTE_IF, RoundConfig
 from webapp.training.selfplay_loop import run_loop
 from webapp.training.training_data import DATA
 
@@ -101,7 +101,7 @@ class Command(BaseCommand):
                            help="auto: llama.cpp at f16 on a CPU where installed, else transformers (full precision)")
         group.add_argument("--eval-quantize", choices=["none", "int8"], default="none",
                            help="int8 (transformers only): faster on CPU but it damages this model; results say so")
-        group.add_argument("--promote-if", choices=PROMOTE_IF, default="better",
+        group.add_argument("--promote-if", choices=PROMOTE_IF, default=RoundConfig.promote_if,
                            help="better: a version is promoted only on a gain (pass@k, or pass@1 at the same "
                                 "pass@k); not-worse: also on a tie or a drop within --margin")
         group.add_argument("--margin", type=float, default=0.0,
