@@ -11,6 +11,7 @@ from engine.lm.tiny import build_tiny_model
 from engine.lm.transformers_backend import TransformersModel
 from engine.sandbox import verify_many
 from engine.selfplay import filters
+from engine.selfplay.filters import default_answers
 from engine.selfplay.generation_prompt import generated_function, generation_prompt, stops, written_solution
 from engine.selfplay.p3 import TestSplitLeak, load_p3, one_per_problem
 from engine.selfplay.pipeline import (
@@ -93,9 +94,18 @@ BAD = {
     "sandbox (slow)": "def f(x: int):\n    while True:\n        pass\n    return x == 1",
     "trivial": "def f(x: List[int]):\n    return len(x) == 2",
     "trivial (int)": "def f(n: int):\n    return n * n == 49",
+    "trivial (a default copied)": "def f(x: int, a=1073258, b=1230200):\n    return a in range(x) and x == b",
 }
 GOOD = "def f(n: int):\n    return n % 1000 == 137 and n > 10 ** 6"
 BOOLS = "def f(bits: List[bool], n=9):\n    return len(bits) == n and sum(bits) == 4 and bits[0]"
+
+
+def test_defaults_of_the_answer_type_are_tried_but_one_that_fails_does_not_reject():
+    puzzle = "def f(s: str, target='kqkq', n=2, words=['ab', 'x'], flag=True):\n    return s * n == target"
+    [candidate], _ = filter_puzzles([puzzle], set(), verify, counts := new_counts())
+    assert default_answers(candidate.sat, "str") == ["kqkq"]  # n, words and flag are not strs
+    assert default_answers(candidate.sat, ("list", "str")) == [["ab", "x"]]
+    assert candidate.accepted and counts["rejected_trivial"] == 0, candidate.detail
 
 
 def test_a_list_of_bools_is_an_answer_the_paper_keeps():
@@ -126,14 +136,15 @@ def test_each_filter_rejects_what_it_should_and_the_counts_add_up():
     candidates, timing = filter_puzzles(functions, seen, verify, counts)
     reasons = [c.rejected_by for c in candidates]
     assert reasons == ["parses", "signature", "signature", "signature", "answer_used", "sandbox", "sandbox",
-                       "trivial", "trivial", "", "duplicate", "duplicate"]
+                       "trivial", "trivial", "trivial", "", "duplicate", "duplicate"]
     # The first small answer that satisfies each trivial puzzle comes back from the sandbox as data.
     assert candidates[7].detail.endswith("(got [-1, -1])") and candidates[8].detail.endswith("(got -7)")
-    accepted = candidates[9]
+    assert candidates[9].detail.endswith("(got 1230200)")
+    accepted = candidates[10]
     assert accepted.sat.startswith("def sat(n: int):") and accepted.answer_type == "int"
     assert counts["generated"] == len(functions) == sum(counts[k] for k in COUNTS if k.startswith("rejected_")) \
         + counts["accepted"]
-    assert counts["accepted"] == 1 and counts["rejected_trivial"] == 2 and counts["rejected_duplicate"] == 2
+    assert counts["accepted"] == 1 and counts["rejected_trivial"] == 3 and counts["rejected_duplicate"] == 2
     assert accepted.fingerprint in seen and timing.items == len(functions)
 
 

@@ -3,7 +3,8 @@
 In order: it parses; its signature is P3's (exactly one required parameter, annotated with a
 supported answer type, the rest defaulted); the answer is used; it is not a duplicate (normalised
 AST); the sandbox accepts it (a probe call with `return True` inserted, as in the paper's
-`gen.py`); it is not trivial (no small canonical value of its answer type satisfies it). The
+`gen.py`); it is not trivial (no small canonical value of its answer type satisfies it, and
+neither does one of its own default arguments: a puzzle solved by copying `b` teaches nothing). The
 last two run in the sandbox, in one job per puzzle.
 """
 from __future__ import annotations
@@ -141,6 +142,30 @@ def trivial_answers(spec: TypeSpec) -> list:
     return [[]] + [[v] for v in values] + [[v, w] for v in values for w in values]
 
 
+def _matches(value, spec: TypeSpec) -> bool:
+    """Whether a literal is a value of the answer type (an int is a float; a bool is neither)."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(spec, str):
+        return isinstance(value, {"int": int, "float": (int, float), "str": str}[spec])
+    return isinstance(value, list) and all(_matches(item, spec[1]) for item in value)
+
+
+def default_answers(sat: str, spec: TypeSpec) -> list:
+    """The puzzle's literal default arguments that are values of its answer type: copying one is
+    the paper's trivial filter's blind spot (`def sat(x: int, b=1230200): return x == b`)."""
+    function = parse(sat).body[0]
+    values = []
+    for node in function.args.defaults:
+        try:
+            value = ast.literal_eval(node)
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            continue
+        if _matches(value, spec) and value not in values:
+            values.append(value)
+    return values
+
+
 def _probe_source(sat: str) -> str:
     """`sat` renamed, with `return True` as its first statement: only defining and calling it runs."""
     function = parse(rename_function(sat, "__probe_sat")).body[0]
@@ -150,7 +175,8 @@ def _probe_source(sat: str) -> str:
 
 def sandbox_job(candidate: Candidate, job_id: str) -> dict:
     """One tests job: the probe call, then the first trivial answer that satisfies `sat` (or None)."""
-    answers = trivial_answers(parse_annotation(ast.Constant(candidate.answer_type)))
+    spec = parse_annotation(ast.Constant(candidate.answer_type))
+    answers = default_answers(candidate.sat, spec) + trivial_answers(spec)
     helper = ("def __first_trivial():\n"
               f"    for answer in {answers!r}:\n"
               "        try:\n"
