@@ -1,5 +1,6 @@
 """Batched llama.cpp decoding (engine/lm/llama_cpp_batch.py) with the packaged default model: it must
 give what one-at-a-time decoding gives, honour stops, seeds and cancellation. Needs llama-cpp-python."""
+import llama_cpp
 import numpy as np
 import pytest
 
@@ -77,7 +78,8 @@ def next_token_margin(decoder, ids: list[int], best: int, other: int) -> float:
     from engine.lm.llama_cpp_batch import DecodedSequence
 
     decoder._ensure_context(1, len(ids) + 1)
-    row = decoder._prefill([DecodedSequence(0, ids, 0, 1, np.random.default_rng(0))])[0]
+    llama_cpp.llama_memory_clear(decoder._context.memory, True)
+    row = decoder._prefill([[DecodedSequence(0, ids, 0, 1, np.random.default_rng(0))]], 0, 1)[0]
     return float(row[best] - row[other])
 
 
@@ -122,24 +124,65 @@ def test_more_sequences_than_a_batch_run_in_waves(smol):
     assert all(c.tokens >= 1 and c.finish_reason in ("eos", "length") for group in groups for c in group)
 
 
-def test_waves_are_capped_by_kv_cells_and_samples_of_a_prompt_share_its_cells():
-    from engine.lm.llama_cpp_batch import plan_waves
+def test_prompts_are_admitted_in_groups_within_the_kv_cell_and_sequence_caps():
+    from engine.lm.llama_cpp_batch import admits, prompt_groups
 
-    long_a, long_b, short = [1] * 1000, [2] * 1000, [3] * 10
+    long_a, long_b = [1] * 1000, [2] * 1000
+    # The n samples of a prompt are one group (its prompt prefilled once), cut at the sequence cap.
+    assert prompt_groups([long_a] * 3 + [long_b] + [long_a], 128) == [(0, 3), (3, 4), (4, 5)]
+    assert prompt_groups([long_a] * 9, 4) == [(0, 4), (4, 8), (8, 9)]
+    assert prompt_groups([], 4) == []
     # Distinct 1,000-token prompts with a 256-token budget need 1,256 cells each: 3 fit in 4,096.
-    assert plan_waves([long_a, long_b, long_a[:999], long_b[:999], [4] * 1000], 256, 128, 4096) == [(0, 3), (3, 5)]
+    assert admits(2 * 1256, 2, 1256, 1, 4096, 128) and not admits(3 * 1256, 3, 1256, 1, 4096, 128)
     # Samples of one prompt share its cells (prompt once, a budget each): 8 x 256 + 1,000 fit in 4,096.
-    flat = [long_a] * 8 + [long_b] * 2
-    assert plan_waves(flat, 256, 128, 4096) == [(0, 8), (8, 10)]
-    assert plan_waves([short] * 9, 6, 4, 10**9) == [(0, 4), (4, 8), (8, 9)]  # the sequence cap still holds
-    assert plan_waves([[5] * 5000], 256, 128, 4096) == [(0, 1)]  # one sequence runs even when over the cap
-    assert plan_waves([], 256, 128, 4096) == []
-    # The cap never parts the samples of one prompt: a further wave would prefill it again.
-    assert plan_waves([long_a] * 64 + [long_b], 200, 128, 4096) == [(0, 64), (64, 65)]
-    # A prefix all prompts share (a solving prompt's examples) is counted once a wave: 1,256 cells
-    # for the first prompt, 356 for each further one.
-    examples = [9] * 900
-    assert plan_waves([examples + [i] * 100 for i in range(10)], 256, 128, 4096, shared=900) == [(0, 8), (8, 10)]
+    assert admits(0, 0, 1000 + 8 * 256, 8, 4096, 128)
+    assert not admits(6, 2, 1, 3, 10**9, 4)  # the sequence cap holds too
+    assert admits(0, 0, 5256, 1, 4096, 128)  # a group over the cap runs when nothing else does
+
+
+class Counted:
+    """Counts a decoder's llama_decode calls (prefills and steps)."""
+
+    def __init__(self, decoder):
+        self.calls, self.decode = 0, decoder._decode
+        decoder._decode = self
+
+    def __call__(self, *args):
+        self.calls += 1
+        return self.decode(*args)
+
+
+def test_a_finished_sequence_makes_room_for_a_waiting_prompt(smol):
+    """Refill: with room for two sequences, the third prompt starts as soon as the first finishes,
+    instead of after the slower of the two (a wave waiting for its last); same completions, fewer
+    steps. Greedy, so where the batch's rounding differs a sequence may part at a near tie only."""
+    from engine.lm.llama_cpp_batch import BatchDecoder
+
+    prompts = [smol.encode(PROMPTS[1]), smol.encode(PROMPTS[0]), smol.encode(PROMPTS[2])]
+    params = SamplingParams(max_new_tokens=30)
+    results = {}
+    for refill in (False, True):
+        decoder = BatchDecoder(smol.llm, max_sequences=2, refill=refill, streams=False)
+        counter = Counted(decoder)
+        try:
+            results[refill] = (decoder.sequences(prompts, 1, params), counter.calls)
+        finally:
+            decoder.close()
+    (waves, wave_calls), (refilled, refill_calls) = results[False], results[True]
+    alone_decoder = BatchDecoder(smol.llm)
+    lengths = [len(s.ids) for s in waves]
+    assert lengths[0] < 15 and lengths[1] == lengths[2] == 30, lengths  # a short answer, then two long ones
+    # Waves: 2 prefills and 30 + 30 steps less the last of each; refill: the third prompt joins after
+    # the short answer, so the two long ones overlap.
+    assert wave_calls == 2 + 29 + 29 and refill_calls < wave_calls - 15, (wave_calls, refill_calls)
+    for prompt, alone, together in zip(prompts, waves, refilled):
+        split = next((k for k, (a, b) in enumerate(zip(together.ids, alone.ids)) if a != b), None)
+        if split is None:
+            assert together.ids == alone.ids and together.finish == alone.finish
+        else:
+            margin = next_token_margin(alone_decoder, prompt + alone.ids[:split], alone.ids[split], together.ids[split])
+            assert 0 <= margin < 1.0, (split, margin)
+    alone_decoder.close()
 
 
 def test_distinct_prompts_that_share_their_examples_share_one_cache(smol):

@@ -10,6 +10,11 @@ what they mean on the transformers backend (top-k keeping ties, temperature, top
 sequence has its own generator seeded from (params.seed, its index in the request): the same call
 gives the same samples.
 
+A request's prompts are admitted as the cache has room (a cap on KV cells, `admits`) and, as
+llama.cpp's server does with its slots, a waiting prompt starts as soon as a finished sequence
+frees its cells ("refill"): greedy benchmark answers end anywhere from 20 to 512 tokens, and a wave
+that waited for its slowest sequence decoded one or two sequences a step for most of its time.
+
 The KV cache is llama.cpp's unified one where prompts are shared: a copied prompt is shared, not
 duplicated, and the context holds just the cells a request needs (one stream per sequence measured
 slower there: P3 evaluation prompts, 8 x 10 samples, 1 thread: 88-92 tok/s against 121-129). A
@@ -37,8 +42,8 @@ from llama_cpp import _internals
 from engine.lm.generation import CancelToken, Completion, SamplingParams
 from engine.lm.prompt_tokens import MIN_SHARED_PREFIX, shared_prefix_length
 
-MAX_SEQUENCES = 128  # decoded together; a request with more runs in waves
-MAX_WAVE_CELLS = 4096  # KV cells a wave may fill; more distinct long prompts run in further waves (plan_waves)
+MAX_SEQUENCES = 128  # decoded together; a request with more waits for room
+MAX_WAVE_CELLS = 4096  # KV cells the live sequences may reserve; more distinct long prompts wait (admits)
 MAX_STREAMS = 32  # sequences decoded together when each has a cache stream of its own (distinct prompts)
 CONTEXT_STEP = 1024  # context sizes (KV cells) are rounded up to this, so a context serves several requests
 
@@ -61,13 +66,15 @@ class BatchDecoder:
     context of its own (created for the first request and regrown when a request needs more)."""
 
     def __init__(self, llm, max_sequences: int = MAX_SEQUENCES, max_wave_cells: int = MAX_WAVE_CELLS,
-                 streams: bool = True):
+                 streams: bool = True, refill: bool = True):
         self.llm = llm
         self.max_wave_cells = max_wave_cells
         self.streams = streams  # distinct prompts, one sample each: a cache stream per sequence
+        self.refill = refill  # admit waiting prompts as sequences finish (False: in waves, each waiting for its last)
         self.vocab = llama_cpp.llama_model_get_vocab(llm._model.model)
         self.n_vocab = llama_cpp.llama_vocab_n_tokens(self.vocab)
-        self.max_sequences = max(1, min(max_sequences, llama_cpp.llama_max_parallel_sequences()))
+        # (one seq_id more holds the prefix all prompts share)
+        self.max_sequences = max(1, min(max_sequences, llama_cpp.llama_max_parallel_sequences() - 1))
         self._context: _internals.LlamaContext | None = None
         self._batch = self._holder = None
         self._size = (0, 0, True)  # sequences, KV cells, unified
@@ -87,102 +94,117 @@ class BatchDecoder:
             return []
         seed = params.seed if params.seed is not None else int.from_bytes(os.urandom(8), "little")
         flat = [prompt for prompt in prompts for _ in range(n)]
-        done: list[DecodedSequence] = []
         distinct = list({tuple(p): p for p in prompts}.values())
         shared = shared_prefix_length(distinct) if len(distinct) > 1 else 0
-        if (self.streams and n == 1 and len(distinct) == len(prompts) > 1
-                and shared * 2 < min(map(len, prompts))):
-            # Little to share (a chat template's first tokens, not a solving prompt's examples):
-            # each sequence gets a cache stream of its own, so its attention runs over its own
-            # cells only, while the step still reads the weights once for all.
-            for start in range(0, len(flat), min(self.max_sequences, MAX_STREAMS)):
-                done += self._run_wave(flat[start:start + min(self.max_sequences, MAX_STREAMS)], start, params, seed,
-                                       cancel, unified=False)
-            return done
-        shared = shared if shared >= MIN_SHARED_PREFIX else 0
-        for start, end in plan_waves(flat, params.max_new_tokens, self.max_sequences, self.max_wave_cells, shared):
-            done += self._run_wave(flat[start:end], start, params, seed, cancel)
-        return done
+        # Little to share (a chat template's first tokens, not a solving prompt's examples): each
+        # sequence gets a cache stream of its own, so its attention runs over its own cells only,
+        # while the step still reads the weights once for all.
+        streams = (self.streams and n == 1 and len(distinct) == len(prompts) > 1
+                   and shared * 2 < min(map(len, prompts)))
+        return self._run(flat, params, seed, cancel, 0 if streams or shared < MIN_SHARED_PREFIX else shared,
+                         unified=not streams)
 
-    # -- one wave: prefill, then decode every live sequence a token per step ---------------------
-    def _run_wave(self, prompts: list[list[int]], first: int, params: SamplingParams, seed: int,
-                  cancel: CancelToken | None, unified: bool = True) -> list[DecodedSequence]:
+    # -- a request: admit prompts as the cache has room, decode every live sequence a token per step
+    def _run(self, flat: list[list[int]], params: SamplingParams, seed: int, cancel: CancelToken | None,
+             shared: int, unified: bool) -> list[DecodedSequence]:
         limit = llama_cpp.llama_model_n_ctx_train(self.llm._model.model)
-        if any(not 0 < len(p) < limit for p in prompts):
+        if any(not 0 < len(p) < limit for p in flat):
             raise ValueError(f"every prompt needs 1 to {limit - 1} tokens (the model's context)")
-        sequences = [DecodedSequence(first + slot, prompt, slot, min(params.max_new_tokens, limit - len(prompt)),
-                                     np.random.default_rng([seed, first + slot]))
-                     for slot, prompt in enumerate(prompts)]
-        if unified:
-            distinct = {tuple(p) for p in prompts}
-            self._ensure_context(len(prompts), sum(map(len, distinct)) + sum(s.budget for s in sequences))
-        else:
+        sequences = [DecodedSequence(i, prompt, -1, min(params.max_new_tokens, limit - len(prompt)),
+                                     np.random.default_rng([seed, i])) for i, prompt in enumerate(flat)]
+        groups = prompt_groups(flat, self.max_sequences if unified else 1)
+        if unified:  # a group reserves its prompt (less the shared prefix) and each member's budget
+            costs = [len(flat[a]) - shared + sum(s.budget for s in sequences[a:b]) for a, b in groups]
+            slots, max_cells = min(self.max_sequences, len(flat)), self.max_wave_cells
+            self._ensure_context(slots + (1 if shared else 0),
+                                 max(shared + max(costs), min(max_cells, shared + sum(costs))))
+        else:  # a stream a slot, each as long as the request's longest prompt and budget
+            costs, slots, max_cells = [0] * len(groups), min(self.max_sequences, MAX_STREAMS, len(flat)), 0
             stream = -(-max(len(s.prompt) + s.budget for s in sequences) // 256) * 256
-            self._ensure_context(len(prompts), stream * len(prompts), unified=False)
+            self._ensure_context(slots, stream * slots, unified=False)
         if cancel is not None and cancel.cancelled:
             for sequence in sequences:
                 sequence.finish = "cancelled"
             return sequences
-        logits = self._prefill(sequences) if unified else self._prefill_streams(sequences)
-        live = sequences
+        memory = self._context.memory
+        llama_cpp.llama_memory_clear(memory, True)
+        holder = slots  # the seq_id that keeps the shared prefix for every prompt admitted later
+        if shared:
+            self._prefill_tokens([(DecodedSequence(-1, flat[0], holder, 0, None), flat[0][:shared], 0)],
+                                 want_logits=False)
+        pending, free = list(range(len(groups)))[::-1], list(range(slots))[::-1]
+        reserved, live, logits = shared, [], np.empty((0, self.n_vocab), dtype=np.float32)
+        left = {g: b - a for g, (a, b) in enumerate(groups)}  # members of a group still decoding
+        group_of = {i: g for g, (a, b) in enumerate(groups) for i in range(a, b)}
         stops = params.stop
         longest_stop = max((len(s) for s in stops), default=0)
-        memory = self._context.memory
         while True:
+            if pending and (self.refill or not live):
+                admitted = []
+                while pending and admits(reserved, len(live) + sum(b - a for a, b in admitted), costs[pending[-1]],
+                                         groups[pending[-1]][1] - groups[pending[-1]][0], max_cells, slots):
+                    g = pending.pop()
+                    admitted.append(groups[g])
+                    reserved += costs[g]
+                    for sequence in sequences[groups[g][0]:groups[g][1]]:
+                        sequence.slot = free.pop()
+                if admitted:
+                    members = [sequences[a:b] for a, b in admitted]
+                    logits = np.array(logits)  # a view of llama.cpp's buffer, which the prefill overwrites
+                    rows = self._prefill(members, shared, holder) if unified else self._prefill_streams(members)
+                    live += [s for group in members for s in group]
+                    logits = np.concatenate([logits, rows])
             chosen = choose_tokens(logits, params, [s.rng for s in live])
             still = []
             for sequence, token in zip(live, chosen.tolist()):
                 self._accept(sequence, token, stops, longest_stop)
                 if sequence.finish is None:
                     still.append(sequence)
-                else:
-                    llama_cpp.llama_memory_seq_rm(memory, sequence.slot, -1, -1)
+                    continue
+                llama_cpp.llama_memory_seq_rm(memory, sequence.slot, -1, -1)
+                free.append(sequence.slot)
+                g = group_of[sequence.index]
+                left[g] -= 1
+                reserved -= sequence.budget + (0 if left[g] else len(sequence.prompt) - shared)
             live = still
-            if not live:
+            if not live and not pending:
                 break
             if cancel is not None and cancel.cancelled:
-                for sequence in live:
-                    sequence.finish = "cancelled"
+                for sequence in sequences:
+                    if sequence.finish is None:
+                        sequence.finish = "cancelled"
                 break
-            self._decode([s.ids[-1] for s in live], [len(s.prompt) + len(s.ids) - 1 for s in live],
-                         [s.slot for s in live], True)
-            logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits(self._context.ctx),
-                                           shape=(len(live), self.n_vocab))
+            if live:
+                self._decode([s.ids[-1] for s in live], [len(s.prompt) + len(s.ids) - 1 for s in live],
+                             [s.slot for s in live], True)
+                logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits(self._context.ctx),
+                                               shape=(len(live), self.n_vocab))
+            else:
+                logits = logits[:0]
         return sequences
 
-    def _prefill(self, sequences: list[DecodedSequence]) -> np.ndarray:
-        """Computes every prompt's KV cache once and copies it to each sequence that continues it;
-        returns each sequence's first logits row."""
+    def _prefill(self, groups: list[list[DecodedSequence]], shared: int, holder: int) -> np.ndarray:
+        """Computes each group's prompt once (after the shared prefix, copied from the holder) and
+        copies it to the group's other sequences; returns each sequence's first logits row."""
         memory = self._context.memory
-        llama_cpp.llama_memory_clear(memory, True)
-        groups: dict[tuple[int, ...], list[DecodedSequence]] = {}
-        for sequence in sequences:
-            groups.setdefault(tuple(sequence.prompt), []).append(sequence)
-        heads = [members[0] for members in groups.values()]
-        shared = shared_prefix_length([h.prompt for h in heads]) if len(heads) > 1 else 0
-        if shared < MIN_SHARED_PREFIX:
-            shared = 0
-        if shared:  # once, in the first prompt's sequence, then copied to the other prompts' first sequences
-            self._prefill_tokens([(heads[0], heads[0].prompt[:shared], 0)], want_logits=False)
-            for head in heads[1:]:
-                llama_cpp.llama_memory_seq_cp(memory, heads[0].slot, head.slot, -1, -1)
+        heads = [members[0] for members in groups]
+        if shared:
+            for head in heads:
+                llama_cpp.llama_memory_seq_cp(memory, holder, head.slot, -1, -1)
         rows = self._prefill_tokens([(head, head.prompt[shared:], shared) for head in heads], want_logits=True)
-        logits = np.empty((len(sequences), self.n_vocab), dtype=np.float32)
-        for members, row in zip(groups.values(), rows):
+        logits = []
+        for members, row in zip(groups, rows):
             for member in members:
-                logits[member.slot] = row
+                logits.append(row)
                 if member is not members[0]:
                     llama_cpp.llama_memory_seq_cp(memory, members[0].slot, member.slot, -1, -1)
-        return logits
+        return np.stack(logits)
 
-    def _prefill_streams(self, sequences: list[DecodedSequence]) -> np.ndarray:
+    def _prefill_streams(self, groups: list[list[DecodedSequence]]) -> np.ndarray:
         """Each prompt into its own stream, one sequence a decode call (a call may not mix streams
         of unequal lengths); returns each sequence's first logits row."""
-        llama_cpp.llama_memory_clear(self._context.memory, True)
-        logits = np.empty((len(sequences), self.n_vocab), dtype=np.float32)
-        for sequence in sequences:
-            logits[sequence.slot] = self._prefill_tokens([(sequence, sequence.prompt, 0)], want_logits=True)[0]
-        return logits
+        return np.stack([self._prefill_tokens([(sequence, sequence.prompt, 0)], want_logits=True)[0]
+                         for members in groups for sequence in members])
 
     def _prefill_tokens(self, parts: list[tuple[DecodedSequence, list[int], int]],
                         want_logits: bool) -> list[np.ndarray]:
@@ -288,31 +310,30 @@ class BatchDecoder:
             self._context = None
 
 
-def plan_waves(flat: list[list[int]], budget: int, max_sequences: int, max_cells: int,
-               shared: int = 0) -> list[tuple[int, int]]:
-    """Splits a request's sequences (their prompts, the n samples of a prompt next to each other)
-    into consecutive waves of at most `max_sequences`, each needing at most `max_cells` KV cells
-    (a prompt once, less the `shared` prefix all prompts have after the wave's first; each
-    sequence's budget), where one prompt's samples fit alone.
+def prompt_groups(flat: list[list[int]], size: int) -> list[tuple[int, int]]:
+    """The request's runs of one prompt (its n samples sit next to each other), each cut to at most
+    `size` sequences: a group is admitted together, its prompt prefilled once and copied."""
+    groups, start = [], 0
+    for i in range(1, len(flat) + 1):
+        if i == len(flat) or flat[i] != flat[start] or i - start == size:
+            groups.append((start, i))
+            start = i
+    return groups
 
-    Why a cell cap: in the unified cache every sequence's attention runs over every cell of the
-    wave, so a step costs (live sequences) x (cells). Distinct long prompts pay for that
+
+def admits(reserved: int, live: int, cost: int, size: int, max_cells: int, max_sequences: int) -> bool:
+    """Whether a group of `size` sequences needing `cost` KV cells joins the `live` ones, whose
+    groups reserve `reserved` cells: always when none is live (a group that alone is over the cap
+    still runs), else within both caps.
+
+    Why a cell cap: in the unified cache every sequence's attention runs over every cell in use,
+    so a step costs (live sequences) x (cells). Distinct long prompts pay for that
     (benchmarks/batch_waves.py, SmolLM2 f16, 2 cores, 12 distinct 1,000-token prompts, 256 new
     tokens: one wave 10.8 tok/s; waves of 8,192 cells 15.5, 4,096 21.3, 1,536 (one prompt a wave)
-    30.8). The samples of one prompt are never parted by the cap: each further wave would prefill
+    30.8). The samples of one prompt are never parted by the cap: a further group would prefill
     the prompt again, and they attend over the same cells anyway (benchmarks/puzzle_funnel.py, 64
     puzzles from one 1,829-token prompt: waves of 11 under the cap 50 tok/s, one wave 78)."""
-    waves, start, cells = [], 0, 0
-    for i, prompt in enumerate(flat):
-        new_prompt = i == start or prompt != flat[i - 1]
-        cost = budget + (len(prompt) - (shared if i > start else 0) if new_prompt else 0)
-        if i > start and (i - start >= max_sequences or (new_prompt and cells + cost > max_cells)):
-            waves.append((start, i))
-            start, cells, cost = i, 0, budget + len(prompt)
-        cells += cost
-    if flat:
-        waves.append((start, len(flat)))
-    return waves
+    return live == 0 or (live + size <= max_sequences and reserved + cost <= max_cells)
 
 
 def choose_tokens(logits: np.ndarray, params: SamplingParams, rngs: list[np.random.Generator]) -> np.ndarray:
