@@ -178,7 +178,7 @@ def check_programs(benchmark: Benchmark, items: list[tuple[Task, str | None]], t
 def run_benchmark(benchmark: Benchmark, model, settings: RunSettings, verify: Verify, model_info: dict | None = None,
                   done: dict[str, dict] | None = None, on_task: Callable[[dict], None] | None = None,
                   progress: Callable[[int, int], None] | None = None, cancel: CancelToken | None = None,
-                  chunk: int = 8) -> BenchmarkResult:
+                  chunk: int = 32) -> BenchmarkResult:
     """Evaluate `model` on `benchmark`; `done` maps task ids to rows of an earlier, interrupted run."""
     settings = settings.resolved(benchmark)
     tasks = benchmark.tasks()[:settings.limit or None]
