@@ -4,8 +4,8 @@ waves capped by KV cells, against a cache stream per sequence, and waves against
 The case is the dialog study's repair turn: every dialog has its own ~1,000-token history and the
 student fills most of its budget. In llama.cpp's unified KV cache each sequence's attention spans
 every cell of its wave, so one wave of k long prompts costs ~k x (k x length) a step. The capped
-side splits the same request into waves of at most --cells cells (engine/lm/llama_cpp_batch.py,
-`plan_waves`); "streams" gives each sequence a cache stream of its own (llama.cpp's non-unified
+side admits prompts while the live ones reserve at most --cells cells (engine/lm/llama_cpp_batch.py,
+`admits`), in waves or with refill; "streams" gives each sequence a cache stream of its own (llama.cpp's non-unified
 KV cache, the decoder's choice for distinct prompts), so its attention spans its own cells only; the
 baseline runs it as one wave (the decoder before the cap). Same model, prompts, sampling and seed
 on every side; the figure is generated tokens per second of wall time.
