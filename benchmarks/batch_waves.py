@@ -105,9 +105,7 @@ def main() -> None:
         for label, figures in results.items():
             print(f"{label:>18}: {figures['tok_s']:7.1f} tok/s  {figures['tok_s'] / base:5.2f}x waves  "
                   f"{figures['seconds']} s, {figures['passed']}/{figures['problems']} passed")
-        if args.json:
-            args.json.write_text(json.dumps({"settings": vars(args) | {"json": str(args.json)}, "results": results},
-                                            indent=2))
+        save(args, results)
         model.close()
         return
     prompts = dialog_prompts(model, args.prompts, args.length)
@@ -128,10 +126,14 @@ def main() -> None:
     for label, figures in results.items():
         print(f"{label:>26}: {figures['tok_s']:7.1f} tok/s  {figures['tok_s'] / base:5.2f}x one wave "
               f"({figures['waves']} waves, {figures['tokens']} tokens, {figures['seconds']} s)")
+    save(args, results)
+    model.close()
+
+
+def save(args: argparse.Namespace, results: dict) -> None:
     if args.json:
         args.json.write_text(json.dumps({"settings": vars(args) | {"json": str(args.json)}, "results": results},
                                         indent=2))
-    model.close()
 
 
 if __name__ == "__main__":

@@ -105,6 +105,7 @@ def test_defaults_of_the_answer_type_are_tried_but_one_that_fails_does_not_rejec
     [candidate], _ = filter_puzzles([puzzle], set(), verify, counts := new_counts())
     assert default_answers(candidate.sat, "str") == ["kqkq"]  # n, words and flag are not strs
     assert default_answers(candidate.sat, ("list", "str")) == [["ab", "x"]]
+    assert default_answers("def sat(x: float, a=1e999, b=2.5, c=3):\n    return x > a", "float") == [2.5, 3]
     assert candidate.accepted and counts["rejected_trivial"] == 0, candidate.detail
 
 

@@ -10,6 +10,7 @@ last two run in the sandbox, in one job per puzzle.
 from __future__ import annotations
 
 import ast
+import math
 import re
 from dataclasses import dataclass
 
@@ -143,8 +144,9 @@ def trivial_answers(spec: TypeSpec) -> list:
 
 
 def _matches(value, spec: TypeSpec) -> bool:
-    """Whether a literal is a value of the answer type (an int is a float; a bool is neither)."""
-    if isinstance(value, bool):
+    """Whether a literal is a value of the answer type (an int is a float; a bool is neither; 1e999,
+    which is inf and has no literal to write back, is left out)."""
+    if isinstance(value, bool) or (isinstance(value, float) and not math.isfinite(value)):
         return False
     if isinstance(spec, str):
         return isinstance(value, {"int": int, "float": (int, float), "str": str}[spec])
