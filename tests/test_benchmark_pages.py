@@ -9,6 +9,7 @@ import json
 import pytest
 from django.core.management import call_command
 
+from engine.evaluate.suite.runner import TASKS_PER_REQUEST
 from tests.support import signed_in_client as _client
 from tests.support import user_with_roles as _user
 from tests.test_benchmark_suite import ReplayModel, humaneval_reply
@@ -89,8 +90,9 @@ def test_a_run_is_stored_shown_exported_and_escaped(trainer_user):
 
 
 def test_a_failed_run_resumes_without_redoing_finished_tasks(trainer_user):
-    # ten tasks: the runner samples eight per chunk, and this model dies on the second chunk
-    run = benchmark_runs.start_run(trainer_user, "humaneval", settings_={"limit": 10}, enqueue=False)
+    # a request's tasks and two more: this model dies on the second request
+    run = benchmark_runs.start_run(trainer_user, "humaneval", settings_={"limit": TASKS_PER_REQUEST + 2},
+                                   enqueue=False)
     first = _replay(run)
     original = first.sample_many
 
@@ -102,13 +104,13 @@ def test_a_failed_run_resumes_without_redoing_finished_tasks(trainer_user):
     first.sample_many = dies_on_second_chunk
     benchmark_runs.execute(run.pk, model=first)
     run.refresh_from_db()
-    assert run.status == "failed" and "worker lost" in run.error and run.task_rows.count() == 8
+    assert run.status == "failed" and "worker lost" in run.error and run.task_rows.count() == TASKS_PER_REQUEST
     resumed = benchmark_runs.resume_run(trainer_user, run)
     assert resumed.status == "queued"
     second = _replay(run)
     benchmark_runs.execute(run.pk, model=second)
     run.refresh_from_db()
-    assert run.status == "succeeded" and run.task_rows.count() == 10 and len(second.prompts) == 2
+    assert run.status == "succeeded" and run.task_rows.count() == TASKS_PER_REQUEST + 2 and len(second.prompts) == 2
 
 
 def test_cancelling_a_queued_run_and_the_command(trainer_user, capsys):

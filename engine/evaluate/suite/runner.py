@@ -175,10 +175,15 @@ def check_programs(benchmark: Benchmark, items: list[tuple[Task, str | None]], t
     return results
 
 
+# Tasks sampled in one request: with the llama.cpp decoder's refill, 32 decode 1.34x as fast as 8
+# (benchmarks/batch_waves.py --case code-check); a killed worker loses one request's tasks at most.
+TASKS_PER_REQUEST = 32
+
+
 def run_benchmark(benchmark: Benchmark, model, settings: RunSettings, verify: Verify, model_info: dict | None = None,
                   done: dict[str, dict] | None = None, on_task: Callable[[dict], None] | None = None,
                   progress: Callable[[int, int], None] | None = None, cancel: CancelToken | None = None,
-                  chunk: int = 32) -> BenchmarkResult:
+                  chunk: int = TASKS_PER_REQUEST) -> BenchmarkResult:
     """Evaluate `model` on `benchmark`; `done` maps task ids to rows of an earlier, interrupted run."""
     settings = settings.resolved(benchmark)
     tasks = benchmark.tasks()[:settings.limit or None]
