@@ -175,7 +175,8 @@ def test_bad_settings_are_refused_with_the_form_again(trainer):
 
 
 def test_a_round_starts_from_the_form_and_a_second_is_refused(trainer, trainer_user):
-    response = trainer.post("/training/", {**SMALL, "precision": "bf16", "data": "references", "promote_if": "not-worse"})
+    response = trainer.post("/training/", {**SMALL, "precision": "bf16", "data": "references", "promote_if": "not-worse",
+                                           "train_from": "origin"})
     run = TrainingRun.objects.get()
     assert response.status_code == 302 and response["Location"] == f"/training/runs/{run.pk}/"
     assert run.status == "queued" and run.trigger == "form" and run.created_by == trainer_user
@@ -185,7 +186,7 @@ def test_a_round_starts_from_the_form_and_a_second_is_refused(trainer, trainer_u
                                  "precision": "bf16"}
     assert run.config["p3_eval"] == {"samples": 2, "temperature": 0.8, "subset": 3}
     assert run.config["code_problems"] == 2 and run.config["metric_k"] == 1 and run.config["margin"] == 0.01
-    assert run.config["promote_if"] == "not-worse"
+    assert run.config["promote_if"] == "not-worse" and run.config["train_from"] == "origin"
     assert run.base_version == versions.active_version() and run.config["data"] == "references"
 
     response = trainer.post("/training/", SMALL)

@@ -274,6 +274,33 @@ def test_a_round_from_a_trained_version_is_rejected_for_drifting_from_the_base(t
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_round_can_train_from_the_lineage_origin_instead_of_the_active_version(tmp_path, settings, tiny_model):
+    """The paper's iterations retrain from the base on all data so far. The active v1 here has every
+    embedding set to 0.5: four small steps from v1 would keep them near 0.5, steps from v0 do not."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    settings.DATA_DIR = tmp_path / "data"
+    v0 = versions.active_version()
+    folder = tmp_path / "v1"
+    shutil.copytree(tiny_model, folder)
+    model = AutoModelForCausalLM.from_pretrained(folder)
+    with torch.no_grad():
+        model.get_input_embeddings().weight.fill_(0.5)
+    model.save_pretrained(folder)
+    (folder / "COMPLETE").write_text("ok\n")
+    v1 = versions.promote(ModelVersion.objects.create(name="v1", parent=v0, checkpoint=str(folder)), "by hand")
+    run = rounds.run_round(rounds.start_round(None, {**TINY_ROUND, "train_from": "origin"}, enqueue=False).pk)
+    assert run.status == "succeeded", run.error
+    assert f"training from {v0.name} (the lineage's first version), not the active v1" in run.log
+    assert run.produced_version.parent_id == v1.pk  # gated against, and rolled back to, the active version
+    trained = AutoModelForCausalLM.from_pretrained(rounds.round_dir(run) / "model")
+    assert trained.get_input_embeddings().weight.mean().abs().item() < 0.1
+    with pytest.raises(ValueError, match="train_from must be one of active, origin"):
+        rounds.start_round(None, {**TINY_ROUND, "train_from": "base"}, enqueue=False)
+
+
+@pytest.mark.django_db(transaction=True)
 def test_a_round_that_only_ties_is_not_promoted(tmp_path, settings):
     """The rounds' default rule: a version is promoted only if it is better. Two self-play rounds on
     one verified pair each tied at pass@10 and were promoted while pass@1 halved."""

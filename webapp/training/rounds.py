@@ -53,6 +53,7 @@ log = logging.getLogger(__name__)
 HEARTBEAT_S = 5.0
 METHODS = ("sft", "rl", "distill")
 PROMOTE_IF = ("better", "not-worse")  # the gate's rule: RoundConfig.promote_if
+TRAIN_FROM = ("active", "origin")  # which weights a round starts from: RoundConfig.train_from
 VERIFY_WAIT_S = 300.0  # one RL step's batch of checks on the verify queue
 
 
@@ -90,6 +91,10 @@ class RoundConfig(StrictConfig):
     # better: promoted only on a gain (a higher pass@k, or the same pass@k and a higher pass@1);
     # not-worse: also on a tie, or a drop of up to `margin`
     promote_if: str = "better"
+    # active: fine-tune the active version further; origin: start again from the lineage's first
+    # version (the base) on all the data so far, as the paper's iterations do (TRAIN_INCREMENTAL=0 in
+    # its babysit.sh), so a round does not stack more epochs on data its start has already seen
+    train_from: str = "active"
     margin: float = 0.0  # allowed drop of pass@k, absolute (0.01 = one point), with promote_if not-worse
     code_margin: float = 0.02  # allowed drop of HumanEval pass@1, absolute (the forgetting check)
     # auto: llama.cpp on a CPU where it is installed (the packaged model through its checked f16 copy,
@@ -125,6 +130,8 @@ class RoundConfig(StrictConfig):
             problems.add("metric_k", f"pass@{self.metric_k} needs at least {self.metric_k} samples per puzzle")
         if self.promote_if not in PROMOTE_IF:
             problems.add("promote_if", f"promote_if must be one of {', '.join(PROMOTE_IF)}")
+        if self.train_from not in TRAIN_FROM:
+            problems.add("train_from", f"train_from must be one of {', '.join(TRAIN_FROM)}")
         if not 0 <= self.margin < 1:
             problems.add("margin", "margin must be at least 0 and below 1 (0.01 = one point of pass@k)")
         if not 0 <= self.code_margin < 1:
@@ -475,7 +482,7 @@ def _run_stages(run: TrainingRun, beat: RowHeartbeat) -> None:
                 fields["rl_curve"] = history[-2000:]
             _update(run, progress=event, loss_curve=curve[-2000:], **fields)
 
-        start = model_store.local_spec(base.spec)  # a version another host trained is fetched here
+        start = _start_spec(run, config, base)
         if distill:
             result = train_distill(start, examples, round_dir(run), config.distill_config(), progress, beat.cancel)
         else:
@@ -486,6 +493,15 @@ def _run_stages(run: TrainingRun, beat: RowHeartbeat) -> None:
         _log(run, f"trained {result.steps} steps ({result.epochs} epochs) in {result.seconds} s, "
                   f"{result.tokens_per_s} tokens/s in {result.precision}, final loss {result.final_loss}")
     _evaluate_and_decide(run, config, base, beat)
+
+
+def _start_spec(run: TrainingRun, config: RoundConfig, base: ModelVersion) -> str:
+    """Where training starts: the active version, or with train_from "origin" its lineage's first
+    one. The gate still compares the result with the active version, and rollback returns to it."""
+    start = lineage_origin(base) if config.train_from == "origin" else base
+    if start != base:
+        _log(run, f"training from {start.name} (the lineage's first version), not the active {base.name}")
+    return model_store.local_spec(start.spec)  # a version another host trained is fetched here
 
 
 def _evaluated_before(run: TrainingRun, config: RoundConfig, base: ModelVersion, beat: RowHeartbeat) -> bool:
@@ -564,7 +580,7 @@ def _run_rl_stages(run: TrainingRun, config: RoundConfig, base: ModelVersion, be
         tasks = [CodeTask(t["task_id"], t["text"], t["tests"], t.get("setup", ""), t.get("source", ""),
                         t.get("reference", ""), t.get("kind", "tests"), t.get("sat", "")) for t in run.dataset["rl_tasks"]]
         validation = [CodeTask.from_mbpp(t) for t in mbpp_validation(settings.AUTODIDACT_BENCHMARK_DATA)]
-        result = train_rl(model_store.local_spec(base.spec), tasks, round_dir(run), config.rl_config(), verify_on_queue,
+        result = train_rl(_start_spec(run, config, base), tasks, round_dir(run), config.rl_config(), verify_on_queue,
                           config.grounding_config(), progress, beat.cancel, validation=validation)
         if _cancelled(run, beat):
             return

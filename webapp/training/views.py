@@ -102,6 +102,9 @@ class RoundForm(SettingsForm):
         Setting("promote_if", "Promote if", str, "better: a higher pass@k (or the same pass@k and a higher "
                 "pass@1); not-worse: also on a tie or a drop within the margin", choices=rounds.PROMOTE_IF,
                 optional=True),
+        Setting("train_from", "Train from", str, "active: fine-tune the active version further; origin: start "
+                "again from the lineage's first version on all data so far (the paper's iterations)",
+                choices=rounds.TRAIN_FROM, optional=True),
         Setting("margin", "Margin (points)", float, "with not-worse: allowed drop of pass@k, in percentage points",
                 low=0.0, high=99.99),
         Setting("code_margin", "Code margin (points)", float,
@@ -138,6 +141,7 @@ def _defaults() -> dict:
     values["data"] = config.data
     values.update(samples=evaluation.samples, temperature=evaluation.temperature, subset=evaluation.subset,
                   code_problems=config.code_problems, metric_k=config.metric_k, promote_if=config.promote_if,
+                  train_from=config.train_from,
                   margin=_number(config.margin * 100), code_margin=_number(config.code_margin * 100),
                   report_benchmarks=config.report_benchmarks)
     values["learning_rate"] = f"{sft.learning_rate:g}"

@@ -13,7 +13,7 @@ from engine.selfplay.pipeline import SelfPlayConfig
 from engine.training.precision import PRECISIONS
 from webapp.refusals import Refused
 from webapp.training.report import markdown, write
-from webapp.training.rounds import PROMOTE_IF, RoundConfig
+from webapp.training.rounds import PROMOTE_IF, TRAIN_FROM, RoundConfig
 from webapp.training.selfplay_loop import run_loop
 from webapp.training.training_data import DATA
 
@@ -78,6 +78,9 @@ class Command(BaseCommand):
         group.add_argument("--epochs", type=float, default=2.0)
         group.add_argument("--max-steps", type=int, default=0)
         group.add_argument("--learning-rate", type=float, default=5e-5)
+        group.add_argument("--train-from", choices=TRAIN_FROM, default=RoundConfig.train_from,
+                           help="active: fine-tune the promoted version further; origin: each round starts "
+                                "again from the base on all data so far, as the paper's iterations do")
         group.add_argument("--batch-size", type=int, default=8)
         group.add_argument("--block-size", type=int, default=512)
         group.add_argument("--precision", choices=PRECISIONS, default="auto",
@@ -127,7 +130,7 @@ class Command(BaseCommand):
             "p3_eval": {"samples": o["samples"], "temperature": o["temperature"], "subset": o["subset"],
                         "style": o["eval_style"]},
             "humaneval_problems": o["humaneval_problems"], "code_problems": o["code_problems"],
-            "metric_k": o["k"], "promote_if": o["promote_if"], "margin": o["margin"] / 100,
+            "metric_k": o["k"], "promote_if": o["promote_if"], "train_from": o["train_from"], "margin": o["margin"] / 100,
             "eval_quantize": o["eval_quantize"], "eval_backend": o["eval_backend"],
         }
         bars = StageBars()

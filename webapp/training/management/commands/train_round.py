@@ -28,6 +28,9 @@ class Command(BaseCommand):
         parser.add_argument("--humaneval-problems", type=int)
         parser.add_argument("--promote-if", choices=rounds.PROMOTE_IF,
                             help="better (default): only on a gain; not-worse: also on a tie or within the margin")
+        parser.add_argument("--train-from", choices=rounds.TRAIN_FROM,
+                            help="active (default): fine-tune the active version; origin: start from its "
+                                 "lineage's first version on all data so far")
         parser.add_argument("--margin", type=float, help="with --promote-if not-worse: allowed pass@k drop, in points")
 
     def handle(self, *args, **options):
@@ -44,8 +47,9 @@ class Command(BaseCommand):
             settings_["humaneval_problems"] = options["humaneval_problems"]
         if options["margin"] is not None:
             settings_["margin"] = options["margin"] / 100
-        if options["promote_if"]:
-            settings_["promote_if"] = options["promote_if"]
+        for name in ("promote_if", "train_from"):
+            if options[name]:
+                settings_[name] = options[name]
         try:
             if options["resume"]:
                 run = rounds.resume_round(None, TrainingRun.objects.get(pk=options["resume"]),
