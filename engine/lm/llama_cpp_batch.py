@@ -36,6 +36,7 @@ import codecs
 import ctypes
 import logging
 import os
+import sys
 from dataclasses import dataclass, field
 
 import llama_cpp
@@ -116,13 +117,14 @@ class BatchDecoder:
         sequences = [DecodedSequence(i, prompt, -1, min(params.max_new_tokens, limit - len(prompt)),
                                      np.random.default_rng([seed, i])) for i, prompt in enumerate(flat)]
         groups = prompt_groups(flat, self.max_sequences if unified else 1)
-        if unified:  # a group reserves its prompt (less the shared prefix) and each member's budget
-            costs = [len(flat[a]) - shared + sum(s.budget for s in sequences[a:b]) for a, b in groups]
+        # a group reserves its prompt (less the shared prefix) and each member's budget
+        costs = [len(flat[a]) - shared + sum(s.budget for s in sequences[a:b]) for a, b in groups]
+        if unified:
             slots, max_cells = min(self.max_sequences, len(flat)), self.max_wave_cells
             self._ensure_context(slots + (1 if shared else 0),
                                  max(shared + max(costs), min(max_cells, shared + sum(costs))))
-        else:  # a stream a slot, each as long as the request's longest prompt and budget
-            costs, slots, max_cells = [0] * len(groups), min(self.max_sequences, MAX_STREAMS, len(flat)), 0
+        else:  # a stream a slot, each as long as the request's longest prompt and budget: no cell cap
+            slots, max_cells = min(self.max_sequences, MAX_STREAMS, len(flat)), sys.maxsize
             stream = -(-max(len(s.prompt) + s.budget for s in sequences) // 256) * 256
             self._ensure_context(slots, stream * slots, unified=False)
         if cancel is not None and cancel.cancelled:
