@@ -78,6 +78,7 @@ def test_a_training_round_from_the_form_to_its_result(site, page, output_dir):
     expect(page.get_by_test_id("compare-pass-1")).to_contain_text(re.compile(r"\d+\.\d%.*\d+\.\d%", re.S))
     expect(page.get_by_test_id("compare-solved")).to_contain_text(re.compile(r"\d+/3.*\d+/3", re.S))
     expect(page.get_by_test_id("compare-humaneval-passed")).to_contain_text(re.compile(r"\d+/2.*\d+/2", re.S))
+    expect(page.get_by_test_id("compare-code-chat-passed")).to_contain_text(re.compile(r"\d+/2.*\d+/2", re.S))
     expect(page.get_by_test_id("run-decision")).to_contain_text(re.compile(r"(promoted|rejected): pass@1 "))
     expect(page.get_by_test_id("dataset")).to_contain_text("Verified puzzle pairs")
     expect(page.get_by_test_id("run-log")).to_contain_text("trained 4 steps")

@@ -74,7 +74,9 @@ def p3_result(pass_at_1: float, pass_at_10: float, solved: int, puzzles: int = 3
 def evaluation(model: str, pass_at_1: float, pass_at_10: float, solved: int, humaneval: float) -> dict:
     return {"model": model, "p3": p3_result(pass_at_1, pass_at_10, solved),
             "humaneval": {"pass_at_1": humaneval, "passed": round(humaneval * 2), "problems": 2, "tokens": 50,
-                          "seconds": 1.0, "tokens_per_s": 50.0}, "seconds": 65.4}
+                          "seconds": 1.0, "tokens_per_s": 50.0},
+            "code_chat": {"pass_at_1": 1 - humaneval, "passed": round((1 - humaneval) * 2), "problems": 2,
+                          "prompt": "instruct", "tokens": 40, "seconds": 1.0}, "seconds": 65.4}
 
 
 def queued_run(user) -> TrainingRun:
@@ -127,6 +129,7 @@ def test_the_list_and_the_form_for_a_trainer(trainer):
     assert '<option value="auto" selected>' in page and '<option value="bf16">' in page  # precision
     assert '<option value="all" selected>' in page and '<option value="unverified">' in page  # the paper's controls
     assert '<option value="better" selected>' in page and '<option value="not-worse">' in page  # the gate's rule
+    assert '<option value="on" selected>' in page and '<option value="off">' in page  # the chat-form code check
     for name, value in (("epochs", "1.0"), ("max_steps", "0"), ("learning_rate", "5e-05"), ("batch_size", "4"),
                         ("block_size", "512"), ("samples", "10"), ("subset", "0"), ("code_problems", "90"),
                         ("metric_k", "10"), ("margin", "0")):
@@ -176,7 +179,7 @@ def test_bad_settings_are_refused_with_the_form_again(trainer):
 
 def test_a_round_starts_from_the_form_and_a_second_is_refused(trainer, trainer_user):
     response = trainer.post("/training/", {**SMALL, "precision": "bf16", "data": "references", "promote_if": "not-worse",
-                                           "train_from": "origin"})
+                                           "train_from": "origin", "chat_check": "off"})
     run = TrainingRun.objects.get()
     assert response.status_code == 302 and response["Location"] == f"/training/runs/{run.pk}/"
     assert run.status == "queued" and run.trigger == "form" and run.created_by == trainer_user
@@ -187,6 +190,7 @@ def test_a_round_starts_from_the_form_and_a_second_is_refused(trainer, trainer_u
     assert run.config["p3_eval"] == {"samples": 2, "temperature": 0.8, "subset": 3}
     assert run.config["code_problems"] == 2 and run.config["metric_k"] == 1 and run.config["margin"] == 0.01
     assert run.config["promote_if"] == "not-worse" and run.config["train_from"] == "origin"
+    assert run.config["chat_check"] is False
     assert run.base_version == versions.active_version() and run.config["data"] == "references"
 
     response = trainer.post("/training/", SMALL)
@@ -260,6 +264,8 @@ def test_the_run_page_shows_progress_the_loss_chart_and_before_after(trainer, re
                      r'<span class="pill pill-info">gate</span></th>\s*<td class="num">50.0%</td>\s*'
                      r'<td class="num better">75.0%</td>', page)
     assert re.search(r'data-testid="compare-humaneval">.*?50.0%</td>\s*<td class="num worse">0.0%</td>', page, re.S)
+    assert re.search(r'data-testid="compare-code-chat">\s*<th scope="row">[^<]*pass@1 \(chat form: instruct prompt\)'
+                     r'</th>\s*<td class="num">50.0%</td>\s*<td class="num better">100.0%</td>', page)
     assert "<td class=\"num\">2/3</td>" in page and "<td class=\"num\">3/3</td>" in page  # solved/puzzles
     # the evaluation wall times: "before" was measured in an earlier round and reused here
     assert re.search(r'data-testid="compare-seconds">.*?<td class="num">reused \(took 1 min 05 s when measured\)</td>'

@@ -124,6 +124,9 @@ def test_a_round_trains_evaluates_promotes_and_the_worker_hot_swaps(worker_env):
             # the gate's sets are validation sets: P3 train problems held out, MBPP 511-600
             assert evaluation["p3"]["dataset"] == "p3-validation-2-seed0" and set(evaluation["p3"]["pass_at_k"]) == {"1"}
             assert evaluation["code"]["problems"] == 1 and evaluation["code"]["benchmark"] == "mbpp-validation"
+            # the same check in the chat form too: the 3-shot prompt, then the chat template
+            assert (evaluation["code"]["prompt"], evaluation["code_chat"]["prompt"]) == ("paper", "instruct")
+            assert evaluation["code_chat"]["problems"] == 1
         new = run.produced_version
         assert new.parent_id == base.pk and new.is_active and run.decision.startswith("promoted")
         # sealed in the worker's data dir, which is also its model store (the default): published in place
@@ -244,6 +247,35 @@ def test_the_gate_holds_a_version_to_its_lineage_origin():
                                                  "5.6% → 4.4% (allowed drop 2.0%)")
     slipped = decide(same, _p3({"10": 0.15}), margin=0.03, origin=Origin("v0", _p3({"10": 0.20})))
     assert not slipped.promote and "worse than v0 by more than 3.0%" in slipped.reason
+
+
+def test_the_code_check_holds_in_both_forms():
+    """The unverified control kept MBPP validation in the 3-shot form (5 -> 4 of 90) and lost
+    HumanEval in the chat form (10 -> 3 of 164): each form of the check must hold on its own."""
+    def mbpp(passed, prompt):
+        return {"pass_at_1": passed / 90, "problems": 90, "prompt": prompt, "title": "MBPP (validation)"}
+
+    same = _p3({"10": 0.176})
+    lost_chat = decide(same, _p3({"10": 0.2}), code_before=[mbpp(5, "paper"), mbpp(9, "instruct")],
+                       code_after=[mbpp(4, "paper"), mbpp(3, "instruct")])
+    assert not lost_chat.promote
+    assert lost_chat.reason.startswith("rejected: MBPP (validation) (instruct prompt) pass@1 10.0% → 3.3%, lost more "
+                                       "than 2.0% on the code benchmark")
+    kept = decide(same, _p3({"10": 0.2}), code_before=[mbpp(5, "paper"), mbpp(9, "instruct")],
+                  code_after=[mbpp(4, "paper"), mbpp(8, "instruct")])
+    assert kept.promote and kept.reason.endswith("MBPP (validation) (paper prompt) pass@1 5.6% → 4.4%; MBPP "
+                                                 "(validation) (instruct prompt) pass@1 10.0% → 8.9% (allowed drop 2.0%)")
+    # against the lineage's first version, measured before the chat form existed: not comparable, not promoted
+    older = decide(same, _p3({"10": 0.2}), code_before=[mbpp(5, "paper"), mbpp(9, "instruct")],
+                   code_after=[mbpp(5, "paper"), mbpp(9, "instruct")], origin=Origin("v0", same, mbpp(5, "paper")))
+    assert not older.promote and "the code check was run in 1 form(s) before and 2 after" in older.reason
+    assert rounds.RoundConfig().code_prompts() == ["paper", "instruct"]
+    assert rounds.RoundConfig(chat_check=False).code_prompts() == ["paper"]
+    assert rounds.RoundConfig(code_prompt="instruct").code_prompts() == ["instruct"]
+    assert rounds.RoundConfig(code_problems=0).code_prompts() == []
+    assert rounds.RoundConfig(code_benchmark="mbpp-execution-validation").code_prompts() == ["code"]  # no chat form
+    with pytest.raises(ValueError, match="chat_check must be true or false"):
+        rounds.RoundConfig.from_dict({"chat_check": "yes"})
 
 
 @pytest.mark.django_db(transaction=True)
@@ -431,6 +463,7 @@ def test_selfplay_command_runs_the_loop_and_writes_its_report(tmp_path, settings
     markdown = (out / "report.md").read_text()
     assert "- round 1: pass@1 " in markdown and "sign test p = " in markdown
     assert "| round | P3 set | pass@1 before → after" in markdown and "| 1 | p3-validation-2-seed0 |" in markdown
+    assert "mbpp-validation 0.0% → 0.0%; chat form 0.0% → 0.0% |" in markdown  # both forms of the code check
     trained = row["training"]
     assert "self-play generate" in markdown
     assert f"fine-tune (2 steps, {trained['epochs']} epochs, {trained['precision']})" in markdown

@@ -6,10 +6,15 @@ on 50 puzzles says nothing against one on 228. Without the gain rule a round tha
 is promoted: two rounds on one verified pair each tied at pass@10 and were promoted while pass@1
 halved. A version trained from a trained version is also held to the lineage's first version
 (`origin`), not worse than it: otherwise rounds that each lose a little within the margin drift
-without limit (two rounds took MBPP validation from 5.6% to 3.3% with a 2.0-point margin)."""
+without limit (two rounds took MBPP validation from 5.6% to 3.3% with a 2.0-point margin). The code
+check may be given in more than one form (the completion prompt and the chat prompt): each must
+hold, since a round can keep one and lose the other (the unverified control kept MBPP validation in
+the 3-shot form, 5 → 4 of 90, and lost HumanEval in the chat form, 10 → 3 of 164)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+CodeResults = dict | list[dict] | None  # one code check's result, or several (one per prompt)
 
 COMPARED_SETTINGS = ("samples", "temperature", "top_k", "top_p", "max_tokens", "style", "subset", "seed", "split")
 
@@ -22,10 +27,10 @@ class Decision:
 
 @dataclass(frozen=True)
 class Origin:
-    """The lineage's first version as the gate measured it: its name, P3 result and code result."""
+    """The lineage's first version as the gate measured it: its name, P3 result and code result(s)."""
     name: str
     p3: dict
-    code: dict | None = None
+    code: CodeResults = None
 
 
 def comparable(before: dict, after: dict) -> str | None:
@@ -47,14 +52,15 @@ def code_comparable(before: dict, after: dict) -> str | None:
     return None
 
 
-def decide(before: dict, after: dict, k: int = 10, margin: float = 0.0, code_before: dict | None = None,
-           code_after: dict | None = None, code_margin: float = 0.02, origin: Origin | None = None,
+def decide(before: dict, after: dict, k: int = 10, margin: float = 0.0, code_before: CodeResults = None,
+           code_after: CodeResults = None, code_margin: float = 0.02, origin: Origin | None = None,
            require_gain: bool = False) -> Decision:
     """`before`/`after`: P3EvalResult.as_dict() of the active and the new model. With
     `require_gain` the new model must beat the active one: a higher pass@k, or the same pass@k and
     a higher pass@1; otherwise it may drop by up to `margin` in absolute pass@k (0.01 = one point).
     With `code_before`/`code_after` (dicts with pass_at_1, problems, prompt and the benchmark's name
-    and title) it must also keep the code benchmark's pass@1 within `code_margin`. With `origin`
+    and title, or a list of them, one per prompt, paired in order) it must also keep each code
+    check's pass@1 within `code_margin`. With `origin`
     (when the active model is itself a trained version) it must be no worse than the lineage's
     first version too, by the same margins."""
     decision = _decide_pair(before, after, k, margin, code_before, code_after, code_margin, require_gain)
@@ -68,20 +74,34 @@ def decide(before: dict, after: dict, k: int = 10, margin: float = 0.0, code_bef
     return Decision(True, f"{decision.reason}; {against}: {drift.reason.removeprefix('promoted: ')}")
 
 
-def _decide_pair(before: dict, after: dict, k: int, margin: float, code_before: dict | None,
-                 code_after: dict | None, code_margin: float, require_gain: bool = False) -> Decision:
+def _decide_pair(before: dict, after: dict, k: int, margin: float, code_before: CodeResults,
+                 code_after: CodeResults, code_margin: float, require_gain: bool = False) -> Decision:
     decision = _decide_p3(before, after, k, margin, require_gain)
-    if not decision.promote or not code_before or not code_after:
+    olds, news = _as_list(code_before), _as_list(code_after)
+    if not decision.promote or not olds or not news:
         return decision
-    problem = code_comparable(code_before, code_after)
-    if problem:
-        return Decision(False, f"not promoted: {problem}")
-    old, new = code_before["pass_at_1"], code_after["pass_at_1"]
-    code = f"{code_after.get('title', 'HumanEval')} pass@1 {old:.1%} → {new:.1%}"
-    if new + 1e-12 < old - code_margin:
-        return Decision(False, f"rejected: {code}, lost more than {code_margin:.1%} on the code benchmark "
-                               f"({decision.reason.removeprefix('promoted: ')})")
-    return Decision(True, f"{decision.reason}; {code} (allowed drop {code_margin:.1%})")
+    if len(olds) != len(news):
+        return Decision(False, f"not promoted: the code check was run in {len(olds)} form(s) before and "
+                               f"{len(news)} after")
+    verdicts = []
+    for code_old, code_new in zip(olds, news):
+        problem = code_comparable(code_old, code_new)
+        if problem:
+            return Decision(False, f"not promoted: {problem}")
+        old, new = code_old["pass_at_1"], code_new["pass_at_1"]
+        form = f" ({code_new['prompt']} prompt)" if len(news) > 1 else ""
+        code = f"{code_new.get('title', 'HumanEval')}{form} pass@1 {old:.1%} → {new:.1%}"
+        if new + 1e-12 < old - code_margin:
+            return Decision(False, f"rejected: {code}, lost more than {code_margin:.1%} on the code benchmark "
+                                   f"({decision.reason.removeprefix('promoted: ')})")
+        verdicts.append(code)
+    return Decision(True, f"{decision.reason}; {'; '.join(verdicts)} (allowed drop {code_margin:.1%})")
+
+
+def _as_list(results: CodeResults) -> list[dict]:
+    if not results:
+        return []
+    return [results] if isinstance(results, dict) else [result for result in results if result]
 
 
 def _decide_p3(before: dict, after: dict, k: int, margin: float, require_gain: bool = False) -> Decision:

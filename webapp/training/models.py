@@ -60,7 +60,7 @@ class TrainingRun(BackgroundRun):
             if not result or result.get("reused") or result.get("seconds") is None:
                 return None  # a reused evaluation spent its time in an earlier round
             p3 = result.get("p3") or {}
-            checks = [result.get("code") or {}, result.get("humaneval") or {}]
+            checks = [result.get(key) or {} for key in ("code", "code_chat", "humaneval")]
             items = (p3.get("puzzles") or 0) + sum(check.get("problems") or 0 for check in checks)
             tokens = (p3.get("tokens") or 0) + sum(check.get("tokens") or 0 for check in checks)
             return {"seconds": result["seconds"], "items": items, "tokens": tokens}
@@ -93,6 +93,14 @@ def code_result(evaluation: dict | None) -> dict:
     rounds from before validation sets ("humaneval")."""
     evaluation = evaluation or {}
     return evaluation.get("code") or evaluation.get("humaneval") or {}
+
+
+def code_results(evaluation: dict | None) -> list[dict]:
+    """Every code check of an evaluation, in the gate's order: the completion-form check ("code"),
+    then the chat-form one ("code_chat") where the round measured it; HumanEval in older rounds."""
+    evaluation = evaluation or {}
+    found = [evaluation[key] for key in ("code", "code_chat") if evaluation.get(key)]
+    return found or ([evaluation["humaneval"]] if evaluation.get("humaneval") else [])
 
 
 def code_title(evaluation: dict | None) -> str:

@@ -11,6 +11,13 @@ def _pct(value) -> str:
     return "–" if value is None else f"{100 * value:.1f}%"
 
 
+def _chat(before: dict, after: dict) -> str:
+    """The chat-form code check beside the 3-shot one, where the round ran it."""
+    if before.get("code_chat_pass_at_1") is None and after.get("code_chat_pass_at_1") is None:
+        return ""
+    return f"; chat form {_pct(before.get('code_chat_pass_at_1'))} → {_pct(after.get('code_chat_pass_at_1'))}"
+
+
 def _pass(scores: dict, k: str) -> str:
     return _pct((scores.get("pass_at_k") or {}).get(k))
 
@@ -45,7 +52,7 @@ def markdown(report: dict) -> str:
         lines.append(f"| {row['round']} | {b.get('dataset') or '–'} | {_pass(b, '1')} → {_pass(a, '1')} | "
                      f"{_pass(b, '10')} → {_pass(a, '10')} | {b.get('solved')}/{b.get('puzzles')} → "
                      f"{a.get('solved')}/{a.get('puzzles')} | {a.get('code_benchmark') or ''} "
-                     f"{_pct(b.get('code_pass_at_1'))} → {_pct(a.get('code_pass_at_1'))} | "
+                     f"{_pct(b.get('code_pass_at_1'))} → {_pct(a.get('code_pass_at_1'))}{_chat(b, a)} | "
                      f"{row['decision'] or row['error'] or row['status']} |")
     changes = [(row["round"], row["paired"]) for row in report["rounds"] if row.get("paired")]
     if changes:
@@ -96,6 +103,9 @@ def markdown(report: dict) -> str:
             if s.get("code_seconds") is not None:
                 lines.append(f"| {row['round']} | evaluate {when}: {s.get('code_benchmark')} | {s['code_seconds']:.1f} "
                              f"| – | {s.get('code_tokens_per_s') or 0} |")
+            if s.get("code_chat_seconds") is not None:
+                lines.append(f"| {row['round']} | evaluate {when}: {s.get('code_benchmark')}, chat form | "
+                             f"{s['code_chat_seconds']:.1f} | – | {s.get('code_chat_tokens_per_s') or 0} |")
     return "\n".join(lines) + "\n"
 
 

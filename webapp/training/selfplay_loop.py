@@ -120,6 +120,9 @@ def _scores(evaluation: dict) -> dict:
             "solved": p3.get("solved"), "puzzles": p3.get("puzzles"), "p3_seconds": p3.get("seconds"),
             "p3_tokens_per_s": p3.get("tokens_per_s"), "code_benchmark": humaneval.get("benchmark", "humaneval"),
             "code_pass_at_1": humaneval.get("pass_at_1"),
+            "code_chat_pass_at_1": (evaluation.get("code_chat") or {}).get("pass_at_1"),
+            "code_chat_seconds": (evaluation.get("code_chat") or {}).get("seconds"),
+            "code_chat_tokens_per_s": (evaluation.get("code_chat") or {}).get("tokens_per_s"),
             "code_seconds": humaneval.get("seconds"), "code_tokens_per_s": humaneval.get("tokens_per_s"),
             "seconds": evaluation.get("seconds"), "reused": bool(evaluation.get("reused"))}
 

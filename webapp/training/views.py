@@ -98,6 +98,9 @@ class RoundForm(SettingsForm):
                 group="p3_eval"),
         Setting("code_problems", "MBPP validation tasks", int,
                 "the forgetting check: greedy pass@1 on the first N of MBPP 511-600; 0: skip", low=0),
+        Setting("chat_check", "Chat-form code check", str, "on: the forgetting check runs again with the chat "
+                "prompt (the reply's code block), the form chat users see; a round may keep the 3-shot form "
+                "and lose this one", choices=("on", "off"), optional=True),
         Setting("metric_k", "k for the gate", int, "the gate compares pass@k on P3 validation", low=1),
         Setting("promote_if", "Promote if", str, "better: a higher pass@k (or the same pass@k and a higher "
                 "pass@1); not-worse: also on a tie or a drop within the margin", choices=rounds.PROMOTE_IF,
@@ -124,6 +127,8 @@ class RoundForm(SettingsForm):
         for name in ("margin", "code_margin"):  # points on the page, a fraction in the config
             if name in values:
                 values[name] = round(values[name] / 100, 6)
+        if "chat_check" in values:
+            values["chat_check"] = values["chat_check"] == "on"
         return values
 
     def typed(self) -> dict:
@@ -141,7 +146,7 @@ def _defaults() -> dict:
     values["data"] = config.data
     values.update(samples=evaluation.samples, temperature=evaluation.temperature, subset=evaluation.subset,
                   code_problems=config.code_problems, metric_k=config.metric_k, promote_if=config.promote_if,
-                  train_from=config.train_from,
+                  train_from=config.train_from, chat_check="on" if config.chat_check else "off",
                   margin=_number(config.margin * 100), code_margin=_number(config.code_margin * 100),
                   report_benchmarks=config.report_benchmarks)
     values["learning_rate"] = f"{sft.learning_rate:g}"
@@ -228,6 +233,13 @@ def _duration(seconds) -> str:
     return f"{hours} h {minutes:02d} min" if hours else (f"{minutes} min {secs:02d} s" if minutes else f"{secs} s")
 
 
+def _chat_check_on(config: dict) -> bool:
+    try:
+        return len(RoundConfig.from_dict(config).code_prompts()) > 1
+    except ValueError:
+        return False
+
+
 def _comparison(run: TrainingRun) -> dict:
     """The before/after table: rows of (label, before, after, better)."""
     before, after = run.eval_before or {}, run.eval_after or {}
@@ -255,6 +267,12 @@ def _comparison(run: TrainingRun) -> dict:
         row("humaneval", f"{code} pass@1 ({prompt} prompt)", he_before.get("pass_at_1"), he_after.get("pass_at_1"))
         row("humaneval-passed", f"{code} passed", _fraction(he_before, "passed", "problems"),
             _fraction(he_after, "passed", "problems"), kind="text")
+    chat_before, chat_after = before.get("code_chat") or {}, after.get("code_chat") or {}
+    if chat_before or chat_after or _chat_check_on(run.config or {}):
+        row("code-chat", f"{code} pass@1 (chat form: {chat_after.get('prompt') or chat_before.get('prompt') or 'instruct'} prompt)",
+            chat_before.get("pass_at_1"), chat_after.get("pass_at_1"))
+        row("code-chat-passed", f"{code} passed (chat form)", _fraction(chat_before, "passed", "problems"),
+            _fraction(chat_after, "passed", "problems"), kind="text")
     row("tokens-per-s", "P3 tokens/s", p3_before.get("tokens_per_s"), p3_after.get("tokens_per_s"), kind="number")
     row("seconds", "Evaluation wall time", _evaluation_time(before), _evaluation_time(after), kind="text")
     version = run.produced_version

@@ -97,6 +97,8 @@ class Command(BaseCommand):
         group.add_argument("--eval-style", default="completion")
         group.add_argument("--code-problems", type=int, default=90,
                            help="the forgetting check: greedy pass@1 on the first N MBPP validation tasks (0: skip)")
+        group.add_argument("--no-chat-check", action="store_true",
+                           help="run the forgetting check with the 3-shot prompt only, not also with the chat prompt")
         group.add_argument("--humaneval-problems", type=int, default=0,
                            help="also report HumanEval (a test set: never gated on) on the first N problems")
         group.add_argument("--k", type=int, default=10, help="the promotion gate's pass@k")
@@ -130,6 +132,7 @@ class Command(BaseCommand):
             "p3_eval": {"samples": o["samples"], "temperature": o["temperature"], "subset": o["subset"],
                         "style": o["eval_style"]},
             "humaneval_problems": o["humaneval_problems"], "code_problems": o["code_problems"],
+            "chat_check": not o["no_chat_check"],
             "metric_k": o["k"], "promote_if": o["promote_if"], "train_from": o["train_from"], "margin": o["margin"] / 100,
             "eval_quantize": o["eval_quantize"], "eval_backend": o["eval_backend"],
         }

@@ -32,6 +32,8 @@ class Command(BaseCommand):
                             help="active (default): fine-tune the active version; origin: start from its "
                                  "lineage's first version on all data so far")
         parser.add_argument("--margin", type=float, help="with --promote-if not-worse: allowed pass@k drop, in points")
+        parser.add_argument("--no-chat-check", action="store_true",
+                            help="run the forgetting check with the 3-shot prompt only, not also with the chat prompt")
 
     def handle(self, *args, **options):
         settings_ = json.load(open(options["settings"])) if options["settings"] else {}
@@ -50,6 +52,8 @@ class Command(BaseCommand):
         for name in ("promote_if", "train_from"):
             if options[name]:
                 settings_[name] = options[name]
+        if options["no_chat_check"]:
+            settings_["chat_check"] = False
         try:
             if options["resume"]:
                 run = rounds.resume_round(None, TrainingRun.objects.get(pk=options["resume"]),
