@@ -8,8 +8,8 @@ halved. A version trained from a trained version is also held to the lineage's f
 (`origin`), not worse than it: otherwise rounds that each lose a little within the margin drift
 without limit (two rounds took MBPP validation from 5.6% to 3.3% with a 2.0-point margin). The code
 check may be given in more than one form (the completion prompt and the chat prompt): each must
-hold, since a round can keep one and lose the other (the unverified control kept MBPP validation in
-the 3-shot form, 5 → 4 of 90, and lost HumanEval in the chat form, 10 → 3 of 164)."""
+hold, since a round can keep one and lose the other (the references control kept MBPP validation in
+the 3-shot form, 5 → 4 of 90, and lost it in the chat form, 9 → 1)."""
 from __future__ import annotations
 
 from dataclasses import dataclass

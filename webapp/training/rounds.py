@@ -85,8 +85,8 @@ class RoundConfig(StrictConfig):
     code_prompt: str = ""  # "" = the benchmark's default prompt
     # The same check again in the chat form (the benchmark's `instruct` prompt: chat template, the
     # reply's code block), the form chat users see: a round can keep the completion form and lose this
-    # one (the unverified control: MBPP validation 5 -> 4 of 90 in the 3-shot form, HumanEval 10 -> 3
-    # of 164 with the chat prompt). Skipped where code_prompt is already `instruct` or the benchmark has none.
+    # one (the references control: MBPP validation 5 -> 4 of 90 in the 3-shot form, 9 -> 1 in the chat
+    # form; docs/experiments.md). Skipped where code_prompt is already `instruct` or the benchmark has none.
     chat_check: bool = True
     humaneval_problems: int = 0  # older rounds gated on HumanEval (a test set): now reported only, if > 0
     humaneval_prompt: str = "instruct"  # engine.evaluate.humaneval_eval.PROMPTS
