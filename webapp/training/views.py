@@ -233,13 +233,6 @@ def _duration(seconds) -> str:
     return f"{hours} h {minutes:02d} min" if hours else (f"{minutes} min {secs:02d} s" if minutes else f"{secs} s")
 
 
-def _chat_check_on(config: dict) -> bool:
-    try:
-        return len(RoundConfig.from_dict(config).code_prompts()) > 1
-    except ValueError:
-        return False
-
-
 def _comparison(run: TrainingRun) -> dict:
     """The before/after table: rows of (label, before, after, better)."""
     before, after = run.eval_before or {}, run.eval_after or {}
@@ -268,7 +261,7 @@ def _comparison(run: TrainingRun) -> dict:
         row("humaneval-passed", f"{code} passed", _fraction(he_before, "passed", "problems"),
             _fraction(he_after, "passed", "problems"), kind="text")
     chat_before, chat_after = before.get("code_chat") or {}, after.get("code_chat") or {}
-    if chat_before or chat_after or _chat_check_on(run.config or {}):
+    if chat_before or chat_after:  # where the round measured the chat form
         row("code-chat", f"{code} pass@1 (chat form: {chat_after.get('prompt') or chat_before.get('prompt') or 'instruct'} prompt)",
             chat_before.get("pass_at_1"), chat_after.get("pass_at_1"))
         row("code-chat-passed", f"{code} passed (chat form)", _fraction(chat_before, "passed", "problems"),
