@@ -115,14 +115,13 @@ def _round_row(number: int, generation: dict, run: TrainingRun) -> dict:
 
 
 def _scores(evaluation: dict) -> dict:
-    p3, humaneval = evaluation.get("p3") or {}, code_result(evaluation)
+    p3, humaneval, chat = evaluation.get("p3") or {}, code_result(evaluation), evaluation.get("code_chat") or {}
     return {"model": evaluation.get("model"), "dataset": p3.get("dataset"), "pass_at_k": p3.get("pass_at_k", {}),
             "solved": p3.get("solved"), "puzzles": p3.get("puzzles"), "p3_seconds": p3.get("seconds"),
             "p3_tokens_per_s": p3.get("tokens_per_s"), "code_benchmark": humaneval.get("benchmark", "humaneval"),
             "code_pass_at_1": humaneval.get("pass_at_1"),
-            "code_chat_pass_at_1": (evaluation.get("code_chat") or {}).get("pass_at_1"),
-            "code_chat_seconds": (evaluation.get("code_chat") or {}).get("seconds"),
-            "code_chat_tokens_per_s": (evaluation.get("code_chat") or {}).get("tokens_per_s"),
+            "code_chat_pass_at_1": chat.get("pass_at_1"), "code_chat_seconds": chat.get("seconds"),
+            "code_chat_tokens_per_s": chat.get("tokens_per_s"),
             "code_seconds": humaneval.get("seconds"), "code_tokens_per_s": humaneval.get("tokens_per_s"),
             "seconds": evaluation.get("seconds"), "reused": bool(evaluation.get("reused"))}
 
