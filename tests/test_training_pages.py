@@ -348,6 +348,7 @@ def versions_with_a_round(trainer_user) -> tuple[ModelVersion, ModelVersion, Tra
     base = versions.active_version()
     run = queued_run(trainer_user)
     before, after = evaluation("base", 0.1, 0.3, 1, 0.5), evaluation("v1", 0.2, 0.4, 2, 0.5)
+    after["code_chat"]["pass_at_1"] = 0.25  # the chat form lost what the 3-shot form kept
     base.metrics = {"round:settings": before}
     base.save()
     candidate = ModelVersion.objects.create(name=f"v1 · round {run.pk}", parent=base,
@@ -368,10 +369,11 @@ def test_the_models_page_shows_versions_and_the_chart(trainer, trainer_user):
     assert 'data-testid="version-status">rejected<' in row and f'href="/training/runs/{run.pk}/">Round {run.pk}<' in row
     assert f'href="#version-{base.pk}">{base.name}</a>' in row
     assert ">20.0%<" in row and ">40.0%<" in row and ">50.0%<" in row
+    assert '<td class="num" data-testid="version-code-chat">25.0%</td>' in row
     assert "&lt;script&gt;" in row and "<script>alert" not in page
     chart = re.search(r'data-testid="versions-chart">(.*?)</svg>', page, re.S).group(1)
-    assert chart.count("<polyline") == 3 and "P3 pass@1" in chart and "P3 pass@10" in chart
-    assert "code pass@1" in chart and ">v1<" in chart and ">v0<" in chart and ">100%<" in chart
+    assert chart.count("<polyline") == 4 and "P3 pass@1" in chart and "P3 pass@10" in chart
+    assert "chat-form code pass@1" in chart and "code pass@1" in chart and ">v1<" in chart and ">v0<" in chart and ">100%<" in chart
     assert "p3-test-3-seed0" in page
     # only admins get the buttons
     assert 'data-testid="promote"' not in page and 'data-testid="rollback"' not in page

@@ -422,9 +422,10 @@ def _short_name(name: str) -> str:
 
 
 def _versions_chart(rows: list[dict]):
-    """pass@1, pass@10 and HumanEval pass@1 per version, oldest first, like-for-like results only."""
+    """P3 pass@1 and pass@10 and the code checks' pass@1 (both forms) per version, oldest first,
+    like-for-like results only."""
     ordered = sorted(rows, key=lambda row: (row["version"].created_at, row["version"].pk))
-    series = {"P3 pass@1": [], "P3 pass@10": [], "code pass@1": []}
+    series = {"P3 pass@1": [], "P3 pass@10": [], "code pass@1": [], "chat-form code pass@1": []}
     ticks = {}
     for x, row in enumerate(ordered):
         ticks[x] = _short_name(row["version"].name)
@@ -435,8 +436,9 @@ def _versions_chart(rows: list[dict]):
         for k in ("1", "10"):
             if k in pass_at_k:
                 series[f"P3 pass@{k}"].append((x, pass_at_k[k]))
-        if code_result(result).get("pass_at_1") is not None:
-            series["code pass@1"].append((x, code_result(result)["pass_at_1"]))
+        for name, found in (("code pass@1", code_result(result)), ("chat-form code pass@1", result.get("code_chat"))):
+            if (found or {}).get("pass_at_1") is not None:
+                series[name].append((x, found["pass_at_1"]))
     return line_chart([{"name": name, "points": points} for name, points in series.items()], "model version",
                       "score", width=960, height=260, y_range=(0, 1), percent=True, x_ticks=ticks,
                       title="Scores per model version")
@@ -453,6 +455,7 @@ def _models_page(request, status: int = 200, error: str = "") -> HttpResponse:
                      "dataset": p3.get("dataset", ""), "pass_at_1": percent(p3.get("pass_at_k", {}).get("1")),
                      "pass_at_10": percent(p3.get("pass_at_k", {}).get("10")),
                      "humaneval": percent(code_result(metrics).get("pass_at_1")),
+                     "code_chat": percent(((metrics or {}).get("code_chat") or {}).get("pass_at_1")),
                      "can_promote": version.status != ModelVersion.Status.ACTIVE,
                      "can_rollback": version.is_active and version.parent_id is not None})
     context = {"rows": rows, "active": active, "admin": request.user.is_staff, "error": error,
