@@ -123,8 +123,9 @@ def test_the_list_and_the_form_for_a_trainer(trainer):
     assert "Start training round" in page and 'data-testid="no-runs"' in page
     # the defaults: self-play pairs and chat repairs (MBPP rehearsal offered, not ticked), full fine-tuning for
     # one epoch, the gate on P3 validation pass@10 and on greedy pass@1 over all 90 MBPP validation tasks
-    assert page.count('name="sources"') == 3 and page.count(" checked>") == 2
+    assert page.count('name="sources"') == 4 and page.count(" checked>") == 2
     assert '<input type="checkbox" name="sources" value="mbpp">' in page
+    assert '<input type="checkbox" name="sources" value="mbpp-chat">' in page
     assert '<option value="full" selected>' in page and '<option value="lora">' in page
     assert '<option value="auto" selected>' in page and '<option value="bf16">' in page  # precision
     assert '<option value="all" selected>' in page and '<option value="unverified">' in page  # the paper's controls
@@ -235,7 +236,10 @@ def test_the_run_page_shows_progress_the_loss_chart_and_before_after(trainer, re
                                                           "failed": [3, 8], "mbpp": [601, 602]})
     page = trainer.get(f"/training/runs/{run.pk}/").content.decode()
     assert 'data-testid="dataset-failed">50, of which 2 failed<' in page and "Verified puzzle pairs" not in page
-    assert "<dt>MBPP train tasks rehearsed</dt><dd>2</dd>" in page
+    assert "<dt>MBPP train tasks rehearsed</dt><dd>2</dd>" in page and "mbpp-chat-count" not in page
+    TrainingRun.objects.filter(pk=run.pk).update(dataset={"attempts": [], "mbpp": [601, 602], "mbpp_chat": [601]})
+    page = trainer.get(f"/training/runs/{run.pk}/").content.decode()
+    assert 'in the chat form</dt><dd data-testid="mbpp-chat-count">1</dd>' in page
     # a reviewer may watch, not cancel
     page = reviewer.get(f"/training/runs/{run.pk}/").content.decode()
     assert 'data-testid="figure-step"' in page and ">Cancel<" not in page

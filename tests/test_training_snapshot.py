@@ -188,8 +188,10 @@ def test_selfplay_own_refuses_what_would_add_reference_data():
 
     with pytest.raises(CommandError, match="--data own trains only on what the models wrote"):
         call_command("selfplay", "--data", "own", "--variants", "1")
-    with pytest.raises(CommandError, match="the mbpp source"):
+    with pytest.raises(CommandError, match="the mbpp sources"):
         call_command("selfplay", "--data", "own", "--sources", "selfplay,mbpp")
+    with pytest.raises(CommandError, match="the mbpp sources"):
+        call_command("selfplay", "--data", "own", "--sources", "selfplay,mbpp-chat")
     with pytest.raises(CommandError, match="--data own"):
         call_command("selfplay", "--data", "own", "--search-solutions")
     with pytest.raises(CommandError, match="a teacher's puzzles are not its own"):
@@ -210,14 +212,35 @@ def test_mbpp_rehearsal_adds_train_tasks_only_in_the_papers_format_and_never_in_
     assert "mbpp" not in training_data.collect()[1]  # asked for per round, not by default
 
 
+def test_mbpp_chat_rehearsal_asks_as_the_chat_check_does_and_answers_in_one_code_block(index):
+    from engine.evaluate.suite.mbpp import MbppValidation
+
+    examples, ids = training_data.collect(("mbpp", "mbpp-chat"))
+    assert ids["mbpp_chat"] == ids["mbpp"]  # the same tasks, in both forms
+    chat = [e for e in examples if e.source.startswith("mbpp-chat:")]
+    assert len(chat) == len(ids["mbpp_chat"]) and all(e.messages and not e.text for e in chat)
+    task = load_mbpp(BENCHMARK_DATA)[ids["mbpp_chat"][0]]
+    user, reply = chat[0].messages
+    # the user turn is the chat-form check's prompt, word for word, for a train task
+    check = MbppValidation(BENCHMARK_DATA, prompt="instruct")
+    asked = check.prompt(check.load()[0], None)[0]["content"]
+    assert user["role"] == "user" and user["content"].split("\n\n")[0] == asked.split("\n\n")[0]
+    assert user["content"].split("\n\n")[-1] == asked.split("\n\n")[-1]
+    assert task.text in user["content"] and all(test in user["content"] for test in task.tests)
+    assert reply == {"role": "assistant", "content": f"```python\n{task.code.strip()}\n```".replace("\r\n", "\n")}
+    assert not any(index.match(load_mbpp(BENCHMARK_DATA)[i].code) for i in ids["mbpp_chat"])
+    assert training_data.collect(("mbpp-chat",), data="own") == ([], {"attempts": [], "examples": []})
+
+
 def test_a_resumed_round_trains_on_the_same_rehearsed_mbpp_tasks():
     from engine.training.packing import snapshot_hash
     from webapp.training import rounds
     from webapp.training.models import TrainingRun
 
-    examples, ids = training_data.collect(("selfplay", "mbpp"))
-    run = TrainingRun.objects.create(status="running", config={"sources": ["selfplay", "mbpp"]}, dataset=ids,
-                                     dataset_hash=snapshot_hash(examples))
+    examples, ids = training_data.collect(("selfplay", "mbpp", "mbpp-chat"))
+    run = TrainingRun.objects.create(status="running", config={"sources": ["selfplay", "mbpp", "mbpp-chat"]},
+                                     dataset=ids, dataset_hash=snapshot_hash(examples))
     again = rounds._examples_of(run)
     assert len(again) == len(examples) and sum(e.source.startswith("mbpp:") for e in again) == len(ids["mbpp"])
+    assert sum(e.source.startswith("mbpp-chat:") for e in again) == len(ids["mbpp_chat"]) > 0
     assert snapshot_hash(again) == run.dataset_hash

@@ -488,6 +488,7 @@ def _run_stages(run: TrainingRun, beat: RowHeartbeat) -> None:
             _log(run, f"data ({config.data}): {len(ids['attempts'])} puzzle pairs{failed}, "
                       f"{len(ids['examples'])} solved repairs, "
                       + (f"{len(ids['mbpp'])} MBPP train tasks rehearsed, " if "mbpp" in ids else "")
+                      + (f"{len(ids['mbpp_chat'])} in the chat form, " if "mbpp_chat" in ids else "")
                       + f"{len(ids.get('excluded', {}))} left out as test items")
     else:
         examples = _examples_of(run)
@@ -684,8 +685,7 @@ def _examples_of(run: TrainingRun):
     else:
         examples, ids = training_data.collect(tuple(config.sources), config.data)
         wanted = {f"attempt:{i}" for i in run.dataset.get("attempts", [])} | {
-            f"example:{i}" for i in training_data.ledger_ids(run.dataset)} | {
-            f"mbpp:{i}" for i in run.dataset.get("mbpp", [])}
+            f"example:{i}" for i in training_data.ledger_ids(run.dataset)} | training_data.rehearsed_sources(run.dataset)
         kept = [e for e in examples if e.source in wanted]
     if snapshot_hash(kept) != run.dataset_hash:
         _log(run, "note: some snapshot examples changed or were excluded since the round started")

@@ -15,8 +15,11 @@ from webapp.datasets.held_out import held_out
 from webapp.datasets.models import TrainingExample
 from webapp.puzzles.models import TRAINABLE_PUZZLES, Attempt, Puzzle
 
-SOURCES = ("selfplay", "chat", "mbpp")
-DEFAULT_SOURCES = ("selfplay", "chat")  # "mbpp" (rehearsal of MBPP train tasks) is asked for per round
+SOURCES = ("selfplay", "chat", "mbpp", "mbpp-chat")
+# "mbpp" and "mbpp-chat" (rehearsal of MBPP train tasks in the paper's form and in the chat form) are
+# asked for per round
+DEFAULT_SOURCES = ("selfplay", "chat")
+REHEARSAL = {"mbpp": "mbpp", "mbpp-chat": "mbpp_chat"}  # source -> its snapshot key
 DATA = ("all", "own", "unverified", "references")
 # The pairs of `--data own`: a puzzle a version of the model being trained wrote (not a teacher: it
 # has no version), solved by a model (the solver, or the writer in the pair form); never a shipped
@@ -69,11 +72,11 @@ def ledger_ids(dataset: dict | None) -> list[int]:
 
 def collect(sources=DEFAULT_SOURCES, data: str = "all") -> tuple[list[TrainingText], dict]:
     """Training examples and the snapshot record {"attempts": [ids], "examples": [ledger ids],
-    "excluded": {"attempt:7": "p3-test:…"}} (and "mbpp": [task ids] when MBPP train tasks are
-    rehearsed, and "failed": [ids] for the `unverified` control). `data="own"`: only puzzles this
-    project's models wrote and solutions they wrote (no P3 references, variants, search-template pairs
-    or MBPP tasks), and no chat; `references` and `unverified`: the controls above (chat and MBPP as
-    asked, so only the puzzle pairs differ from `all`).
+    "excluded": {"attempt:7": "p3-test:…"}} (and "mbpp" / "mbpp_chat": [task ids] when MBPP train
+    tasks are rehearsed in the paper's / the chat form, and "failed": [ids] for the `unverified`
+    control). `data="own"`: only puzzles this project's models wrote and solutions they wrote (no P3
+    references, variants, search-template pairs or MBPP tasks), and no chat; `references` and
+    `unverified`: the controls above (chat and MBPP as asked, so only the puzzle pairs differ from `all`).
     Whatever its labels say, an item whose content matches a test item is left out and named."""
     examples, ids, excluded = [], {"attempts": [], "examples": []}, {}
     index = held_out()
@@ -104,18 +107,38 @@ def collect(sources=DEFAULT_SOURCES, data: str = "all") -> tuple[list[TrainingTe
                 continue
             examples.append(TrainingText(messages=tuple(row.messages), source=f"example:{row.pk}"))
             ids["examples"].append(row.pk)
-    if "mbpp" in sources and data != "own":
-        from django.conf import settings
-
-        from engine.datasets.mbpp_rehearsal import rehearsal_texts
-
-        ids["mbpp"] = []
-        for task_id, text in rehearsal_texts(settings.AUTODIDACT_BENCHMARK_DATA):
-            examples.append(TrainingText(text, source=f"mbpp:{task_id}"))
-            ids["mbpp"].append(task_id)
+    if data != "own":
+        examples += _rehearsed(sources, ids)
     if excluded:
         ids["excluded"] = excluded
     return examples, ids
+
+
+def _rehearsed(sources, ids: dict) -> list[TrainingText]:
+    """MBPP train tasks in each asked-for form, their ids recorded under the form's snapshot key."""
+    from django.conf import settings
+
+    from engine.datasets.mbpp_rehearsal import rehearsal_messages, rehearsal_texts
+
+    examples = []
+    data_dir = settings.AUTODIDACT_BENCHMARK_DATA
+    if "mbpp" in sources:
+        ids["mbpp"] = []
+        for task_id, text in rehearsal_texts(data_dir):
+            examples.append(TrainingText(text, source=f"mbpp:{task_id}"))
+            ids["mbpp"].append(task_id)
+    if "mbpp-chat" in sources:
+        ids["mbpp_chat"] = []
+        for task_id, messages in rehearsal_messages(data_dir):
+            examples.append(TrainingText(messages=messages, source=f"mbpp-chat:{task_id}"))
+            ids["mbpp_chat"].append(task_id)
+    return examples
+
+
+def rehearsed_sources(dataset: dict | None) -> set[str]:
+    """The `source` names of a snapshot's rehearsed MBPP examples (both forms)."""
+    dataset = dataset or {}
+    return {f"{source}:{i}" for source, key in REHEARSAL.items() for i in dataset.get(key, [])}
 
 
 def new_since(dataset: dict | None) -> int:

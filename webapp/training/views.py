@@ -39,7 +39,8 @@ from webapp.training.training_data import DATA, SOURCES
 RUNS_SHOWN = 50
 VERSIONS_SHOWN = 100
 SOURCE_LABELS = {"selfplay": "Self-play puzzle pairs (verified)", "chat": "Chat repairs that passed their tests",
-                 "mbpp": "MBPP train tasks (rehearsed, so code answers are not forgotten)"}
+                 "mbpp": "MBPP train tasks (rehearsed, so code answers are not forgotten)",
+                 "mbpp-chat": "The same MBPP train tasks in the chat form (so chat answers keep their code block)"}
 STAGE_LABELS = dict(TrainingRun.STAGES)
 BACK = ("training:runs", "Back to training")
 
@@ -354,7 +355,7 @@ def _panel_context(request, run: TrainingRun) -> dict:
         "version": run.produced_version,
         "dataset_counts": {"attempts": len(dataset.get("attempts") or []), "traces": len(dataset.get("traces") or []),
                            "failed": len(dataset["failed"]) if "failed" in dataset else None,  # the unverified control
-                           "mbpp": len(dataset.get("mbpp") or []),
+                           "mbpp": len(dataset.get("mbpp") or []), "mbpp_chat": len(dataset.get("mbpp_chat") or []),
                            # a snapshot from before the ledger named the chat messages instead
                            "examples": len(dataset.get("examples", dataset.get("messages")) or [])},
     }

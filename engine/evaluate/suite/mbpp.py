@@ -39,6 +39,12 @@ def paper_shot(text: str, tests: list[str], code: str | None = None) -> str:
     return head if code is None else f"{head}{code}\n{DONE}"
 
 
+def instruct_messages(text: str, tests: list[str]) -> list[dict]:
+    """The `instruct` prompt: one user message asking for the function in one code block."""
+    return [{"role": "user", "content": f"{INSTRUCTION}\n\n{text}\n\n```python\n" + "\n".join(tests)
+             + f"\n```\n\n{ANSWER_FORM}"}]
+
+
 def clean_code(code: str) -> str:
     return code.replace("\r\n", "\n").strip()
 
@@ -95,9 +101,7 @@ class Mbpp(Benchmark):
     def prompt(self, task: Task, tokenizer) -> Prompt:
         data = task.data
         if self.prompt_name == "instruct":
-            tests = "\n".join(data["tests"])
-            return [{"role": "user", "content": f"{INSTRUCTION}\n\n{data['text']}\n\n```python\n{tests}\n```\n\n"
-                                                f"{ANSWER_FORM}"}]
+            return instruct_messages(data["text"], data["tests"])
         shots = [paper_shot(s.data["text"], s.data["tests"], s.data["code"]) for s in self.shots()]
         return "\n".join([*shots, paper_shot(data["text"], data["tests"])])
 

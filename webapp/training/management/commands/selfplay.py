@@ -89,7 +89,8 @@ class Command(BaseCommand):
                            help="leave out longer examples (0: keep all); a few huge puzzles dominate CPU time")
         group.add_argument("--sources", default="selfplay,chat",
                            help="what the round trains on: selfplay (verified puzzle pairs), chat (verified "
-                                "repairs), mbpp (MBPP train tasks rehearsed in the paper's format)")
+                                "repairs), mbpp (MBPP train tasks rehearsed in the paper's format), mbpp-chat (the same "
+                                "tasks in the chat form)")
         group = parser.add_argument_group("evaluation")
         group.add_argument("--samples", type=int, default=10, help="P3 samples per test puzzle (n)")
         group.add_argument("--temperature", type=float, default=0.8)
@@ -115,9 +116,10 @@ class Command(BaseCommand):
     def handle(self, *args, **o):
         from django.core.management import call_command
 
-        if o["data"] == "own" and (o["variants"] or o["search_solutions"] or "mbpp" in o["sources"].split(",")):
+        rehearsed = {"mbpp", "mbpp-chat"} & set(o["sources"].split(","))
+        if o["data"] == "own" and (o["variants"] or o["search_solutions"] or rehearsed):
             raise CommandError("--data own trains only on what the models wrote: drop --variants, "
-                               "--search-solutions and the mbpp source (or use --data all)")
+                               "--search-solutions and the mbpp sources (or use --data all)")
         if o["data"] == "own" and o["writer"] == "teacher":
             raise CommandError("--data own trains only on what the model itself wrote: a teacher's puzzles "
                                "are not its own (use --data all)")
