@@ -99,6 +99,30 @@ def test_compare_command_pairs_two_saved_results(tmp_path):
     refused = subprocess.run([*command, before, other], capture_output=True, text=True)
     assert refused.returncode == 2 and "different sets" in refused.stderr
 
+    # the suite's runs (`run … --out`) pair task by task, at pass@1 unless asked otherwise
+    from engine.evaluate.suite.registry import get_benchmark
+
+    def run_file(name, passed, benchmark="mbpp-sanitized", prompt="paper", finished=True):
+        path = tmp_path / name
+        rows = [{"task_id": str(t), "n": 1, "c": int(t in passed)} for t in (11, 12, 13, 14)]
+        result = {"settings": {"prompt": prompt, "n": 1}, "rows": rows}
+        if finished:
+            result["benchmark"] = get_benchmark(benchmark, BENCHMARK_DATA, prompt).describe()
+        path.write_text(json.dumps(result))
+        return str(path)
+
+    base, tuned = run_file("base.json", {11, 12}), run_file("tuned.json", {12, 13, 14})
+    done = subprocess.run([*command, base, tuned], capture_output=True, text=True, check=True)
+    result = json.loads(done.stdout)
+    assert result["k"] == 1 and result["gained"] == ["13", "14"] and result["lost"] == ["11"] and result["kept"] == 1
+    assert round(result["difference"], 2) == 0.25 and "pass@1 +25.0 pts" in done.stderr
+    for wrong, says in ((run_file("m.json", {11}, benchmark="mbpp"), "different sets"),
+                        (run_file("c.json", {11}, prompt="instruct"), "different sets"),
+                        (run_file("u.json", {11}, finished=False), "names no benchmark"),
+                        (before, "different sets")):
+        refused = subprocess.run([*command, base, wrong], capture_output=True, text=True)
+        assert refused.returncode == 2 and says in refused.stderr, refused.stderr
+
 
 @pytest.mark.timeout(300)
 def test_p3_command_evaluates_a_packaged_gguf_through_its_f16_copy():

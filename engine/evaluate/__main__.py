@@ -2,13 +2,14 @@
 
     python -m engine.evaluate p3 --model var/rounds/1/model --samples 10 --subset 50
     python -m engine.evaluate humaneval --model ""          # greedy pass@1 on all 164 problems
-    python -m engine.evaluate compare before.json after.json --k 10   # two saved p3 results
+    python -m engine.evaluate compare before.json after.json --k 10   # two saved results, paired
     python -m engine.evaluate run mbpp --model qwen2.5-coder-0.5b-instruct --limit 20   # the suite
     python -m engine.evaluate references humaneval-plus   # a benchmark's own solutions, checked
     python -m engine.evaluate rescore run.json --out run-rescored.json   # its samples, checked again
 
 Prints one JSON object (per-problem rows included) on stdout, progress on stderr. `compare`
-pairs two saved P3 results puzzle by puzzle (engine.evaluate.paired) and prints its summary.
+pairs two saved results of the same set task by task (engine.evaluate.paired) and prints its
+summary: P3 results (`p3 … > file`) or the suite's (`run … --out file`).
 """
 from __future__ import annotations
 
@@ -27,18 +28,34 @@ from engine.selfplay.solving_prompts import STYLES
 DEFAULT_P3 = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "p3"
 
 
+def _paired_rows(result: dict) -> tuple[str, list[dict], int]:
+    """(the set it measured, its per-task rows as `paired` takes them, the default k): a P3 result
+    pairs at pass@10; a suite run (its benchmark and prompt name the set) at pass@1."""
+    if "per_puzzle" in result:
+        return str(result.get("dataset")), result["per_puzzle"], 10
+    described = result.get("benchmark") or {}  # Benchmark.describe()
+    if not described.get("benchmark"):  # an unfinished run's file names none (MBPP and its subsets share ids)
+        raise ValueError("it names no benchmark (an unfinished `run --out`? finish it with --resume)")
+    rows = [{"name": row["task_id"], "n": row["n"], "c": row["c"]} for row in result.get("rows") or []]
+    return f"{described['benchmark']} [{described.get('prompt')}]", rows, 1
+
+
 def compare_main(argv) -> int:
     parser = argparse.ArgumentParser(prog="python -m engine.evaluate compare",
-                                     description="Pair two saved P3 results puzzle by puzzle.")
+                                     description="Pair two saved results of one set task by task.")
     parser.add_argument("before", type=Path)
     parser.add_argument("after", type=Path)
-    parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--k", type=int, default=0, help="pass@k to compare (default: 10 for P3, 1 for the suite)")
     args = parser.parse_args(argv)
-    before, after = (json.loads(path.read_text(encoding="utf-8")) for path in (args.before, args.after))
-    if before.get("dataset") != after.get("dataset"):
-        parser.error(f"the results are on different sets ({before.get('dataset')} vs {after.get('dataset')})")
     try:
-        comparison = paired.compare(before.get("per_puzzle") or [], after.get("per_puzzle") or [], args.k)
+        (before_set, before, k), (after_set, after, _) = (
+            _paired_rows(json.loads(path.read_text(encoding="utf-8"))) for path in (args.before, args.after))
+    except (OSError, ValueError, KeyError, TypeError) as exc:  # JSONDecodeError is a ValueError
+        parser.error(f"not a saved result: {exc}")
+    if before_set != after_set:
+        parser.error(f"the results are on different sets ({before_set} vs {after_set})")
+    try:
+        comparison = paired.compare(before, after, args.k or k)
     except ValueError as exc:
         parser.error(str(exc))
     print(paired.summary(comparison), file=sys.stderr)
