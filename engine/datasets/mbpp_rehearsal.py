@@ -4,7 +4,8 @@ the code chat and the `instruct` prompt ask it, answered with the function in on
 round trained on puzzle solutions alone forgot how to answer code tasks (MBPP validation 5.6% ->
 0.0%, docs/experiments.md); replaying the paper's form kept that form, but not the chat form (P3's
 references control, rehearsing the paper's form only, answered 1 of 90 validation tasks in the chat
-form, against the base's 9). Only the train split (601-974), less the tasks a test set holds too (`trainable_mbpp`)."""
+form, against the base's 9). Only the train split (601-974), less the tasks a test set holds too
+(`trainable_mbpp`)."""
 from __future__ import annotations
 
 from pathlib import Path
