@@ -95,11 +95,14 @@ def test_a_training_round_from_the_form_to_its_result(site, page, output_dir):
     page.screenshot(path=str(output_dir / "training-list.png"), full_page=True)
     page.get_by_test_id("models-link").click()
     expect(page.get_by_test_id("version-row")).to_have_count(2)
-    # pass@1 and HumanEval per version; pass@10 needs 10 samples per puzzle, this round took 2
+    # P3 pass@1 and the code check in both forms per version; pass@10 needs 10 samples per puzzle,
+    # this round took 2
     chart = page.get_by_test_id("versions-chart")
-    expect(chart.locator("svg polyline")).to_have_count(2)
+    expect(chart.locator("svg polyline")).to_have_count(3)
     expect(chart).to_contain_text("P3 pass@10 (no data)")
+    expect(chart).to_contain_text("chat-form code pass@1")
     new = page.locator(".versions-table tr", has_text=f"round {run_id}")
     expect(new.get_by_role("link", name=f"Round {run_id}")).to_be_visible()
     expect(new.get_by_test_id("version-pass-1")).to_have_text(re.compile(r"\d+\.\d%"))
+    expect(new.get_by_test_id("version-code-chat")).to_have_text(re.compile(r"\d+\.\d%"))
     page.screenshot(path=str(output_dir / "training-models.png"), full_page=True)
