@@ -120,18 +120,16 @@ def _rehearsed(sources, ids: dict) -> list[TrainingText]:
 
     from engine.datasets.mbpp_rehearsal import rehearsal_messages, rehearsal_texts
 
+    forms = {"mbpp": (rehearsal_texts, "text"), "mbpp-chat": (rehearsal_messages, "messages")}
     examples = []
-    data_dir = settings.AUTODIDACT_BENCHMARK_DATA
-    if "mbpp" in sources:
-        ids["mbpp"] = []
-        for task_id, text in rehearsal_texts(data_dir):
-            examples.append(TrainingText(text, source=f"mbpp:{task_id}"))
-            ids["mbpp"].append(task_id)
-    if "mbpp-chat" in sources:
-        ids["mbpp_chat"] = []
-        for task_id, messages in rehearsal_messages(data_dir):
-            examples.append(TrainingText(messages=messages, source=f"mbpp-chat:{task_id}"))
-            ids["mbpp_chat"].append(task_id)
+    for source, key in REHEARSAL.items():
+        if source not in sources:
+            continue
+        read, field = forms[source]
+        ids[key] = []
+        for task_id, content in read(settings.AUTODIDACT_BENCHMARK_DATA):
+            examples.append(TrainingText(**{field: content}, source=f"{source}:{task_id}"))
+            ids[key].append(task_id)
     return examples
 
 

@@ -15,7 +15,7 @@ from webapp.refusals import Refused
 from webapp.training.report import markdown, write
 from webapp.training.rounds import PROMOTE_IF, TRAIN_FROM, RoundConfig
 from webapp.training.selfplay_loop import run_loop
-from webapp.training.training_data import DATA
+from webapp.training.training_data import DATA, REHEARSAL
 
 
 class StageBars:
@@ -116,7 +116,7 @@ class Command(BaseCommand):
     def handle(self, *args, **o):
         from django.core.management import call_command
 
-        rehearsed = {"mbpp", "mbpp-chat"} & set(o["sources"].split(","))
+        rehearsed = set(REHEARSAL) & set(o["sources"].split(","))
         if o["data"] == "own" and (o["variants"] or o["search_solutions"] or rehearsed):
             raise CommandError("--data own trains only on what the models wrote: drop --variants, "
                                "--search-solutions and the mbpp sources (or use --data all)")
