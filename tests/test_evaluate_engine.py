@@ -116,6 +116,7 @@ def test_compare_command_pairs_two_saved_results(tmp_path):
     result = json.loads(done.stdout)
     assert result["k"] == 1 and result["gained"] == ["13", "14"] and result["lost"] == ["11"] and result["kept"] == 1
     assert round(result["difference"], 2) == 0.25 and "pass@1 +25.0 pts" in done.stderr
+    assert "tasks gained 2, lost 1, kept 1" in done.stderr  # a suite run counts tasks, not puzzles
     for wrong, says in ((run_file("m.json", {11}, benchmark="mbpp"), "different sets"),
                         (run_file("c.json", {11}, prompt="instruct"), "different sets"),
                         (run_file("u.json", {11}, finished=False), "names no benchmark"),

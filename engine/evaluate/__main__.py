@@ -28,16 +28,16 @@ from engine.selfplay.solving_prompts import STYLES
 DEFAULT_P3 = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "p3"
 
 
-def _paired_rows(result: dict) -> tuple[str, list[dict], int]:
-    """(the set it measured, its per-task rows as `paired` takes them, the default k): a P3 result
-    pairs at pass@10; a suite run (its benchmark and prompt name the set) at pass@1."""
+def _paired_rows(result: dict) -> tuple[str, list[dict], int, str]:
+    """(the set it measured, its per-task rows as `paired` takes them, the default k, what a row is):
+    a P3 result pairs puzzles at pass@10; a suite run (its benchmark and prompt name the set) tasks at pass@1."""
     if "per_puzzle" in result:
-        return str(result.get("dataset")), result["per_puzzle"], 10
+        return str(result.get("dataset")), result["per_puzzle"], 10, "puzzles"
     described = result.get("benchmark") or {}  # Benchmark.describe()
     if not described.get("benchmark"):  # an unfinished run's file names none (MBPP and its subsets share ids)
         raise ValueError("it names no benchmark (an unfinished `run --out`? finish it with --resume)")
     rows = [{"name": row["task_id"], "n": row["n"], "c": row["c"]} for row in result.get("rows") or []]
-    return f"{described['benchmark']} [{described.get('prompt')}]", rows, 1
+    return f"{described['benchmark']} [{described.get('prompt')}]", rows, 1, "tasks"
 
 
 def compare_main(argv) -> int:
@@ -48,7 +48,7 @@ def compare_main(argv) -> int:
     parser.add_argument("--k", type=int, default=0, help="pass@k to compare (default: 10 for P3, 1 for the suite)")
     args = parser.parse_args(argv)
     try:
-        (before_set, before, k), (after_set, after, _) = (
+        (before_set, before, k, unit), (after_set, after, _, _) = (
             _paired_rows(json.loads(path.read_text(encoding="utf-8"))) for path in (args.before, args.after))
     except (OSError, ValueError, KeyError, TypeError) as exc:  # JSONDecodeError is a ValueError
         parser.error(f"not a saved result: {exc}")
@@ -58,7 +58,7 @@ def compare_main(argv) -> int:
         comparison = paired.compare(before, after, args.k or k)
     except ValueError as exc:
         parser.error(str(exc))
-    print(paired.summary(comparison), file=sys.stderr)
+    print(paired.summary(comparison, unit), file=sys.stderr)
     print(json.dumps(comparison))
     return 0
 

@@ -68,11 +68,11 @@ def _bootstrap_means(before: list[tuple[int, int]], after: list[tuple[int, int]]
     return differences.mean(axis=1)
 
 
-def summary(comparison: dict) -> str:
-    """One line for a report: the change, its 95% interval, and the puzzles behind it."""
+def summary(comparison: dict, unit: str = "puzzles") -> str:
+    """One line for a report: the change, its 95% interval, and the puzzles (or `unit`) behind it."""
     low, high = comparison["interval"]
     return (f"pass@{comparison['k']} {100 * comparison['difference']:+.1f} pts "
-            f"(95% CI {100 * low:+.1f} to {100 * high:+.1f}); puzzles gained {len(comparison['gained'])}, "
+            f"(95% CI {100 * low:+.1f} to {100 * high:+.1f}); {unit} gained {len(comparison['gained'])}, "
             f"lost {len(comparison['lost'])}, kept {comparison['kept']}; sign test p = {comparison['sign_test_p']:.2g}")
 
 
