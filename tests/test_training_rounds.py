@@ -482,9 +482,12 @@ def test_selfplay_command_runs_the_loop_and_writes_its_report(tmp_path, settings
                  "--attempts", "1", "--generation-tokens", "16", "--solving-tokens", "8", "--context-tokens", "400",
                  "--max-steps", "2",
                  "--batch-size", "2", "--block-size", "64", "--samples", "2", "--subset", "2", "--temperature", "0.8",
-                 "--code-problems", "1", "--k", "1", "--report", str(out), stdout=open(tmp_path / "o", "w"))
+                 "--code-problems", "1", "--k", "1", "--train-seed", "3", "--report", str(out),
+                 stdout=open(tmp_path / "o", "w"))
     second = json.loads((out / "report.json").read_text())["rounds"][0]
     assert [run.config["seed"] for run in GenerationRun.objects.order_by("pk")] == [0, 1]
+    # the training draw (packing order, the trainer's seed) is a setting of its own, kept with the round
+    assert [run.config["sft"]["seed"] for run in TrainingRun.objects.order_by("pk")] == [0, 3]
     assert second["round"] == 2 and second["before"]["reused"] and not second["after"]["reused"]
     markdown = (out / "report.md").read_text()
     assert "| 2 | evaluate before: reused from an earlier round | 0.0 |" in markdown

@@ -85,6 +85,9 @@ class Command(BaseCommand):
         group.add_argument("--block-size", type=int, default=512)
         group.add_argument("--precision", choices=PRECISIONS, default="auto",
                            help="auto: bf16 mixed precision where the hardware multiplies bf16 natively, else fp32")
+        group.add_argument("--train-seed", type=int, default=0,
+                           help="the order examples are packed and shuffled in, and the trainer's seed: a round "
+                                "made again at another seed shows how much of its result is that draw")
         group.add_argument("--max-example-tokens", type=int, default=256,
                            help="leave out longer examples (0: keep all); a few huge puzzles dominate CPU time")
         group.add_argument("--sources", default="selfplay,chat",
@@ -130,7 +133,8 @@ class Command(BaseCommand):
             "sources": [s for s in o["sources"].split(",") if s], "data": o["data"],
             "sft": {"method": o["method"], "epochs": o["epochs"], "max_steps": o["max_steps"],
                     "learning_rate": o["learning_rate"], "batch_size": o["batch_size"], "block_size": o["block_size"],
-                    "max_example_tokens": o["max_example_tokens"], "precision": o["precision"]},
+                    "max_example_tokens": o["max_example_tokens"], "precision": o["precision"],
+                    "seed": o["train_seed"]},
             "p3_eval": {"samples": o["samples"], "temperature": o["temperature"], "subset": o["subset"],
                         "style": o["eval_style"]},
             "humaneval_problems": o["humaneval_problems"], "code_problems": o["code_problems"],
