@@ -467,8 +467,14 @@ def test_selfplay_command_runs_the_loop_and_writes_its_report(tmp_path, settings
     trained = row["training"]
     assert "self-play generate" in markdown
     assert f"fine-tune (2 steps, {trained['epochs']} epochs, {trained['precision']})" in markdown
-    assert f"| {row['examples']} ({row['dataset']['attempts']} + 0 + 248) |" in markdown
+    assert trained["dropped"] > 0  # P3's longest references and MBPP's longest tasks pass 256 tokens
+    assert f"| {row['examples']} ({row['dataset']['attempts']} + 0 + 248); {trained['dropped']} of them over the " \
+        "token limit, left out |" in markdown
     assert "Trained on: all data (everything verified); puzzles written by self in the pair form" in markdown
+    # the recipe, so the report alone says what made its figures; the draw is its own setting
+    assert "Recipe: sources selfplay, chat, mbpp; full fine-tuning, at most 2 steps, lr " in markdown
+    assert "; bf16; examples up to 256 tokens; training seed 0; from the active version; code checked in " \
+        "both forms." in markdown
     assert f"New instances of train puzzles: {made['created']} written, {made['passed']} passed" in markdown
     assert f"Search solutions of integer-answer puzzles: {searched['written']} written, {searched['passed']} " \
         "passed" in markdown
@@ -492,6 +498,7 @@ def test_selfplay_command_runs_the_loop_and_writes_its_report(tmp_path, settings
     markdown = (out / "report.md").read_text()
     assert "| 2 | evaluate before: reused from an earlier round | 0.0 |" in markdown
     assert "| 2 | evaluate after: P3 |" in markdown
+    assert "; training seed 3;" in markdown
 
 
 def test_selfplay_progress_bar_starts_over_with_its_stage():

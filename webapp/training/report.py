@@ -27,6 +27,22 @@ DATA_WORDS = {"all": "everything verified", "own": "puzzles and solutions the mo
               "unverified": "a control: as many puzzle pairs as verified data gives, failed attempts kept"}
 
 
+def recipe(round_settings: dict) -> str:
+    """The training settings in one line, so a report read on its own says which recipe (and which
+    training draw) made its figures."""
+    sft = round_settings.get("sft") or {}
+    epochs = f"{sft['epochs']:g} epochs" if sft.get("epochs") else "–"
+    length = f"at most {sft['max_steps']} steps" if sft.get("max_steps") else epochs
+    parts = [f"sources {', '.join(round_settings.get('sources') or []) or '–'}",
+             f"{sft.get('method', 'full')} fine-tuning, {length}, lr {sft.get('learning_rate', '–')}",
+             sft.get("precision") or "",
+             f"examples up to {sft['max_example_tokens']} tokens" if sft.get("max_example_tokens") else "",
+             f"training seed {sft.get('seed', 0)}",
+             f"from the {round_settings['train_from']} version" if round_settings.get("train_from") else "",
+             "code checked in both forms" if round_settings.get("chat_check") else ""]
+    return "Recipe: " + "; ".join(part for part in parts if part) + "."
+
+
 def markdown(report: dict) -> str:
     lines = [f"# Self-play report ({len(report['rounds'])} round(s), {report.get('wall_s', 0):.0f} s)", "",
              f"Start: {report.get('start_version')} → end: {report.get('end_version')}", ""]
@@ -65,7 +81,7 @@ def markdown(report: dict) -> str:
     lines += ["", "## Data per round", "",
               f"Trained on: {data_kind} data ({DATA_WORDS.get(data_kind, data_kind)}); "
               f"puzzles written by {generation.get('writer', 'self')} in the {generation.get('form', 'completion')} "
-              "form.", "",
+              "form.", "", recipe(round_settings), "",
               "| round | generated | parse / signature / answer unused / duplicate / sandbox / trivial rejects | "
               "accepted | attempts | solved | pairs kept | examples trained (puzzle pairs + repairs + MBPP rehearsed) | "
               "left out as test items |",
@@ -79,7 +95,9 @@ def markdown(report: dict) -> str:
                      f"{c.get('attempts', 0)} | {c.get('solved', 0)} | {c.get('pairs_kept', 0)} | {row['examples']} "
                      f"({data.get('attempts', 0)} + {data.get('examples', data.get('messages', 0))} + "
                      f"{data.get('mbpp', 0) + data.get('mbpp_chat', 0)})"
-                     + (f", {data['failed']} of the pairs failed" if "failed" in data else "") + " | "
+                     + (f", {data['failed']} of the pairs failed" if "failed" in data else "")
+                     + (f"; {dropped} of them over the token limit, left out" if (dropped := (row.get("training") or {})
+                                                                         .get("dropped")) else "") + " | "
                      f"{data.get('excluded', 0)} |")
     lines += ["", "## Time per stage", "", "| round | stage | wall s | tokens | tokens/s |", "|---|---|---|---|---|"]
     for row in report["rounds"]:
