@@ -91,13 +91,13 @@ def markdown(report: dict) -> str:
         rejects = " / ".join(str(c.get(f"rejected_{name}", 0)) for name in
                              ("parses", "signature", "answer_used", "duplicate", "sandbox", "trivial"))
         data = row.get("dataset") or {}
+        dropped = (row.get("training") or {}).get("dropped")
         lines.append(f"| {row['round']} | {c.get('generated', 0)} | {rejects} | {c.get('accepted', 0)} | "
                      f"{c.get('attempts', 0)} | {c.get('solved', 0)} | {c.get('pairs_kept', 0)} | {row['examples']} "
                      f"({data.get('attempts', 0)} + {data.get('examples', data.get('messages', 0))} + "
                      f"{data.get('mbpp', 0) + data.get('mbpp_chat', 0)})"
                      + (f", {data['failed']} of the pairs failed" if "failed" in data else "")
-                     + (f"; {dropped} of them over the token limit, left out" if (dropped := (row.get("training") or {})
-                                                                         .get("dropped")) else "") + " | "
+                     + (f"; {dropped} of them over the token limit, left out" if dropped else "") + " | "
                      f"{data.get('excluded', 0)} |")
     lines += ["", "## Time per stage", "", "| round | stage | wall s | tokens | tokens/s |", "|---|---|---|---|---|"]
     for row in report["rounds"]:
