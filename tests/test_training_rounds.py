@@ -349,6 +349,37 @@ def test_a_round_that_only_ties_is_not_promoted(tmp_path, settings):
         rounds.start_round(None, {**TINY_ROUND, "promote_if": "always"}, enqueue=False)
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_round_that_would_repeat_a_finished_one_is_skipped(tmp_path, settings):
+    """Round 1 rejected and nothing new verified since: a second round with the same settings would
+    train the same model from the same start (a real loop's round 2 matched round 1's loss curve step
+    for step, for another 45 minutes). It ends before any evaluation, naming round 1, and the report
+    says so; another training seed is a new round."""
+    from webapp.training import report
+    from webapp.training.selfplay_loop import _round_row
+
+    settings.DATA_DIR = tmp_path / "data"
+    config = {name: value for name, value in TINY_ROUND.items() if name != "promote_if"}
+    first = rounds.run_round(rounds.start_round(None, config, enqueue=False).pk)
+    assert first.produced_version.status == "rejected", first.decision
+    versions_before = ModelVersion.objects.count()
+    again = rounds.run_round(rounds.start_round(None, config, enqueue=False).pk)
+    assert again.status == "succeeded", again.error
+    assert again.decision.startswith(f"skipped: round {first.pk} trained {first.produced_version.name} from the "
+                                     f"same start on the same {first.examples} examples with the same settings "
+                                     "(rejected)"), again.decision
+    assert again.dataset_hash == first.dataset_hash and again.base_version_id == first.base_version_id
+    assert again.produced_version is None and not again.training and not again.eval_before
+    assert ModelVersion.objects.count() == versions_before and not rounds.round_dir(again).exists()
+    markdown = report.markdown({"rounds": [_round_row(2, {}, again)]})
+    assert "| 2 | – | – → – | – → – | – → – |" in markdown and "| skipped: round " in markdown
+    assert "| 2 | not trained | 0.0 | – | – |" in markdown and "evaluate" not in markdown
+
+    reseeded = rounds.run_round(rounds.start_round(
+        None, {**config, "sft": {**config["sft"], "seed": 1}}, enqueue=False).pk)
+    assert reseeded.training["steps"] == 4 and reseeded.produced_version is not None, reseeded.decision
+
+
 @pytest.mark.django_db
 def test_the_schedule_starts_a_round_only_past_its_threshold():
     entry = PeriodicTask.objects.get(name=schedule.AUTO_ROUND_TASK)  # created by a migration, editable

@@ -22,6 +22,10 @@ def _pass(scores: dict, k: str) -> str:
     return _pct((scores.get("pass_at_k") or {}).get(k))
 
 
+def _solved(scores: dict) -> str:
+    return "–" if scores.get("solved") is None else f"{scores['solved']}/{scores.get('puzzles')}"
+
+
 DATA_WORDS = {"all": "everything verified", "own": "puzzles and solutions the models wrote, nothing else",
               "references": "a control: P3's reference solutions alone",
               "unverified": "a control: as many puzzle pairs as verified data gives, failed attempts kept"}
@@ -66,8 +70,7 @@ def markdown(report: dict) -> str:
     for row in report["rounds"]:
         b, a = row["before"], row["after"]
         lines.append(f"| {row['round']} | {b.get('dataset') or '–'} | {_pass(b, '1')} → {_pass(a, '1')} | "
-                     f"{_pass(b, '10')} → {_pass(a, '10')} | {b.get('solved')}/{b.get('puzzles')} → "
-                     f"{a.get('solved')}/{a.get('puzzles')} | {a.get('code_benchmark') or ''} "
+                     f"{_pass(b, '10')} → {_pass(a, '10')} | {_solved(b)} → {_solved(a)} | {a.get('code_benchmark') or ''} "
                      f"{_pct(b.get('code_pass_at_1'))} → {_pct(a.get('code_pass_at_1'))}{_chat(b, a)} | "
                      f"{row['decision'] or row['error'] or row['status']} |")
     changes = [(row["round"], row["paired"]) for row in report["rounds"] if row.get("paired")]
@@ -105,14 +108,18 @@ def markdown(report: dict) -> str:
             lines.append(f"| {row['round']} | self-play {stage} | {t.get('seconds', 0):.1f} | {t.get('tokens', 0)} | "
                          f"{t.get('tokens_per_s', 0)} |")
         training = row.get("training") or {}
+        if not training:  # skipped as a repeat, or failed first: its decision or error says why
+            lines.append(f"| {row['round']} | not trained | 0.0 | – | – |")
         # rounds from before precision was recorded ran in fp32 on a CPU but bf16 on CUDA: unknown, not shown
         precision = f", {training['precision']}" if training.get("precision") else ""
-        lines.append(f"| {row['round']} | fine-tune ({training.get('steps')} steps, {training.get('epochs')} epochs"
-                     f"{precision}) | "
-                     f"{training.get('seconds', 0) or 0:.1f} | {training.get('tokens', 0)} per epoch | "
-                     f"{training.get('tokens_per_s', 0)} |")
+        if training:
+            lines.append(f"| {row['round']} | fine-tune ({training.get('steps')} steps, {training.get('epochs')} "
+                         f"epochs{precision}) | {training.get('seconds', 0) or 0:.1f} | {training.get('tokens', 0)} "
+                         f"per epoch | {training.get('tokens_per_s', 0)} |")
         for when in ("before", "after"):
             s = row[when]
+            if not s.get("model") and not s.get("reused"):  # not evaluated (a skipped round)
+                continue
             if s.get("reused"):  # measured in an earlier round with the same settings: no time spent here
                 lines.append(f"| {row['round']} | evaluate {when}: reused from an earlier round | 0.0 | – | – |")
                 continue

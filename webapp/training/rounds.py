@@ -450,6 +450,40 @@ def run_round(run_id: int) -> TrainingRun | None:
     return run
 
 
+# What decides a round's weights besides its start and its data (training is seeded): two rounds
+# alike in all three train the same model, so the second is skipped (`_repeats_a_round`).
+TRAINING_SETTINGS = ("method", "train_from", "sft", "distill", "rl", "grounding")
+
+
+def _training_key(run: TrainingRun) -> tuple:
+    config = run.config or {}
+    base = run.base_version
+    start = lineage_origin(base) if base is not None and config.get("train_from") == "origin" else base
+    settings_ = json.dumps({name: config.get(name) for name in TRAINING_SETTINGS}, sort_keys=True)
+    return start.pk if start is not None else None, run.dataset_hash, settings_
+
+
+def _repeats_a_round(run: TrainingRun) -> bool:
+    """A round that would train what an earlier one trained (the same start, data and settings) ends
+    here, before any evaluation, with that round named: in a loop whose round was rejected and whose
+    next self-play batch verified nothing new, round 2 retrained round 1's model to the last digit
+    (its loss curve matched step for step) and cost as much as round 1."""
+    key = _training_key(run)
+    earlier = (TrainingRun.objects.filter(status=TrainingRun.Status.SUCCEEDED, dataset_hash=run.dataset_hash,
+                                          produced_version__isnull=False)
+               .exclude(pk=run.pk).select_related("base_version", "produced_version").order_by("-pk"))
+    same = next((other for other in earlier if _training_key(other) == key), None)
+    if same is None:
+        return False
+    outcome = "promoted" if same.produced_version.status != ModelVersion.Status.REJECTED else "rejected"
+    reason = (f"skipped: round {same.pk} trained {same.produced_version.name} from the same start on the same "
+              f"{run.examples} examples with the same settings ({outcome}), so this round would train the same "
+              "model again. New verified data or other training settings (another training seed, say) make a new round.")
+    _log(run, reason)
+    _finish(TrainingRun.objects.filter(pk=run.pk), TrainingRun.Status.SUCCEEDED, decision=reason)
+    return True
+
+
 def _cancelled(run: TrainingRun, beat: RowHeartbeat) -> bool:
     if beat.cancel.cancelled:
         _log(run, "cancelled; the active model was not changed")
@@ -492,6 +526,8 @@ def _run_stages(run: TrainingRun, beat: RowHeartbeat) -> None:
                       + f"{len(ids.get('excluded', {}))} left out as test items")
     else:
         examples = _examples_of(run)
+    if not run.training and _repeats_a_round(run):
+        return
     if not _evaluated_before(run, config, base, beat):
         return
     # 3. Fine-tune from the active model.
@@ -588,6 +624,8 @@ def _run_rl_stages(run: TrainingRun, config: RoundConfig, base: ModelVersion, be
         digest = snapshot_hash([TrainingText(json.dumps(task, sort_keys=True)) for task in tasks])
         _update(run, dataset={"rl_tasks": tasks}, examples=len(tasks), dataset_hash=digest)
         _log(run, f"data: {len(tasks)} tasks with tests ({', '.join(config.rl_sources)})")
+    if not run.training and _repeats_a_round(run):
+        return
     if not _evaluated_before(run, config, base, beat):
         return
     if not run.training:
