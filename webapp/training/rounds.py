@@ -466,8 +466,8 @@ def _training_key(run: TrainingRun) -> tuple:
 def _repeats_a_round(run: TrainingRun) -> bool:
     """A round that would train what an earlier one trained (the same start, data and settings) ends
     here, before any evaluation, with that round named: in a loop whose round was rejected and whose
-    next self-play batch verified nothing new, round 2 retrained round 1's model to the last digit
-    (its loss curve matched step for step) and cost as much as round 1."""
+    next self-play batch verified nothing new, round 2 retrained round 1's model (its loss curve
+    matched step for step) and would have cost as much as round 1."""
     key = _training_key(run)
     earlier = (TrainingRun.objects.filter(status=TrainingRun.Status.SUCCEEDED, dataset_hash=run.dataset_hash,
                                           produced_version__isnull=False)
