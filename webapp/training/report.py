@@ -110,9 +110,9 @@ def markdown(report: dict) -> str:
         training = row.get("training") or {}
         if not training:  # skipped as a repeat, or failed first: its decision or error says why
             lines.append(f"| {row['round']} | not trained | 0.0 | – | – |")
-        # rounds from before precision was recorded ran in fp32 on a CPU but bf16 on CUDA: unknown, not shown
-        precision = f", {training['precision']}" if training.get("precision") else ""
-        if training:
+        else:
+            # rounds from before precision was recorded ran in fp32 on a CPU but bf16 on CUDA: unknown, not shown
+            precision = f", {training['precision']}" if training.get("precision") else ""
             lines.append(f"| {row['round']} | fine-tune ({training.get('steps')} steps, {training.get('epochs')} "
                          f"epochs{precision}) | {training.get('seconds', 0) or 0:.1f} | {training.get('tokens', 0)} "
                          f"per epoch | {training.get('tokens_per_s', 0)} |")

@@ -458,7 +458,7 @@ TRAINING_SETTINGS = ("method", "train_from", "sft", "distill", "rl", "grounding"
 def _training_key(run: TrainingRun) -> tuple:
     config = run.config or {}
     base = run.base_version
-    start = lineage_origin(base) if base is not None and config.get("train_from") == "origin" else base
+    start = _start_version(base, config.get("train_from")) if base is not None else None
     settings_ = json.dumps({name: config.get(name) for name in TRAINING_SETTINGS}, sort_keys=True)
     return start.pk if start is not None else None, run.dataset_hash, settings_
 
@@ -559,10 +559,14 @@ def _run_stages(run: TrainingRun, beat: RowHeartbeat) -> None:
 def _start_spec(run: TrainingRun, config: RoundConfig, base: ModelVersion) -> str:
     """Where training starts: the active version, or with train_from "origin" its lineage's first
     one. The gate still compares the result with the active version, and rollback returns to it."""
-    start = lineage_origin(base) if config.train_from == "origin" else base
+    start = _start_version(base, config.train_from)
     if start != base:
         _log(run, f"training from {start.name} (the lineage's first version), not the active {base.name}")
     return model_store.local_spec(start.spec)  # a version another host trained is fetched here
+
+
+def _start_version(base: ModelVersion, train_from: str) -> ModelVersion:
+    return lineage_origin(base) if train_from == "origin" else base
 
 
 def _evaluated_before(run: TrainingRun, config: RoundConfig, base: ModelVersion, beat: RowHeartbeat) -> bool:
