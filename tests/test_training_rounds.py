@@ -18,6 +18,7 @@ from django_celery_beat.models import PeriodicTask
 from engine.evaluate.promotion import Origin, decide
 from engine.lm.tiny import build_tiny_model
 from engine.training.checkpoints import CheckpointDir
+from engine.training.precision import training_precision
 from tests.support import at_once, start_worker, stop_worker
 from webapp.puzzles.models import Attempt, GenerationRun, Puzzle
 from webapp.serving import versions
@@ -374,6 +375,14 @@ def test_a_round_that_would_repeat_a_finished_one_is_skipped(tmp_path, settings)
     markdown = report.markdown({"rounds": [_round_row(2, {}, again)]})
     assert "| 2 | – | – → – | – → – | – → – |" in markdown and "| skipped: round " in markdown
     assert "| 2 | not trained | 0.0 | – | – |" in markdown and "evaluate" not in markdown
+
+    # "auto" precision that became other arithmetic on round 1's host (bf16 on AMX, fp32 on AVX2)
+    # trains another model: not a repeat
+    here = training_precision("auto", "cpu")
+    TrainingRun.objects.filter(pk=first.pk).update(
+        training={**first.training, "precision": "fp32" if here == "bf16" else "bf16"})
+    elsewhere = rounds.run_round(rounds.start_round(None, config, enqueue=False).pk)
+    assert elsewhere.training["precision"] == here and elsewhere.produced_version is not None, elsewhere.decision
 
     reseeded = rounds.run_round(rounds.start_round(
         None, {**config, "sft": {**config["sft"], "seed": 1}}, enqueue=False).pk)

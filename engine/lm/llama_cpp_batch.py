@@ -60,6 +60,7 @@ class DecodedSequence:
     budget: int  # new tokens it may produce
     rng: np.random.Generator
     ids: list[int] = field(default_factory=list)  # generated, the end token left out
+    end_token: int | None = None  # the end-of-generation token it sampled, if it ended on one
     text: str = ""
     finish: str | None = None
     utf8: codecs.IncrementalDecoder = field(default_factory=lambda: codecs.getincrementaldecoder("utf-8")("replace"))
@@ -229,7 +230,7 @@ class BatchDecoder:
 
     def _accept(self, sequence: DecodedSequence, token: int, stops: tuple[str, ...], longest_stop: int) -> None:
         if llama_cpp.llama_vocab_is_eog(self.vocab, token):
-            sequence.finish = "eos"
+            sequence.finish, sequence.end_token = "eos", token
         else:
             sequence.ids.append(token)
             text = sequence.utf8.decode(self._piece(token))  # holds back a character split across tokens

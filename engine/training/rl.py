@@ -20,16 +20,17 @@ from engine.training.checkpoints import CheckpointDir
 from engine.training.discriminator import Discriminator
 from engine.training.grounding import GroundingConfig, Verify, reply_item, score_programs
 from engine.training.precision import training_precision
+from engine.training.rl_rollout import SAMPLERS, LlamaCppRollout, choose_sampler, rollout_like
 from engine.training.rl_validation import ValidationPoint, validation_callback
 from engine.training.sft import (
     Progress,
     TrainerSettings,
     TrainingError,
     _callback,
-    _device,
     full_disk_is_clear,
     load_for_training,
     seal_trained,
+    training_device,
 )
 from engine.training.tasks import CodeTask
 
@@ -59,6 +60,9 @@ class RLConfig(TrainerSettings):
     validate_every: int = 10  # steps between validations on held-out tasks (0: none; needs validation tasks)
     patience: int = 2  # validations in a row without a better one before the round stops
     validation_tasks: int = 30  # how many of the validation tasks (MBPP 511-600) to answer each time
+    # Who draws the samples: "llama.cpp" (the policy written as f16 GGUF each step: rl_rollout.py),
+    # "transformers" (TRL's model.generate), or "auto": llama.cpp on a CPU where it can, else TRL's.
+    sampler: str = "auto"
 
     def __post_init__(self):
         problems = self.common_problems()
@@ -76,6 +80,8 @@ class RLConfig(TrainerSettings):
                 problems.add(name, f"{name} must be at least 0")
         if self.patience < 1:
             problems.add("patience", "patience must be at least 1")
+        if self.sampler not in SAMPLERS:
+            problems.add("sampler", f"sampler must be one of {', '.join(SAMPLERS)}")
         problems.raise_any()
 
 
@@ -95,6 +101,9 @@ class RLResult:
     best_step: int | None = None  # the step whose policy was kept (None: no validation)
     stopped_early: bool = False
     precision: str = "fp32"  # what the steps ran in (engine/training/precision.py)
+    sampler: str = "transformers"  # who drew the samples (rl_rollout.py)
+    sampling_seconds: float = 0.0  # of `seconds`, spent drawing samples (llama.cpp sampler only)
+    export_seconds: float = 0.0  # of `seconds`, spent writing and loading the policy's GGUF each step
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -162,7 +171,7 @@ def train_rl(base: str, tasks: Sequence[CodeTask], out_dir: str | Path, config: 
     if not tasks:
         raise TrainingError("no tasks to learn from")
     started = time.perf_counter()
-    device = _device(config.device)
+    device = training_device(config.device)
     precision = training_precision(config.precision, device)
     folders = CheckpointDir(out_dir, keep=config.keep_checkpoints)
     if resume and folders.final_model():
@@ -183,6 +192,11 @@ def train_rl(base: str, tasks: Sequence[CodeTask], out_dir: str | Path, config: 
         saved = folders.root / DISCRIMINATOR_FILE
         discriminator = Discriminator.load(saved) if resume and saved.is_file() else Discriminator(seed=config.seed)
     reward = GroundingReward(verify, grounding, discriminator, folders.root / DISCRIMINATOR_FILE)
+    sampler = choose_sampler(config.sampler, base, device)
+    rollout = None
+    if sampler == "llama.cpp":
+        rollout = LlamaCppRollout(rollout_like(base), folders.root, config.max_completion_length, config.temperature,
+                                  config.top_k, config.top_p, config.seed)
     arguments = GRPOConfig(
         output_dir=str(folders.staging), per_device_train_batch_size=config.prompts_per_step * config.num_generations,
         gradient_accumulation_steps=1, num_generations=config.num_generations, max_steps=config.max_steps,
@@ -190,7 +204,10 @@ def train_rl(base: str, tasks: Sequence[CodeTask], out_dir: str | Path, config: 
         top_p=config.top_p, beta=config.beta, learning_rate=config.learning_rate, logging_steps=1,
         save_strategy="steps", save_steps=config.save_steps, save_total_limit=None, seed=config.seed,
         data_seed=config.seed, report_to="none", use_cpu=device == "cpu", bf16=precision == "bf16",
-        disable_tqdm=True, dataloader_num_workers=0, log_completions=False)
+        disable_tqdm=True, dataloader_num_workers=0, log_completions=False,
+        # TRL turns this on by default (memory on a GPU); it recomputes every forward in the backward,
+        # which a model of this size does not need, and SFT rounds do not do it either.
+        activation_checkpointing=False)
     curve: list[dict] = []
     keep = _curve_keeper(curve, progress, reward, time.perf_counter())
     callbacks = [_callback(folders, keep, cancel, 0.0, [], REPORTED, config.max_minutes)]
@@ -200,13 +217,18 @@ def train_rl(base: str, tasks: Sequence[CodeTask], out_dir: str | Path, config: 
         validating = validation_callback(folders.root, list(validation)[:config.validation_tasks or None], verify,
                                          grounding, config.validate_every, config.patience,
                                          config.max_completion_length, lambda point: keep(validation_update(point)),
-                                         cancel, start_step)
+                                         cancel, start_step, rollout.greedy_answers if rollout else None)
         callbacks.append(validating)
     trainer = GRPOTrainer(model=model, reward_funcs=reward, args=arguments, train_dataset=dataset,
-                          processing_class=tokenizer, peft_config=peft_config, callbacks=callbacks)
+                          processing_class=tokenizer, peft_config=peft_config, callbacks=callbacks,
+                          rollout_func=rollout)
     trainer.remove_callback(PrinterCallback)
-    with full_disk_is_clear(folders):
-        trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    try:
+        with full_disk_is_clear(folders):
+            trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    finally:
+        if rollout is not None:
+            rollout.remove()
     cancelled = bool(cancel is not None and cancel.cancelled)
     seconds = round(time.perf_counter() - started, 1)
     steps = trainer.state.global_step
@@ -216,7 +238,9 @@ def train_rl(base: str, tasks: Sequence[CodeTask], out_dir: str | Path, config: 
                       round((steps - start_step) / seconds * 3600, 1) if seconds else 0.0,
                       str(resume_from) if resume_from else None, cancelled,
                       validating.stopping.as_list() if validating else [], best_step,
-                      bool(validating and validating.stopped_early), precision)
+                      bool(validating and validating.stopped_early), precision, sampler,
+                      round(rollout.sample_seconds, 1) if rollout else 0.0,
+                      round(rollout.export_seconds, 1) if rollout else 0.0)
     if not cancelled:  # the discriminator is versioned with the model it was trained beside
         seal_trained(trainer.model, tokenizer, folders, base, config,
                      {"method": "rl", "grounding": grounding.as_dict(), "result": result.as_dict()},

@@ -107,10 +107,13 @@ def _write_atomically(path: Path, write) -> None:
 
 
 def validation_callback(root: Path, tasks: Sequence[CodeTask], verify: Verify, grounding: GroundingConfig,
-                        every: int, patience: int, max_new_tokens: int, report, cancel=None, resumed_at: int = 0):
+                        every: int, patience: int, max_new_tokens: int, report, cancel=None, resumed_at: int = 0,
+                        answer=None):
     """A TrainerCallback: validates at the start, every `every` steps and at the end, saves each new
     best's trainable weights (`best-<step>.pt`), stops training when patience runs out. `report`
-    is told each point; `restore_best(model)` then puts the best weights back.
+    is told each point; `restore_best(model)` then puts the best weights back. `answer(model,
+    tokenizer, tasks, max_new_tokens, step)` gives the greedy answers (default: transformers'
+    `generate`; the llama.cpp sampler's copy of the policy where a round samples with it).
 
     A round resumed from the checkpoint of step `resumed_at` forgets the validations after it (that
     policy is gone) and keeps the weights of the best one before it: a best's file is removed only
@@ -133,7 +136,10 @@ def validation_callback(root: Path, tasks: Sequence[CodeTask], verify: Verify, g
         def _validate(self, model, tokenizer, step: int):
             if any(point.step == step for point in self.stopping.history):
                 return  # a resumed round redoes no validation it already has
-            answers = greedy_answers(model, tokenizer, tasks, max_new_tokens)
+            if answer is None:
+                answers = greedy_answers(model, tokenizer, tasks, max_new_tokens)
+            else:
+                answers = answer(model, tokenizer, tasks, max_new_tokens, step)
             point = score_answers(tasks, answers, verify, grounding, step)
             if self.stopping.observe(point):
                 state = trainable_state(model)

@@ -160,7 +160,7 @@ class SFTResult:
 Progress = Callable[[dict], None]
 
 
-def _device(choice: str) -> str:
+def training_device(choice: str) -> str:
     import torch
 
     if choice == "cuda" and not torch.cuda.is_available():
@@ -282,7 +282,7 @@ def train_blocks(base: str, examples: Sequence[TrainingText], out_dir: str | Pat
     from transformers.trainer_callback import PrinterCallback
 
     started = time.perf_counter()
-    device = _device(config.device)
+    device = training_device(config.device)
     precision = training_precision(config.precision, device)
     folders = CheckpointDir(out_dir, keep=config.keep_checkpoints)
     if resume and folders.final_model():  # a repeated request after the model was sealed

@@ -37,8 +37,10 @@ from engine.training.distill import REPORTED as DISTILL_REPORTED
 from engine.training.distill import DistillConfig, train_distill
 from engine.training.grounding import GroundingConfig
 from engine.training.packing import TrainingText
+from engine.training.precision import training_precision
 from engine.training.rl import REPORTED, VALIDATION, RLConfig, train_rl
-from engine.training.sft import SFTConfig, TrainingError, train_sft
+from engine.training.rl_rollout import choose_sampler
+from engine.training.sft import SFTConfig, TrainingError, train_sft, training_device
 from engine.training.tasks import CodeTask
 from webapp.accounts.roles import is_trainer
 from webapp.core.heartbeat import RowHeartbeat
@@ -459,8 +461,27 @@ def _training_key(run: TrainingRun) -> tuple:
     config = run.config or {}
     base = run.base_version
     start = _start_version(base, config.get("train_from")) if base is not None else None
-    settings_ = json.dumps({name: config.get(name) for name in TRAINING_SETTINGS}, sort_keys=True)
+    settings_ = json.dumps({**{name: config.get(name) for name in TRAINING_SETTINGS},
+                            "resolved": _resolved_settings(run, start)}, sort_keys=True)
     return start.pk if start is not None else None, run.dataset_hash, settings_
+
+
+def _resolved_settings(run: TrainingRun, start: ModelVersion | None) -> dict:
+    """What the round's "auto" settings became: as its training recorded them, or, before it trained,
+    as this host resolves them. The same settings train another model in bf16 than in fp32 (an AMX
+    host and an AVX2 one), or with llama.cpp's samples than with TRL's."""
+    if run.training:
+        return {name: run.training.get(name) for name in ("precision", "sampler") if name in run.training}
+    config = RoundConfig.from_dict(run.config)
+    trainer = {"rl": config.rl_config, "distill": config.distill_config}.get(config.method, config.sft_config)()
+    try:
+        device = training_device(trainer.device)
+        resolved = {"precision": training_precision(trainer.precision, device)}
+        if config.method == "rl" and start is not None:
+            resolved["sampler"] = choose_sampler(trainer.sampler, model_store.local_spec(start.spec), device)
+    except (TrainingError, ValueError, OSError) as exc:
+        return {"unresolved": str(exc)}  # matches no trained round: the round trains, and fails there clearly
+    return resolved
 
 
 def _repeats_a_round(run: TrainingRun) -> bool:
@@ -653,7 +674,7 @@ def _run_rl_stages(run: TrainingRun, config: RoundConfig, base: ModelVersion, be
             return
         _update(run, training=result.as_dict())
         _log(run, f"RL: {result.steps} steps in {result.seconds} s ({result.steps_per_hour} steps/h, "
-                  f"{result.tokens_per_s} sampled tokens/s, {result.precision})")
+                  f"{result.tokens_per_s} sampled tokens/s, {result.precision}, sampled by {result.sampler})")
         if result.best_step is not None:
             best = next(p for p in result.validation if p["step"] == result.best_step)
             _log(run, f"validation (MBPP 511-600, first {best['tasks']}, greedy): kept the policy of step "
