@@ -17,6 +17,7 @@ The result sits beside the copy in `gguf.json`; model_source serves the copy onl
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from dataclasses import asdict, dataclass, field
@@ -96,7 +97,7 @@ def write_gguf(weights: dict[str, np.ndarray], config: dict, like: str | Path, o
     if dtype not in TYPES:
         raise ExportError(f"unknown GGUF type {dtype!r}; choose one of {', '.join(TYPES)}")
     out = Path(out)
-    reader = gguf.GGUFReader(str(like))
+    reader = _reader(str(like))
     arch = _field(reader, gguf.Keys.General.ARCHITECTURE)
     if arch not in SUPPORTED:
         raise ExportError(f"GGUF export supports {', '.join(sorted(SUPPORTED))} models, not {arch!r}")
@@ -150,6 +151,20 @@ def write_gguf(weights: dict[str, np.ndarray], config: dict, like: str | Path, o
     writer.close()
     partial.replace(out)
     return out
+
+
+def _reader(path: str):
+    """`path` parsed once per process while it is unchanged: parsing a GGUF's metadata (a 49k-token
+    vocabulary) takes ~4 s here, and an RL round writes its policy with the same metadata every step."""
+    stat = Path(path).stat()
+    return _parsed(path, stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=4)
+def _parsed(path: str, mtime_ns: int, size: int):
+    import gguf
+
+    return gguf.GGUFReader(path)
 
 
 def agreement(model, tokenizer, gguf_path: str | Path, prompts=CHECK_PROMPTS,
