@@ -3,6 +3,7 @@
 so sampling was half of an RL step (benchmarks/rl_step_bench.py: 57.5 of 118.4 s on 2 cores);
 llama.cpp draws the same batch from the same weights in 15.6 s, writing them included. Early
 stopping's greedy answers to the validation tasks are decoded by it too.
+
 Each step, before sampling, the policy's weights (a LoRA adapter added into its base weights, out of
 place, so the trained weights are never touched) are written as an f16 GGUF with the metadata of the
 GGUF the policy descends from (engine/lm/gguf_export.py, the copy every version is served from) and
