@@ -121,6 +121,8 @@ def validation_callback(root: Path, tasks: Sequence[CodeTask], verify: Verify, g
     import torch
     from transformers import TrainerCallback
 
+    answering = answer or (lambda model, tokenizer, tasks, max_new_tokens, step:
+                           greedy_answers(model, tokenizer, tasks, max_new_tokens))
     history_path = root / HISTORY_FILE
     saved = json.loads(history_path.read_text()) if history_path.is_file() else []
     saved = [point for point in saved if point["step"] <= resumed_at]
@@ -136,10 +138,7 @@ def validation_callback(root: Path, tasks: Sequence[CodeTask], verify: Verify, g
         def _validate(self, model, tokenizer, step: int):
             if any(point.step == step for point in self.stopping.history):
                 return  # a resumed round redoes no validation it already has
-            if answer is None:
-                answers = greedy_answers(model, tokenizer, tasks, max_new_tokens)
-            else:
-                answers = answer(model, tokenizer, tasks, max_new_tokens, step)
+            answers = answering(model, tokenizer, tasks, max_new_tokens, step)
             point = score_answers(tasks, answers, verify, grounding, step)
             if self.stopping.observe(point):
                 state = trainable_state(model)
