@@ -143,9 +143,12 @@ def test_a_time_budget_ends_training_at_a_step_and_seals_that_model(tiny, tmp_pa
     (unlike a cancel), so two methods can be compared on the same wall-clock time."""
     budget_s = 1.5
     started = time.perf_counter()
+    etas = []
     result = train_sft(tiny, EXAMPLES, tmp_path / "r",
-                       SFTConfig(max_steps=100_000, batch_size=2, block_size=64, max_minutes=budget_s / 60))
+                       SFTConfig(max_steps=100_000, batch_size=2, block_size=64, max_minutes=budget_s / 60),
+                       progress=lambda event: etas.append(event["eta_s"]))
     assert not result.cancelled and 1 <= result.steps < 100_000
+    assert etas and max(etas) < budget_s + 60  # the page's ETA is the budget's, not 100,000 steps
     assert time.perf_counter() - started < budget_s + 60  # stopped soon after the budget, not at max_steps
     assert (tmp_path / "r" / "model" / "config.json").is_file()
     with pytest.raises(ConfigError, match="max_minutes"):

@@ -245,9 +245,20 @@ def _callback(folders: CheckpointDir, progress: Progress | None, cancel: CancelT
                           "epoch": round(float(state.epoch or 0), 3), "loss": curve[-1][1],
                           "learning_rate": logs.get("learning_rate"),
                           "tokens_per_s": tokens_per_s(done * tokens_per_step, elapsed),
-                          "eta_s": round((state.max_steps - state.global_step) / rate, 1) if rate else None,
+                          "eta_s": self.eta_s(state, rate, elapsed),
                           **{key: round(float(logs[key]), 4) for key in report if key in logs}})
             return self._stop_if_cancelled(control)  # a cancel seen while reporting: no further step
+
+        @staticmethod
+        def eta_s(state, rate: float, elapsed: float) -> float | None:
+            """Seconds to the last step: the steps left at this rate, or less where a time budget ends
+            the run first (the budget's last step starts before it ends, so one step is added)."""
+            if not rate:
+                return None
+            eta = (state.max_steps - state.global_step) / rate
+            if max_minutes:
+                eta = min(eta, max(0.0, max_minutes * 60 - elapsed) + 1 / rate)
+            return round(eta, 1)
 
         def on_save(self, args, state, control, **kwargs):
             folders.seal_staged(state.global_step)
