@@ -5,7 +5,8 @@ Both arms run the same steps from the same base on the same MBPP train tasks wit
 (LoRA, 2 prompts x 4 samples a step, at most 256 new tokens, T 0.8, top-k 50, seed 0); only the
 sampler differs, so the samples differ too (their mean length is printed). It prints seconds per
 step, split into sampling (with the GGUF export for llama.cpp), the reference model's and the
-policy's log-probabilities, and the rest (reward, backward, optimizer), and the ratio of the two.
+policy's log-probabilities, and the rest (reward, backward, optimizer), each arm's peak resident
+memory, and the ratio of the two.
 
     python benchmarks/rl_step_bench.py --steps 4
 """
@@ -48,6 +49,31 @@ def timed_trainer(totals: dict):
         ("_generate_and_score_completions", "sample_and_score"), ("training_step", "step"))}
 
 
+class PeakMemory:
+    """The process's largest resident set while the block runs, sampled every 0.1 s (ru_maxrss would
+    carry one arm's peak into the next)."""
+
+    def __enter__(self):
+        import threading
+
+        self.peak, self._done = 0, threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+        return self
+
+    def _watch(self):
+        import os
+
+        page = os.sysconf("SC_PAGE_SIZE")
+        while not self._done.wait(0.1):
+            with open("/proc/self/statm") as statm:
+                self.peak = max(self.peak, int(statm.read().split()[1]) * page)
+
+    def __exit__(self, *exc):
+        self._done.set()
+        self._thread.join()
+
+
 def run_arm(sampler: str, steps: int, tasks, out: Path) -> dict:
     from trl import GRPOTrainer
 
@@ -61,9 +87,10 @@ def run_arm(sampler: str, steps: int, tasks, out: Path) -> dict:
     try:
         config = RLConfig(method="lora", seed=0, max_steps=steps, save_steps=10_000, validate_every=0, sampler=sampler)
         started = time.perf_counter()
-        result = train_rl("", tasks, out, config, lambda jobs: verify_many(jobs), GroundingConfig(),
-                          lambda e: lengths.append(e["completions/mean_length"]) if "loss" in e else None,
-                          resume=False)
+        with PeakMemory() as memory:
+            result = train_rl("", tasks, out, config, lambda jobs: verify_many(jobs), GroundingConfig(),
+                              lambda e: lengths.append(e["completions/mean_length"]) if "loss" in e else None,
+                              resume=False)
         wall = time.perf_counter() - started
     finally:
         for name, method in originals.items():
@@ -77,6 +104,7 @@ def run_arm(sampler: str, steps: int, tasks, out: Path) -> dict:
     return {"sampler": result.sampler, "steps": result.steps, "wall_s": round(wall, 1),
             "s_per_step": round(totals["step"] / steps, 1),
             "parts_s_per_step": {k: round(v / steps, 1) for k, v in per_step.items()},
+            "peak_rss_gb": round(memory.peak / 2**30, 2),
             "sampled_tokens": result.completion_tokens, "mean_length": round(sum(lengths) / max(len(lengths), 1), 1),
             "tokens_per_s_overall": result.tokens_per_s, "steps_per_hour": result.steps_per_hour,
             "reward": [round(p.get("reward", 0.0), 3) for p in result.curve if "loss" in p]}
@@ -101,7 +129,8 @@ def main() -> int:
             print(json.dumps(arms[sampler]), flush=True)
     for name, arm in arms.items():
         parts = ", ".join(f"{k} {v}" for k, v in arm["parts_s_per_step"].items())
-        print(f"{name}: {arm['s_per_step']} s/step ({parts}); mean length {arm['mean_length']} tokens")
+        print(f"{name}: {arm['s_per_step']} s/step ({parts}); mean length {arm['mean_length']} tokens; "
+              f"peak RSS {arm['peak_rss_gb']} GB")
     if len(arms) == 2:
         ratio = arms["transformers"]["s_per_step"] / arms["llama.cpp"]["s_per_step"]
         sampling = arms["transformers"]["parts_s_per_step"]["sampling"] / arms["llama.cpp"]["parts_s_per_step"]["sampling"]

@@ -1,6 +1,8 @@
 """GRPO rounds (engine/training/rl.py) on a tiny random model built from the packaged model's
 tokenizer, with the real sandbox as the reward: steps run, the reward's parts are logged, a
 checkpoint is sealed, a stopped round resumes from it, and the result is a loadable checkpoint."""
+from dataclasses import replace
+
 import pytest
 
 from engine.lm.generation import CancelToken
@@ -51,6 +53,31 @@ def test_a_tiny_grpo_round_logs_rewards_stops_and_resumes(tmp_path):
     from transformers import AutoModelForCausalLM
 
     assert AutoModelForCausalLM.from_pretrained(tmp_path / "round" / "model").num_parameters() > 0
+
+
+def test_a_steps_passes_each_hold_one_prompts_group_and_it_still_makes_one_update(tmp_path):
+    """Memory: a forward/backward pass over all of a step's answers held ~20 GB on the default
+    model and ran a 23 GB machine out; each pass now takes one prompt's group, the groups accumulated."""
+    import torch
+
+    base = str(build_tiny_model(tmp_path / "tiny"))
+    batches = []
+
+    def record(module, args, kwargs, output):
+        if type(module).__name__.endswith("ForCausalLM") and not type(module).__name__.startswith("Peft"):
+            ids = kwargs.get("input_ids", args[0] if args else None)
+            batches.append((torch.is_grad_enabled(), ids.shape[0]))
+
+    hook = torch.nn.modules.module.register_module_forward_hook(record, with_kwargs=True)
+    try:
+        result = train_rl(base, TASKS, tmp_path / "round", replace(CONFIG, max_steps=1),
+                          verify_many)
+    finally:
+        hook.remove()
+    trained = [size for grad, size in batches if grad]
+    assert result.steps == 1 and len(result.curve) == 1
+    assert trained and max(trained) == CONFIG.num_generations  # 2 answers a pass, not the step's 6
+    assert sum(trained) == CONFIG.num_generations * CONFIG.prompts_per_step  # every answer learned from once
 
 
 def test_the_early_stopping_rule():
