@@ -144,7 +144,8 @@ def main() -> int:
     for arm, entry in report["arms"].items():
         result = entry.get("training", {}).get("result", {})
         steps, seconds = result.get("steps", 0), result.get("seconds") or entry.get("training", {}).get("wall_s", 0)
-        rate = steps / seconds * 3600 if seconds else 0
+        # a resumed arm's seconds are its last process's: the trainer's own rate counts that process's steps
+        rate = result.get("steps_per_hour") or (steps / seconds * 3600 if seconds else 0)
         evaluation = entry["evaluation"]
         rates = evaluation.get("rates", {})
         print(f"{arm:<6}{steps:>7}{seconds:>9.0f}{rate:>9.0f}{result.get('tokens_per_s') or 0:>8.0f}"
