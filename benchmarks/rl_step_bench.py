@@ -62,12 +62,11 @@ class PeakMemory:
         return self
 
     def _watch(self):
-        import os
+        import psutil  # as load_bench.py's MemoryWatch, which watches every process of a site
 
-        page = os.sysconf("SC_PAGE_SIZE")
+        process = psutil.Process()
         while not self._done.wait(0.1):
-            with open("/proc/self/statm") as statm:
-                self.peak = max(self.peak, int(statm.read().split()[1]) * page)
+            self.peak = max(self.peak, process.memory_info().rss)
 
     def __exit__(self, *exc):
         self._done.set()
