@@ -154,3 +154,30 @@ def test_the_teacher_cache_answers_a_repeated_run_and_retries_failures(tmp_path)
     with (tmp_path / "cache.jsonl").open("a") as handle:
         handle.write('{"key": "abc", "te')
     assert CachedSampler(model, tmp_path / "cache.jsonl").sample_many(["b"], 2, params)[0][1].text == "b#1"
+
+
+class SlowTeacher(ScriptedTeacher):
+    """A teacher that takes `seconds` a batch, as a local 1.5B model takes minutes."""
+
+    def __init__(self, replies, seconds: float):
+        super().__init__(replies)
+        self.seconds = seconds
+
+    def sample_many(self, prompts, n, params, cancel=None):
+        import time
+
+        time.sleep(self.seconds)
+        return super().sample_many(prompts, n, params, cancel)
+
+
+def test_a_time_budget_stops_before_the_next_batch_and_a_second_run_goes_on_from_the_cache(tmp_path):
+    teacher = SlowTeacher(REPLIES, seconds=0.3)
+    budgeted = write_traces(CachedSampler(teacher, tmp_path / "cache.jsonl"), TASKS,
+                            TraceConfig(samples=2, batch_tasks=1), verify_many, max_minutes=0.1 / 60)
+    # The first batch started inside the 0.1 s budget and finished (its answers are kept); the second
+    # would have started after it, so it was not asked.
+    assert budgeted.out_of_time and budgeted.summary()["out_of_time"] and teacher.asked == 2
+    assert {t.task_id for t in budgeted.traces} == {"1"} and budgeted.kept == 1
+    resumed = write_traces(CachedSampler(teacher, tmp_path / "cache.jsonl"), TASKS,
+                           TraceConfig(samples=2, batch_tasks=1), verify_many)
+    assert not resumed.out_of_time and resumed.kept == 2 and teacher.asked == 4  # only task 2 was asked

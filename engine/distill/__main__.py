@@ -41,6 +41,8 @@ def traces_main(argv) -> int:
     parser.add_argument("--data", default="", help="benchmark data folder (default: ../shared/data)")
     parser.add_argument("--sources", nargs="+", default=["mbpp"], choices=["mbpp", "p3"])
     parser.add_argument("--limit", type=int, default=0, help="the first N tasks")
+    parser.add_argument("--minutes", type=float, default=0.0,
+                        help="start no batch after this many minutes (0: no budget); run again to go on")
     for name, value in TraceConfig().as_dict().items():
         parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
     parser.add_argument("--out", type=Path, required=True)
@@ -60,7 +62,7 @@ def traces_main(argv) -> int:
     say = lambda event: print(json.dumps(event), file=sys.stderr, flush=True)  # noqa: E731
     try:
         run = write_traces(cached, tasks, config, lambda jobs: verify_many(jobs), progress=say,
-                           teacher_name=teacher.name)
+                           teacher_name=teacher.name, max_minutes=args.minutes)
     except TraceError as exc:
         parser.error(str(exc))
     args.out.write_text("".join(json.dumps(t.as_dict(), ensure_ascii=False) + "\n" for t in run.traces))

@@ -9,6 +9,7 @@ reason before it writes without being told to. Test splits are refused here, not
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 
@@ -92,6 +93,7 @@ class TraceRun:
     tasks: int = 0
     traces: list[Trace] = field(default_factory=list)
     cancelled: bool = False
+    out_of_time: bool = False  # the time budget ran out before every task was asked
 
     @property
     def asked(self) -> int:
@@ -108,7 +110,8 @@ class TraceRun:
             counts[trace.status] = counts.get(trace.status, 0) + 1
         return {"teacher": self.teacher, "settings": self.settings, "tasks": self.tasks, "asked": self.asked,
                 "kept": self.kept, "tasks_with_trace": len({t.task_id for t in self.traces if t.kept}),
-                "tokens": sum(t.tokens for t in self.traces), "counts": counts, "cancelled": self.cancelled}
+                "tokens": sum(t.tokens for t in self.traces), "counts": counts, "cancelled": self.cancelled,
+                "out_of_time": self.out_of_time}
 
 
 def trace_prompt(task: CodeTask) -> list[dict]:
@@ -153,17 +156,25 @@ def refuse_test_splits(tasks: Sequence[CodeTask]) -> None:
 
 def write_traces(teacher, tasks: Sequence[CodeTask], config: TraceConfig, verify: Verify,
                  progress: Callable[[dict], None] | None = None, cancel: CancelToken | None = None,
-                 teacher_name: str = "", on_batch: Callable[[list[Trace]], None] | None = None) -> TraceRun:
+                 teacher_name: str = "", on_batch: Callable[[list[Trace]], None] | None = None,
+                 max_minutes: float = 0.0) -> TraceRun:
     """k traces a task from `teacher` (anything with `sample_many`, e.g. a CachedSampler), checked in
     the sandbox `batch_tasks` tasks at a time; every trace is returned, the kept ones marked, and
-    each checked batch handed to `on_batch` (to store it before the next one is asked for)."""
+    each checked batch handed to `on_batch` (to store it before the next one is asked for).
+    With `max_minutes` no batch starts once that much time has passed (a started batch finishes, so
+    no teacher answer is thrown away): a slow local teacher then traces what fits, and a run with a
+    longer budget (or none) over the same cache goes on from there."""
     config.check()
     refuse_test_splits(tasks)
     run = TraceRun(teacher_name or getattr(teacher, "name", "teacher"), config.as_dict(), tasks=len(tasks))
     params = config.params()
+    started = time.monotonic()
     for start in range(0, len(tasks), config.batch_tasks):
         if cancel is not None and cancel.cancelled:
             run.cancelled = True
+            break
+        if max_minutes and start and time.monotonic() - started >= max_minutes * 60:
+            run.out_of_time = True
             break
         batch = list(tasks[start:start + config.batch_tasks])
         prompts = [trace_prompt(task) for task in batch]
