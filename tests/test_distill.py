@@ -116,6 +116,7 @@ def test_test_splits_are_never_traced():
 
 def test_split_reply_takes_the_text_before_the_code_without_its_label():
     assert split_reply("**Reasoning:** loop over it.\n```python\nx\n```") == "loop over it."
+    assert split_reply("Approach: sort, then scan once.\n\n```python\nx\n```") == "sort, then scan once."
     assert split_reply("```python\nx\n```") == ""
 
 
