@@ -79,6 +79,23 @@ def test_the_paired_interval_counts_the_draw_of_attempts_too():
     assert paired.compare(rows, rows, k=1) == same  # seeded: the page shows the same interval every time
 
 
+def test_a_per_task_score_is_paired_with_a_bootstrap_interval():
+    from engine.evaluate.structure import structure_by_task
+
+    rows = [{"task_id": "a", "samples": [{"structure": {"syntax_match": 0.2, "dataflow_match": None}},
+                                         {"structure": {"syntax_match": 0.4, "dataflow_match": 1.0}}]},
+            {"task_id": "b", "samples": [{"status": "no code"}]}]
+    assert structure_by_task(rows) == {"syntax_match": {"a": pytest.approx(0.3)}, "dataflow_match": {"a": 1.0}}
+    before = {f"t{i}": 0.3 for i in range(40)}
+    up = paired.compare_scores(before, {name: 0.5 for name in before})
+    assert round(up["difference"], 6) == 0.2 and up["interval"] == [pytest.approx(0.2)] * 2 and up["up"] == 40
+    mixed = paired.compare_scores(before, {f"t{i}": 0.3 + (0.1 if i % 2 else -0.1) for i in range(40)})
+    assert abs(mixed["difference"]) < 1e-9 and mixed["interval"][0] < 0 < mixed["interval"][1]
+    assert (mixed["up"], mixed["down"]) == (20, 20)
+    with pytest.raises(ValueError, match="share no task"):
+        paired.compare_scores({"a": 1.0}, {"b": 1.0})
+
+
 def test_compare_command_pairs_two_saved_results(tmp_path):
     import json
     import subprocess
@@ -102,9 +119,11 @@ def test_compare_command_pairs_two_saved_results(tmp_path):
     # the suite's runs (`run … --out`) pair task by task, at pass@1 unless asked otherwise
     from engine.evaluate.suite.registry import get_benchmark
 
-    def run_file(name, passed, benchmark="mbpp-sanitized", prompt="paper", finished=True):
+    def run_file(name, passed, benchmark="mbpp-sanitized", prompt="paper", finished=True, syntax=0.5):
         path = tmp_path / name
-        rows = [{"task_id": str(t), "n": 1, "c": int(t in passed)} for t in (11, 12, 13, 14)]
+        rows = [{"task_id": str(t), "n": 1, "c": int(t in passed),
+                 "samples": [{"structure": {"syntax_match": syntax + (t in passed) / 10, "dataflow_match": None}}]}
+                for t in (11, 12, 13, 14)]
         result = {"settings": {"prompt": prompt, "n": 1}, "rows": rows}
         if finished:
             result["benchmark"] = get_benchmark(benchmark, BENCHMARK_DATA, prompt).describe()
@@ -117,6 +136,11 @@ def test_compare_command_pairs_two_saved_results(tmp_path):
     assert result["k"] == 1 and result["gained"] == ["13", "14"] and result["lost"] == ["11"] and result["kept"] == 1
     assert round(result["difference"], 2) == 0.25 and "pass@1 +25.0 pts" in done.stderr
     assert "tasks gained 2, lost 1, kept 1" in done.stderr  # a suite run counts tasks, not puzzles
+    # Syntax match is paired task by task too (0.6/0.6/0.5/0.5 -> 0.5/0.6/0.6/0.6); data-flow match,
+    # which no sample has here, is left out rather than reported as 0.
+    syntax = result["structure"]["syntax_match"]
+    assert syntax["tasks"] == 4 and round(syntax["difference"], 3) == 0.025 and (syntax["up"], syntax["down"]) == (2, 1)
+    assert "dataflow_match" not in result["structure"] and "syntax match 0.550 -> 0.575: +0.025" in done.stderr
     for wrong, says in ((run_file("m.json", {11}, benchmark="mbpp"), "different sets"),
                         (run_file("c.json", {11}, prompt="instruct"), "different sets"),
                         (run_file("u.json", {11}, finished=False), "names no benchmark"),

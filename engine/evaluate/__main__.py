@@ -9,7 +9,8 @@
 
 Prints one JSON object (per-problem rows included) on stdout, progress on stderr. `compare`
 pairs two saved results of the same set task by task (engine.evaluate.paired) and prints its
-summary: P3 results (`p3 … > file`) or the suite's (`run … --out file`).
+summary: P3 results (`p3 … > file`) or the suite's (`run … --out file`), with the syntax and
+data-flow match paired too where the benchmark reports them.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from pathlib import Path
 from engine.evaluate import paired
 from engine.evaluate.humaneval_eval import PROMPTS, evaluate_humaneval, load_humaneval
 from engine.evaluate.p3_eval import P3EvalConfig, evaluate_p3, held_out_puzzles
+from engine.evaluate.structure import structure_by_task
 from engine.lm.loading import load_full_precision, load_model
 from engine.sandbox import verify_many
 from engine.selfplay.solving_prompts import STYLES
@@ -48,8 +50,8 @@ def compare_main(argv) -> int:
     parser.add_argument("--k", type=int, default=0, help="pass@k to compare (default: 10 for P3, 1 for the suite)")
     args = parser.parse_args(argv)
     try:
-        (before_set, before, k, unit), (after_set, after, _, _) = (
-            _paired_rows(json.loads(path.read_text(encoding="utf-8"))) for path in (args.before, args.after))
+        results = [json.loads(path.read_text(encoding="utf-8")) for path in (args.before, args.after)]
+        (before_set, before, k, unit), (after_set, after, _, _) = (_paired_rows(result) for result in results)
     except (OSError, ValueError, KeyError, TypeError) as exc:  # JSONDecodeError is a ValueError
         parser.error(f"not a saved result: {exc}")
     if before_set != after_set:
@@ -59,6 +61,12 @@ def compare_main(argv) -> int:
     except ValueError as exc:
         parser.error(str(exc))
     print(paired.summary(comparison, unit), file=sys.stderr)
+    structures = [structure_by_task(result.get("rows") or []) for result in results]
+    comparison["structure"] = {part: paired.compare_scores(structures[0][part], structures[1][part])
+                               for part in structures[0].keys() & structures[1].keys()
+                               if structures[0][part].keys() & structures[1][part].keys()}
+    for part, scores in sorted(comparison["structure"].items()):
+        print(paired.score_summary(part.replace("_", " "), scores), file=sys.stderr)
     print(json.dumps(comparison))
     return 0
 

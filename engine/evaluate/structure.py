@@ -84,11 +84,30 @@ def structure(program: str | None, reference: str | None) -> dict | None:
             "dataflow_match": None if (found := dataflow_match(program or "", reference)) is None else round(found, 4)}
 
 
+PARTS = ("syntax_match", "dataflow_match")
+
+
+def _part_values(samples: list[dict], part: str) -> list[float]:
+    return [s["structure"][part] for s in samples if s.get("structure") and s["structure"].get(part) is not None]
+
+
 def mean_structure(samples: list[dict]) -> dict:
     """The average of each part over the samples that have it (the paper's "average ... match")."""
     out = {}
-    for part in ("syntax_match", "dataflow_match"):
-        values = [s["structure"][part] for s in samples if s.get("structure") and s["structure"][part] is not None]
+    for part in PARTS:
+        values = _part_values(samples, part)
         if values:
             out[part] = round(sum(values) / len(values), 4)
     return out
+
+
+def structure_by_task(rows: list[dict]) -> dict[str, dict[str, float]]:
+    """{part: {task_id: the mean over that task's samples}} of a suite run's rows, for pairing two
+    runs task by task (engine.evaluate.paired.compare_scores); tasks without the part are left out."""
+    out: dict[str, dict[str, float]] = {part: {} for part in PARTS}
+    for row in rows:
+        for part in PARTS:
+            values = _part_values(row.get("samples") or [], part)
+            if values:
+                out[part][row["task_id"]] = sum(values) / len(values)
+    return {part: by_task for part, by_task in out.items() if by_task}
