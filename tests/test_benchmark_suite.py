@@ -150,3 +150,13 @@ def test_the_command_line_runs_a_benchmark_on_the_packaged_model(tmp_path):
     assert "pass@k" in done.stderr and "(llama.cpp, f16)" in done.stderr
     resumed = subprocess.run(command + ["--resume", str(out)], capture_output=True, text=True, timeout=540)
     assert resumed.returncode == 0 and json.loads(out.read_text())["rows"] == result["rows"]
+    # A run of the first 2 tasks goes on to 3: the two rows are kept, one task is added.
+    more = tmp_path / "he3.json"
+    longer = [part if part != str(out) else str(more) for part in command]
+    longer[longer.index("--limit") + 1] = "3"
+    extended = subprocess.run(longer + ["--resume", str(out)], capture_output=True, text=True, timeout=540)
+    assert extended.returncode == 0, extended.stderr[-2000:]
+    rows = json.loads(more.read_text())["rows"]
+    assert len(rows) == 3 and rows[:2] == result["rows"] and json.loads(more.read_text())["done"] == 3
+    other = subprocess.run([*command, "--max-tokens", "32", "--resume", str(out)], capture_output=True, text=True)
+    assert other.returncode == 2 and "only --limit may differ" in other.stderr

@@ -54,9 +54,11 @@ def run_main(argv) -> int:
     done = {}
     if args.resume:
         earlier = json.loads(args.resume.read_text())
-        if earlier.get("settings") != json.loads(json.dumps(settings.as_dict())):
-            parser.error(f"{args.resume} was run with other settings: {earlier.get('settings')}")
-        done = {row["task_id"]: row for row in earlier.get("rows", [])}
+        if _but_limit(earlier.get("settings")) != _but_limit(json.loads(json.dumps(settings.as_dict()))):
+            parser.error(f"{args.resume} was run with other settings (only --limit may differ): {earlier.get('settings')}")
+        # A task's row does not depend on the limit, so a run of the first 150 tasks goes on to all of them.
+        wanted = {task.task_id for task in benchmark.tasks()[:settings.limit or None]}
+        done = {row["task_id"]: row for row in earlier.get("rows", []) if row["task_id"] in wanted}
     from engine.lm.loading import load_full_precision, load_model
 
     if args.quantized:
@@ -87,6 +89,10 @@ def run_main(argv) -> int:
           f"samples that compile / run / pass {result.rates} "
           f"({result.solved}/{result.done} tasks, {result.seconds} s)", file=sys.stderr)
     return 0
+
+
+def _but_limit(settings: dict | None) -> dict:
+    return {name: value for name, value in (settings or {}).items() if name != "limit"}
 
 
 def references_main(argv) -> int:
