@@ -2,11 +2,12 @@
 
 Both arms start from the same base and learn from the same MBPP train tasks (601-974, less those
 MBPP+ holds): SFT on each task's reference program as the chat reply, RL (GRPO) on rewards the
-grounding function gives each sampled program in the sandbox, with its early stopping on MBPP
-validation. Each arm trains for at most `--minutes` (the trainers' `max_minutes`: the first step
-past it is the last). Then the base and both trained models answer the MBPP test split with the
-benchmark suite at full precision, and the table gives the RLCF paper's three rates (samples that
-compile, run without an error, pass every test), pass@1 and pass@k, and each arm's steps/h.
+grounding function gives each sampled program in the sandbox. Both stop early on MBPP validation
+and keep their best model on it (the same 30 tasks, greedy answers, patience 2). Each arm trains
+for at most `--minutes` (the trainers' `max_minutes`: the first step past it is the last). Then the
+base and both trained models answer the MBPP test split with the benchmark suite at full precision,
+and the table gives the RLCF paper's three rates (samples that compile, run without an error, pass
+every test), pass@1 and pass@k, and each arm's steps/h.
 
 Every stage writes to `--out` and resumes: rerun the same command after a stop.
 
@@ -47,8 +48,10 @@ def train_arm(arm: str, args, tasks, validation, out: Path) -> dict:
 
     common = {"method": args.method, "seed": args.seed, "max_minutes": args.minutes, "device": args.device}
     if arm == "sft":
-        config = SFTConfig(**common, epochs=1000.0, learning_rate=args.sft_learning_rate)
-        result = train_sft(args.base, sft_examples(tasks), out / "sft", config, progress)
+        config = SFTConfig(**common, epochs=1000.0, learning_rate=args.sft_learning_rate,
+                           validate_every=args.sft_validate_every)
+        result = train_sft(args.base, sft_examples(tasks), out / "sft", config, progress,
+                           validation=validation, verify=lambda jobs: verify_many(jobs))
     else:
         config = RLConfig(**common, max_steps=1_000_000, learning_rate=args.rl_learning_rate)
         result = train_rl(args.base, tasks, out / "rl", config, lambda jobs: verify_many(jobs), GroundingConfig(),
@@ -99,6 +102,8 @@ def main() -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--sft-learning-rate", type=float, default=5e-5)
     parser.add_argument("--rl-learning-rate", type=float, default=1e-5)
+    parser.add_argument("--sft-validate-every", type=int, default=40,
+                        help="SFT steps between validations (RL validates every 10 of its ~4x longer steps)")
     parser.add_argument("--backend", default="auto", help="evaluation backend")
     parser.add_argument("--eval-limit", type=int, default=0, help="the first N MBPP test tasks (0: all 500)")
     parser.add_argument("--n", type=int, default=10, help="samples per test task")
@@ -139,7 +144,7 @@ def main() -> int:
     ks = [str(k) for k in args.k]
     print(f"{len(tasks)} MBPP train tasks, budget {args.minutes:g} min per arm, MBPP test "
           f"(n={args.n}, T={args.temperature}, top-p {args.top_p}, seed {args.seed})")
-    print(f"{'arm':<6}{'steps':>7}{'train s':>9}{'steps/h':>9}{'tok/s':>8}{'compile':>9}{'run':>7}{'pass':>7}"
+    print(f"{'arm':<6}{'steps':>7}{'best':>6}{'train s':>9}{'steps/h':>9}{'tok/s':>8}{'compile':>9}{'run':>7}{'pass':>7}"
           + "".join(f"{'pass@' + k:>9}" for k in ks) + "  model")
     for arm, entry in report["arms"].items():
         result = entry.get("training", {}).get("result", {})
@@ -148,7 +153,9 @@ def main() -> int:
         rate = result.get("steps_per_hour") or (steps / seconds * 3600 if seconds else 0)
         evaluation = entry["evaluation"]
         rates = evaluation.get("rates", {})
-        print(f"{arm:<6}{steps:>7}{seconds:>9.0f}{rate:>9.0f}{result.get('tokens_per_s') or 0:>8.0f}"
+        best = result.get("best_step")  # the step validation kept ("-": not validated)
+        print(f"{arm:<6}{steps:>7}{'-' if best is None else best:>6}{seconds:>9.0f}{rate:>9.0f}"
+              f"{result.get('tokens_per_s') or 0:>8.0f}"
               f"{rates.get('compiles', 0):>9.3f}{rates.get('runs', 0):>7.3f}{rates.get('passes', 0):>7.3f}"
               + "".join(f"{evaluation['pass_at_k'].get(k, 0):>9.3f}" for k in ks)
               + f"  {evaluation['model']['name']} ({evaluation['model']['backend']}, {evaluation['model']['quantization']})")

@@ -81,7 +81,7 @@ def test_a_steps_passes_each_hold_one_prompts_group_and_it_still_makes_one_updat
 
 
 def test_the_early_stopping_rule():
-    from engine.training.rl_validation import EarlyStopping, ValidationPoint
+    from engine.training.early_stopping import EarlyStopping, ValidationPoint
 
     rule = EarlyStopping(patience=2)
     assert rule.observe(ValidationPoint(0, 0.0, 0.30, 0, 10))
@@ -114,7 +114,7 @@ def test_the_best_validated_weights_are_restored_and_survive_a_resume(tmp_path):
     import torch
     from transformers import TrainerControl, TrainerState
 
-    from engine.training.rl_validation import validation_callback
+    from engine.training.early_stopping import validation_callback
     from engine.training.sft import load_for_training
 
     model, tokenizer = load_for_training(str(build_tiny_model(tmp_path / "tiny")), "cpu")

@@ -129,7 +129,7 @@ def write_gguf(weights: dict[str, np.ndarray], config: dict, like: str | Path, o
     for tensor in reader.tensors:
         if tensor.name not in by_gguf_name:
             raise ExportError(f"the checkpoint has no weight for the GGUF tensor {tensor.name}")
-        data = weights[by_gguf_name[tensor.name]].astype(np.float32)
+        data = weights[by_gguf_name[tensor.name]].astype(np.float32, copy=False)  # no copy of fp32 weights
         if arch in PERMUTED and ".attn_q." in tensor.name:
             data = _permute(data, heads)
         elif arch in PERMUTED and ".attn_k." in tensor.name:

@@ -54,9 +54,7 @@ def rl_main(argv) -> int:
     """GRPO (engine/training/rl.py) on MBPP train tasks (601-974, less those MBPP+ holds), rewarded by
     the grounding function."""
     from engine.datasets.held_out import trainable_mbpp
-    from engine.datasets.mbpp import mbpp_validation
     from engine.evaluate.suite.base import benchmark_data_dir
-    from engine.sandbox import verify_many
     from engine.training.grounding import GroundingConfig
     from engine.training.rl import RLConfig, train_rl
     from engine.training.tasks import CodeTask
@@ -75,10 +73,9 @@ def rl_main(argv) -> int:
     def train():
         config = RLConfig.from_known(vars(args))
         grounding = GroundingConfig.from_known(vars(args)).check()
-        data = benchmark_data_dir(args.data or None)
-        tasks = [CodeTask.from_mbpp(t) for t in trainable_mbpp(data)[:args.limit or None]]
-        validation = [CodeTask.from_mbpp(t) for t in mbpp_validation(data)]
-        return train_rl(args.base, tasks, args.out, config, lambda jobs: verify_many(jobs), grounding,
+        tasks = [CodeTask.from_mbpp(t) for t in trainable_mbpp(benchmark_data_dir(args.data or None))[:args.limit or None]]
+        validation, verify = _validation(args.data)
+        return train_rl(args.base, tasks, args.out, config, verify, grounding,
                         progress=_progress, resume=not args.no_resume, validation=validation)
 
     return _run(train)
@@ -91,13 +88,32 @@ def supervised_main(argv, prog: str, config_class, train) -> int:
     parser.add_argument("--data", required=True)
     parser.add_argument("--out", required=True)
     parser.add_argument("--no-resume", action="store_true")
+    parser.add_argument("--benchmark-data", default="",
+                        help="benchmark data folder for --validate-every's MBPP validation tasks (default: ../shared/data)")
     defaults = config_class()
     for name, value in defaults.as_dict().items():
         parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
     args = parser.parse_args(argv)
     settings = {name: getattr(args, name) for name in defaults.as_dict()}
-    return _run(lambda: train(args.base, read_examples(args.data), args.out, config_class(**settings),
-                              progress=_progress, resume=not args.no_resume))
+
+    def run():
+        config = config_class(**settings)
+        validation, verify = _validation(args.benchmark_data) if config.validate_every else ((), None)
+        return train(args.base, read_examples(args.data), args.out, config, progress=_progress,
+                     resume=not args.no_resume, validation=validation, verify=verify)
+
+    return _run(run)
+
+
+def _validation(data: str) -> tuple[list, object]:
+    """MBPP validation (511-600) as held-out tasks, and the sandbox that scores answers to them."""
+    from engine.datasets.mbpp import mbpp_validation
+    from engine.evaluate.suite.base import benchmark_data_dir
+    from engine.sandbox import verify_many
+    from engine.training.tasks import CodeTask
+
+    tasks = [CodeTask.from_mbpp(t) for t in mbpp_validation(benchmark_data_dir(data or None))]
+    return tasks, lambda jobs: verify_many(jobs)
 
 
 def main(argv=None) -> int:

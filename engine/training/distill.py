@@ -15,9 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.lm.generation import CancelToken
+from engine.training.grounding import Verify
 from engine.training.packing import IGNORE, BlockDataset, TrainingText, cut_blocks
 from engine.training.sft import Progress, SFTConfig, SFTResult, TrainingError, train_blocks
 from engine.training.structure_loss import structure_aware_loss, token_weights
+from engine.training.tasks import CodeTask
 
 REPORTED = ("ce", "structure")
 _CODE_BLOCK = re.compile(r"```(?:python|py)?[ \t]*\n(.*?)```", re.DOTALL)
@@ -109,8 +111,9 @@ def _trainer_class():
 
 def train_distill(base: str, examples: Sequence[TrainingText], out_dir: str | Path, config: DistillConfig,
                   progress: Progress | None = None, cancel: CancelToken | None = None,
-                  resume: bool = True) -> SFTResult:
-    """Distil the kept traces (`examples`, chat pairs) into `base`; the model lands in `<out_dir>/model`."""
+                  resume: bool = True, validation: Sequence[CodeTask] = (), verify: Verify | None = None) -> SFTResult:
+    """Distil the kept traces (`examples`, chat pairs) into `base`; the model lands in `<out_dir>/model`.
+    Validation and early stopping as for SFT (`train_sft`)."""
     if not examples:
         raise TrainingError("no traces to learn from: write and keep some teacher traces first")
 
@@ -121,4 +124,5 @@ def train_distill(base: str, examples: Sequence[TrainingText], out_dir: str | Pa
 
     trainer = _trainer_class()
     trainer.structure_weight = config.structure_weight
-    return train_blocks(base, examples, out_dir, config, blocks, progress, cancel, resume, trainer, REPORTED)
+    return train_blocks(base, examples, out_dir, config, blocks, progress, cancel, resume, trainer, REPORTED,
+                        validation, verify)

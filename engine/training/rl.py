@@ -18,10 +18,10 @@ from engine.lm.generation import CancelToken
 from engine.lm.throughput import tokens_per_s
 from engine.training.checkpoints import CheckpointDir
 from engine.training.discriminator import Discriminator
+from engine.training.early_stopping import validation_callback, validation_update
 from engine.training.grounding import GroundingConfig, Verify, reply_item, score_programs
 from engine.training.precision import training_precision
 from engine.training.rl_rollout import SAMPLERS, LlamaCppRollout, choose_sampler, rollout_like
-from engine.training.rl_validation import ValidationPoint, validation_callback
 from engine.training.sft import (
     Progress,
     TrainerSettings,
@@ -57,9 +57,7 @@ class RLConfig(TrainerSettings):
     top_k: int = 50
     top_p: float = 1.0
     beta: float = 0.04  # the KL coefficient to the starting policy
-    validate_every: int = 10  # steps between validations on held-out tasks (0: none; needs validation tasks)
-    patience: int = 2  # validations in a row without a better one before the round stops
-    validation_tasks: int = 30  # how many of the validation tasks (MBPP 511-600) to answer each time
+    validate_every: int = 10  # early stopping on held-out tasks (MBPP 511-600) is on by default for RL
     # Who draws the samples: "llama.cpp" (the policy written as f16 GGUF each step: rl_rollout.py),
     # "transformers" (TRL's model.generate), or "auto": llama.cpp on a CPU where it can, else TRL's.
     sampler: str = "auto"
@@ -75,11 +73,6 @@ class RLConfig(TrainerSettings):
             problems.add("temperature", "temperature must be above 0 and at most 2 (the group needs variety)")
         if self.beta < 0:
             problems.add("beta", "beta must be at least 0")
-        for name in ("validate_every", "validation_tasks"):
-            if int(getattr(self, name)) < 0:
-                problems.add(name, f"{name} must be at least 0")
-        if self.patience < 1:
-            problems.add("patience", "patience must be at least 1")
         if self.sampler not in SAMPLERS:
             problems.add("sampler", f"sampler must be one of {', '.join(SAMPLERS)}")
         problems.raise_any()
@@ -163,7 +156,7 @@ def train_rl(base: str, tasks: Sequence[CodeTask], out_dir: str | Path, config: 
     """GRPO on `tasks` from `base`; the trained model lands, whole, in `<out_dir>/model`.
     With `resume`, training continues from the last sealed checkpoint in `out_dir`. With
     `validation` tasks and `config.validate_every`, the round stops early and keeps its best
-    policy on them (rl_validation.py)."""
+    policy on them (early_stopping.py)."""
     from datasets import Dataset
     from transformers.trainer_callback import PrinterCallback
     from trl import GRPOConfig, GRPOTrainer
@@ -254,11 +247,6 @@ def train_rl(base: str, tasks: Sequence[CodeTask], out_dir: str | Path, config: 
 
 SAMPLES_SHOWN = 4
 SAMPLE_CHARS = 1200
-
-
-def validation_update(point: ValidationPoint) -> dict:
-    """A validation as a point of the run's curve (no loss: it is not a training step)."""
-    return {"step": point.step, "validation/pass_rate": point.pass_rate, "validation/reward": point.reward}
 
 
 def _curve_keeper(curve: list[dict], progress: Progress | None, reward: GroundingReward, started: float) -> Progress:

@@ -101,7 +101,7 @@ class LlamaCppRollout:
 
     def greedy_answers(self, model, tokenizer, tasks, max_new_tokens: int, step: int) -> list[str]:
         """The policy's greedy answer to each task's chat prompt (early stopping's validation,
-        rl_validation.py). A validation after a step writes the weights the next step samples from."""
+        early_stopping.py). A validation after a step writes the weights the next step samples from."""
         from engine.lm.generation import SamplingParams
         from engine.lm.prompt_tokens import encode_prompt
 

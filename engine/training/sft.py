@@ -20,8 +20,11 @@ from engine.config import Problems, StrictConfig
 from engine.lm.generation import CancelToken
 from engine.lm.throughput import tokens_per_s
 from engine.training.checkpoints import CheckpointDir, seal
+from engine.training.early_stopping import greedy_answers, validation_callback, validation_update
+from engine.training.grounding import GroundingConfig, Verify
 from engine.training.packing import BlockDataset, TrainingText, drop_long, pack, snapshot_hash
 from engine.training.precision import PRECISIONS, training_precision
+from engine.training.tasks import CodeTask
 
 METHODS = ("full", "lora")
 
@@ -50,6 +53,12 @@ class TrainerSettings(StrictConfig):
     # training stops and the model of that step is sealed, so two methods can be compared on the
     # same time. A resumed call gets the budget again.
     max_minutes: float = 0.0
+    # Early stopping on held-out tasks (early_stopping.py), where the caller gives validation tasks:
+    # every `validate_every` steps (0: never) the model answers the first `validation_tasks` of them;
+    # after `patience` validations without a better one training stops, and the best model is kept.
+    validate_every: int = 0
+    patience: int = 2
+    validation_tasks: int = 30
 
     def common_problems(self) -> Problems:
         problems = Problems()
@@ -66,6 +75,11 @@ class TrainerSettings(StrictConfig):
             problems.add("precision", f"precision must be one of {', '.join(PRECISIONS)}")
         if self.max_minutes < 0:
             problems.add("max_minutes", "max_minutes must be at least 0 (0: no time budget)")
+        for name in ("validate_every", "validation_tasks"):
+            if int(getattr(self, name)) < 0:
+                problems.add(name, f"{name} must be at least 0")
+        if self.patience < 1:
+            problems.add("patience", "patience must be at least 1")
         return problems
 
     def lora(self):
@@ -120,6 +134,7 @@ class SFTConfig(TrainerSettings):
     gradient_accumulation: int = 1
     block_size: int = 512
     max_example_tokens: int = 0  # longer examples are left out (0: keep all); reported as `dropped`
+    validation_max_tokens: int = 256  # new tokens of each greedy validation answer
 
     def __post_init__(self):
         problems = self.common_problems()
@@ -132,6 +147,8 @@ class SFTConfig(TrainerSettings):
             problems.add("block_size", "block_size must be between 8 and 32768 tokens")
         if self.max_example_tokens < 0:
             problems.add("max_example_tokens", "max_example_tokens must be at least 0")
+        if self.validation_max_tokens < 1:
+            problems.add("validation_max_tokens", "validation_max_tokens must be at least 1")
         problems.raise_any()
 
 
@@ -152,6 +169,9 @@ class SFTResult:
     cancelled: bool = False
     dropped: int = 0  # examples over max_example_tokens, left out
     precision: str = "fp32"  # what the steps ran in: "fp32", or "bf16" (mixed: fp32 weights, bf16 products)
+    validation: list[dict] = field(default_factory=list)  # per validation: step, pass rate, mean reward
+    best_step: int | None = None  # the step whose model was kept (None: no validation)
+    stopped_early: bool = False
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -268,9 +288,11 @@ def _callback(folders: CheckpointDir, progress: Progress | None, cancel: CancelT
 
 def train_sft(base: str, examples: Sequence[TrainingText], out_dir: str | Path, config: SFTConfig,
               progress: Progress | None = None, cancel: CancelToken | None = None,
-              resume: bool = True) -> SFTResult:
+              resume: bool = True, validation: Sequence[CodeTask] = (), verify: Verify | None = None) -> SFTResult:
     """Fine-tune `base` on `examples`; the trained model lands, whole, in `<out_dir>/model`.
-    With `resume`, training continues from the last sealed checkpoint in `out_dir`."""
+    With `resume`, training continues from the last sealed checkpoint in `out_dir`. With
+    `validation` tasks, `verify` (the sandbox) and `config.validate_every`, training stops early
+    and keeps its best model on them (early_stopping.py)."""
     if not examples:
         raise TrainingError("no training examples: verify some puzzles or solve some repairs first")
 
@@ -280,12 +302,14 @@ def train_sft(base: str, examples: Sequence[TrainingText], out_dir: str | Path, 
             raise TrainingError(f"every example is longer than max_example_tokens={config.max_example_tokens}")
         return BlockDataset(pack(trained_on, tokenizer, config.block_size, config.seed)), dropped
 
-    return train_blocks(base, examples, out_dir, config, blocks, progress, cancel, resume)
+    return train_blocks(base, examples, out_dir, config, blocks, progress, cancel, resume,
+                        validation=validation, verify=verify)
 
 
 def train_blocks(base: str, examples: Sequence[TrainingText], out_dir: str | Path, config: SFTConfig,
                  make_dataset: Callable, progress: Progress | None = None, cancel: CancelToken | None = None,
-                 resume: bool = True, trainer_class=None, report: tuple[str, ...] = ()) -> SFTResult:
+                 resume: bool = True, trainer_class=None, report: tuple[str, ...] = (),
+                 validation: Sequence[CodeTask] = (), verify: Verify | None = None) -> SFTResult:
     """The supervised loop SFT and distillation share: `make_dataset(tokenizer)` gives (dataset of
     packed blocks, examples left out); `trainer_class` (default: the Trainer) computes the loss."""
     import torch
@@ -319,9 +343,18 @@ def train_blocks(base: str, examples: Sequence[TrainingText], out_dir: str | Pat
         data_seed=config.seed, report_to="none", use_cpu=device == "cpu", bf16=precision == "bf16",
         disable_tqdm=True, remove_unused_columns=False, dataloader_num_workers=0,
     )
-    trainer = (trainer_class or Trainer)(model=model, args=arguments, train_dataset=dataset,
-                                         callbacks=[_callback(folders, progress, cancel, tokens_per_step, curve,
-                                                              report, config.max_minutes)])
+    callbacks = [_callback(folders, progress, cancel, tokens_per_step, curve, report, config.max_minutes)]
+    validating = decoder = None
+    if validation and config.validate_every:  # after the round's callback: it sees checkpoints sealed
+        if verify is None:
+            raise TrainingError("validation needs the sandbox: pass verify with the validation tasks")
+        decoder, answer = _validation_answers(base, device, folders.root, config, tokenizer)
+        validating = validation_callback(
+            folders.root, list(validation)[:config.validation_tasks or None], verify, GroundingConfig(),
+            config.validate_every, config.patience, config.validation_max_tokens,
+            lambda point: progress and progress(validation_update(point)), cancel, start_step, answer)
+        callbacks.append(validating)
+    trainer = (trainer_class or Trainer)(model=model, args=arguments, train_dataset=dataset, callbacks=callbacks)
     trainer.remove_callback(PrinterCallback)  # progress goes through `progress`, not stdout
     try:
         with full_disk_is_clear(folders):
@@ -330,16 +363,34 @@ def train_blocks(base: str, examples: Sequence[TrainingText], out_dir: str | Pat
         raise TrainingError(f"out of memory on {device} with batch_size={config.batch_size} and "
                             f"block_size={config.block_size}: lower them (and raise gradient_accumulation "
                             "to keep the effective batch)") from exc
+    finally:
+        if decoder is not None:
+            decoder.remove()
     cancelled = bool(cancel is not None and cancel.cancelled)
+    best_step = None if cancelled or validating is None else validating.restore_best(trainer.model)
     result = SFTResult(
         str(folders.model), trainer.state.global_step, round(float(trainer.state.epoch or 0), 3), len(examples),
         len(dataset), dataset.tokens, snapshot_hash(examples), curve, curve[-1][1] if curve else None,
         round(time.perf_counter() - started, 1),
         tokens_per_s(tokens_per_step * (outcome.global_step - start_step), outcome.metrics.get("train_runtime", 0)),
-        str(resume_from) if resume_from else None, cancelled, dropped, precision)
+        str(resume_from) if resume_from else None, cancelled, dropped, precision,
+        validating.stopping.as_list() if validating else [], best_step, bool(validating and validating.stopped_early))
     if not cancelled:
         seal_trained(trainer.model, tokenizer, folders, base, config, {"result": result.as_dict()})
     return result
+
+
+def _validation_answers(base: str, device: str, folder: Path, config: SFTConfig, tokenizer):
+    """Who answers the validation tasks greedily: llama.cpp on an f16 copy of the model where RL's
+    sampler would use it (a CPU, a model from a GGUF: several times transformers' speed there), else
+    transformers' `generate`. Returns (the llama.cpp copy to remove at the end or None, the answerer)."""
+    from engine.training.rl_rollout import LlamaCppRollout, choose_sampler, rollout_like
+
+    if choose_sampler("auto", base, device) == "llama.cpp":
+        decoder = LlamaCppRollout(rollout_like(base), folder, config.validation_max_tokens, 1.0, 0, 1.0, config.seed)
+        return decoder, lambda model, _, tasks, max_new_tokens, step: decoder.greedy_answers(
+            model, tokenizer, tasks, max_new_tokens, step)
+    return None, lambda model, _, tasks, max_new_tokens, step: greedy_answers(model, tokenizer, tasks, max_new_tokens)
 
 
 def seal_trained(trained, tokenizer, folders: CheckpointDir, base: str, config: TrainerSettings, record: dict,

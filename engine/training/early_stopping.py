@@ -1,8 +1,9 @@
-"""Early stopping for RL rounds: every few steps the policy answers held-out validation tasks
-(MBPP 511-600) greedily, the sandbox scores the answers with the grounding function, and the round
-stops once `patience` validations in a row have not beaten the best one; the best policy (the
-starting one included) is what the round keeps. GRPO's reward is measured on the tasks it trains
-on, so it rises while the policy memorises them; only held-out tasks say when to stop.
+"""Early stopping on held-out tasks, for RL and supervised rounds alike: every few steps the model
+answers held-out validation tasks (MBPP 511-600) greedily, the sandbox scores the answers with the
+grounding function, and the round stops once `patience` validations in a row have not beaten the
+best one; the best model (the starting one included) is what the round keeps. GRPO's reward and
+SFT's loss are measured on the tasks they train on, so they improve while the model memorises them;
+only held-out tasks say when to stop.
 
 Better = a higher pass rate, then (the tie-break small models need, whose pass rate sits at 0 for
 many steps) a higher mean grounding reward. The best weights are the trainable parameters only
@@ -94,6 +95,11 @@ def score_answers(tasks: Sequence[CodeTask], answers: Sequence[str], verify: Ver
     count = max(len(rewards), 1)
     return ValidationPoint(step, round(solved / count, 4), round(sum(r.total for r in rewards) / count, 4),
                            solved, len(rewards))
+
+
+def validation_update(point: ValidationPoint) -> dict:
+    """A validation as a point of the run's curve (no loss: it is not a training step)."""
+    return {"step": point.step, "validation/pass_rate": point.pass_rate, "validation/reward": point.reward}
 
 
 def trainable_state(model) -> dict:
