@@ -60,7 +60,7 @@ def test_an_rl_round_rewarded_in_the_sandbox_survives_a_kill_and_the_gate_decide
     # kept the validations up to its checkpoint and did the later ones again
     assert [(p["step"], p["tasks"]) for p in run.training["validation"]] == [(0, 3), (4, 3), (6, 3)]
     assert run.training["best_step"] in (0, 4, 6) and any("validation/reward" in p for p in run.rl_curve)
-    assert "validation (MBPP 511-600, first 3, greedy): kept the policy of step" in run.log
+    assert "validation (MBPP 511-600, first 3, greedy): kept the model of step" in run.log
     client = Client()
     client.force_login(user_with_roles("tom", "trainer"))
     page = client.get(f"/training/runs/{run.pk}/").content.decode()

@@ -474,7 +474,7 @@ def test_selfplay_command_runs_the_loop_and_writes_its_report(tmp_path, settings
                  "--generation-tokens", "16", "--solving-tokens", "8", "--context-tokens", "400", "--max-steps", "2",
                  "--batch-size", "2", "--block-size", "64", "--samples", "2", "--subset", "2", "--temperature", "0.8",
                  "--code-problems", "1", "--k", "1", "--variants", "1", "--search-solutions", "--report", str(out),
-                 "--sources", "selfplay,chat,mbpp", "--precision", "bf16",
+                 "--sources", "selfplay,chat,mbpp", "--precision", "bf16", "--validate-every", "2",
                  stdout=open(tmp_path / "o", "w"))
     report = json.loads((out / "report.json").read_text())
     assert report["bootstrap"]["references"]["checked"] > 500  # P3 train references, verified once
@@ -506,15 +506,18 @@ def test_selfplay_command_runs_the_loop_and_writes_its_report(tmp_path, settings
     assert "mbpp-validation 0.0% → 0.0%; chat form 0.0% → 0.0% |" in markdown  # both forms of the code check
     trained = row["training"]
     assert "self-play generate" in markdown
-    assert f"fine-tune (2 steps, {trained['epochs']} epochs, {trained['precision']})" in markdown
+    # early stopping checked MBPP validation answers in the sandbox (no verify worker here) at steps 0 and 2
+    assert [(p["step"], p["tasks"]) for p in trained["validation"]] == [(0, 30), (2, 30)]
+    assert f"fine-tune (2 steps, {trained['epochs']} epochs, {trained['precision']}, kept step " \
+        f"{trained['best_step']} (best on validation))" in markdown
     assert trained["dropped"] > 0  # P3's longest references and MBPP's longest tasks pass 256 tokens
     assert f"| {row['examples']} ({row['dataset']['attempts']} + 0 + 248); {trained['dropped']} of them over the " \
         "token limit, left out |" in markdown
     assert "Trained on: all data (everything verified); puzzles written by self in the pair form" in markdown
     # the recipe, so the report alone says what made its figures; the draw is its own setting
     assert "Recipe: sources selfplay, chat, mbpp; full fine-tuning, at most 2 steps, lr " in markdown
-    assert "; bf16; examples up to 256 tokens; training seed 0; from the active version; code checked in " \
-        "both forms." in markdown
+    assert "; bf16; examples up to 256 tokens; training seed 0; early stopping on MBPP validation every 2 steps, " \
+        "patience 2; from the active version; code checked in both forms." in markdown
     assert f"New instances of train puzzles: {made['created']} written, {made['passed']} passed" in markdown
     assert f"Search solutions of integer-answer puzzles: {searched['written']} written, {searched['passed']} " \
         "passed" in markdown

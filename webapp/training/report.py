@@ -42,6 +42,8 @@ def recipe(round_settings: dict) -> str:
              sft.get("precision") or "",
              f"examples up to {sft['max_example_tokens']} tokens" if sft.get("max_example_tokens") else "",
              f"training seed {sft.get('seed', 0)}",
+             (f"early stopping on MBPP validation every {sft['validate_every']} steps, patience "
+              f"{sft.get('patience', 2)}") if sft.get("validate_every") else "",
              f"from the {round_settings['train_from']} version" if round_settings.get("train_from") else "",
              "code checked in both forms" if round_settings.get("chat_check") else ""]
     return "Recipe: " + "; ".join(part for part in parts if part) + "."
@@ -112,9 +114,12 @@ def markdown(report: dict) -> str:
             lines.append(f"| {row['round']} | not trained | 0.0 | – | – |")
         else:
             # rounds from before precision was recorded ran in fp32 on a CPU but bf16 on CUDA: unknown, not shown
-            precision = f", {training['precision']}" if training.get("precision") else ""
+            details = f", {training['precision']}" if training.get("precision") else ""
+            if training.get("best_step") is not None:
+                details += (f", kept step {training['best_step']} (best on validation"
+                              + (", stopped early)" if training.get("stopped_early") else ")"))
             lines.append(f"| {row['round']} | fine-tune ({training.get('steps')} steps, {training.get('epochs')} "
-                         f"epochs{precision}) | {training.get('seconds', 0) or 0:.1f} | {training.get('tokens', 0)} "
+                         f"epochs{details}) | {training.get('seconds', 0) or 0:.1f} | {training.get('tokens', 0)} "
                          f"per epoch | {training.get('tokens_per_s', 0)} |")
         for when in ("before", "after"):
             s = row[when]

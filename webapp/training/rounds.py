@@ -124,7 +124,8 @@ class RoundConfig(StrictConfig):
             problems.add("method", f"method must be one of {', '.join(METHODS)}")
         if not self.rl_sources or any(source not in training_data.RL_SOURCES for source in self.rl_sources):
             problems.add("rl_sources", f"RL task sources must be among {', '.join(training_data.RL_SOURCES)}")
-        for nested, renamed in ((self.sft_config, {}), (self.distill_config, {}), (self.eval_config, {}),
+        supervised = {"validate_every": "sft_validate_every", "patience": "sft_patience"}  # the form's names
+        for nested, renamed in ((self.sft_config, supervised), (self.distill_config, supervised), (self.eval_config, {}),
                                 (self.grounding_config, {}),
                                 (self.rl_config, {"max_steps": "rl_max_steps", "learning_rate": "rl_learning_rate",
                                                   "max_minutes": "rl_max_minutes"})):
@@ -557,6 +558,10 @@ def _run_stages(run: TrainingRun, beat: RowHeartbeat) -> None:
         curve, history = list(run.loss_curve or []), list(run.rl_curve or [])
 
         def progress(event):
+            if "loss" not in event:  # a validation point: on the charts, not the step counter
+                history.append({key: event[key] for key in ("step", *VALIDATION) if key in event})
+                _update(run, rl_curve=history[-2000:])
+                return
             curve.append([event["step"], event["loss"]])
             fields = {}
             if distill:  # the loss's two parts, charted like RL's reward
@@ -564,17 +569,35 @@ def _run_stages(run: TrainingRun, beat: RowHeartbeat) -> None:
                 fields["rl_curve"] = history[-2000:]
             _update(run, progress=event, loss_curve=curve[-2000:], **fields)
 
-        start = _start_spec(run, config, base)
+        start, validation = _start_spec(run, config, base), _validation_tasks()
         if distill:
-            result = train_distill(start, examples, round_dir(run), config.distill_config(), progress, beat.cancel)
+            result = train_distill(start, examples, round_dir(run), config.distill_config(), progress, beat.cancel,
+                                   validation=validation, verify=verify_here)
         else:
-            result = train_sft(start, examples, round_dir(run), config.sft_config(), progress, beat.cancel)
+            result = train_sft(start, examples, round_dir(run), config.sft_config(), progress, beat.cancel,
+                               validation=validation, verify=verify_here)
         if _cancelled(run, beat):
             return
         _update(run, training=result.as_dict(), loss_curve=[list(p) for p in result.loss_curve] or curve)
         _log(run, f"trained {result.steps} steps ({result.epochs} epochs) in {result.seconds} s, "
                   f"{result.tokens_per_s} tokens/s in {result.precision}, final loss {result.final_loss}")
+        _log_validation(run, result)
     _evaluate_and_decide(run, config, base, beat)
+
+
+def _validation_tasks() -> list[CodeTask]:
+    """MBPP validation (511-600): what early stopping answers, never trained on, never a test set."""
+    return [CodeTask.from_mbpp(t) for t in mbpp_validation(settings.AUTODIDACT_BENCHMARK_DATA)]
+
+
+def _log_validation(run: TrainingRun, result) -> None:
+    """Which step's model the round kept on validation, where it validated."""
+    if result.best_step is None:
+        return
+    best = next(p for p in result.validation if p["step"] == result.best_step)
+    _log(run, f"validation (MBPP 511-600, first {best['tasks']}, greedy): kept the model of step "
+              f"{result.best_step} ({best['solved']} solved, mean reward {best['reward']})"
+              + (", stopped early" if result.stopped_early else ""))
 
 
 def _start_spec(run: TrainingRun, config: RoundConfig, base: ModelVersion) -> str:
@@ -667,20 +690,21 @@ def _run_rl_stages(run: TrainingRun, config: RoundConfig, base: ModelVersion, be
 
         tasks = [CodeTask(t["task_id"], t["text"], t["tests"], t.get("setup", ""), t.get("source", ""),
                         t.get("reference", ""), t.get("kind", "tests"), t.get("sat", "")) for t in run.dataset["rl_tasks"]]
-        validation = [CodeTask.from_mbpp(t) for t in mbpp_validation(settings.AUTODIDACT_BENCHMARK_DATA)]
         result = train_rl(_start_spec(run, config, base), tasks, round_dir(run), config.rl_config(), verify_on_queue,
-                          config.grounding_config(), progress, beat.cancel, validation=validation)
+                          config.grounding_config(), progress, beat.cancel, validation=_validation_tasks())
         if _cancelled(run, beat):
             return
         _update(run, training=result.as_dict())
         _log(run, f"RL: {result.steps} steps in {result.seconds} s ({result.steps_per_hour} steps/h, "
                   f"{result.tokens_per_s} sampled tokens/s, {result.precision}, sampled by {result.sampler})")
-        if result.best_step is not None:
-            best = next(p for p in result.validation if p["step"] == result.best_step)
-            _log(run, f"validation (MBPP 511-600, first {best['tasks']}, greedy): kept the policy of step "
-                      f"{result.best_step} ({best['solved']} solved, mean reward {best['reward']})"
-                      + (", stopped early" if result.stopped_early else ""))
+        _log_validation(run, result)
     _evaluate_and_decide(run, config, base, beat)
+
+
+def verify_here(jobs: list[dict]) -> list:
+    """A supervised round's validation checks, in the round's own sandbox as its evaluations are: a
+    few dozen every N steps, and the headless `selfplay` command runs rounds with no verify worker."""
+    return sandbox().verify_many(jobs) if jobs else []
 
 
 def verify_on_queue(jobs: list[dict]) -> list[dict]:

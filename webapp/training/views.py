@@ -65,6 +65,12 @@ class RoundForm(SettingsForm):
         Setting("block_size", "Block size", int, "tokens per packed training block", group="sft"),
         Setting("precision", "Precision", str, "auto: bf16 mixed precision where the hardware multiplies bf16 "
                 "natively (CUDA, AVX512-BF16 or AMX CPUs), else fp32", group="sft", choices=PRECISIONS, optional=True),
+        Setting("sft_validate_every", "Validate every (steps)", int,
+                "greedy answers to MBPP validation tasks (511-600) every N steps, checked in the sandbox; the best "
+                "model is kept and training stops when it stops improving; 0: off", low=0, group="sft",
+                key="validate_every", optional=True),
+        Setting("sft_patience", "Patience", int, "validations in a row without improvement before stopping", low=1,
+                group="sft", key="patience", optional=True),
         Setting("round_method", "Trainer", str, "sft: fine-tune on verified data; rl: GRPO on tasks with tests, "
                 "rewarded by the sandbox (the grounding function); distill: learn the teacher's kept traces "
                 "(Traces page) with the structure-aware loss", key="method", optional=True, choices=rounds.METHODS),
@@ -150,7 +156,8 @@ def _defaults() -> dict:
                   train_from=config.train_from, chat_check="on" if config.chat_check else "off",
                   margin=_number(config.margin * 100), code_margin=_number(config.code_margin * 100),
                   report_benchmarks=config.report_benchmarks)
-    values["learning_rate"] = f"{sft.learning_rate:g}"
+    values.update(learning_rate=f"{sft.learning_rate:g}", sft_validate_every=sft.validate_every,
+                  sft_patience=sft.patience)
     rl = RLConfig()
     values.update(round_method=config.method, rl_max_steps=rl.max_steps, rl_learning_rate=f"{rl.learning_rate:g}",
                   rl_max_minutes=rl.max_minutes,
@@ -315,6 +322,16 @@ def _loss_parts_chart(run: TrainingRun):
                       "step", "cross-entropy", title=f"Loss parts of round {run.pk}")
 
 
+def _validation_chart(run: TrainingRun):
+    """A supervised round's validations (an RL round draws them on its reward chart)."""
+    history = run.rl_curve or []
+    if any("reward" in point for point in history) or not any("validation/pass_rate" in p for p in history):
+        return None
+    series = [{"name": label, "points": [(p["step"], p[key]) for p in history if key in p]}
+              for key, label in RL_SERIES if key.startswith("validation/")]
+    return line_chart(series, "step", "rate / reward", y_range=(0, 1), title=f"Validation of round {run.pk}")
+
+
 def _rl_charts(run: TrainingRun):
     """An RL round's reward and its parts, and its KL to the starting policy, per step."""
     history = run.rl_curve or []
@@ -344,12 +361,12 @@ def _panel_context(request, run: TrainingRun) -> dict:
         "stages": [{"key": key, "label": label, "current": key == run.stage} for key, label in run.STAGES],
         "loss_chart": _loss_chart(run), "comparison": _comparison(run),
         "rl_charts": _rl_charts(run), "rl_samples": progress.get("samples") or [],
-        "loss_parts_chart": _loss_parts_chart(run),
+        "loss_parts_chart": _loss_parts_chart(run), "validation_chart": _validation_chart(run),
         "training_rows": [(label, training.get(key)) for key, label in (
             ("steps", "Steps"), ("epochs", "Epochs"), ("blocks", "Blocks"), ("tokens", "Tokens per epoch"),
             ("final_loss", "Final loss"), ("tokens_per_s", "Tokens/s"), ("precision", "Precision"),
             ("steps_per_hour", "Steps/h"),
-            ("seconds", "Seconds"), ("best_step", "Kept the policy of step (best on validation)"),
+            ("seconds", "Seconds"), ("best_step", "Kept the model of step (best on validation)"),
             ("stopped_early", "Stopped early"),
             ("resumed_from", "Resumed from")) if _shown(training.get(key))],
         "version": run.produced_version,
