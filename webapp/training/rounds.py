@@ -569,13 +569,11 @@ def _run_stages(run: TrainingRun, beat: RowHeartbeat) -> None:
                 fields["rl_curve"] = history[-2000:]
             _update(run, progress=event, loss_curve=curve[-2000:], **fields)
 
-        start, validation = _start_spec(run, config, base), _validation_tasks()
-        if distill:
-            result = train_distill(start, examples, round_dir(run), config.distill_config(), progress, beat.cancel,
-                                   validation=validation, verify=verify_here)
-        else:
-            result = train_sft(start, examples, round_dir(run), config.sft_config(), progress, beat.cancel,
-                               validation=validation, verify=verify_here)
+        trainer = config.distill_config() if distill else config.sft_config()
+        start, validation = _start_spec(run, config, base), _validation_tasks(trainer.validate_every)
+        train = train_distill if distill else train_sft
+        result = train(start, examples, round_dir(run), trainer, progress, beat.cancel, validation=validation,
+                       verify=verify_here)
         if _cancelled(run, beat):
             return
         _update(run, training=result.as_dict(), loss_curve=[list(p) for p in result.loss_curve] or curve)
@@ -585,8 +583,11 @@ def _run_stages(run: TrainingRun, beat: RowHeartbeat) -> None:
     _evaluate_and_decide(run, config, base, beat)
 
 
-def _validation_tasks() -> list[CodeTask]:
-    """MBPP validation (511-600): what early stopping answers, never trained on, never a test set."""
+def _validation_tasks(every: int) -> list[CodeTask]:
+    """MBPP validation (511-600): what early stopping answers, never trained on, never a test set;
+    read only where the round validates (a round without it needs no benchmark data)."""
+    if not every:
+        return []
     return [CodeTask.from_mbpp(t) for t in mbpp_validation(settings.AUTODIDACT_BENCHMARK_DATA)]
 
 
@@ -690,8 +691,10 @@ def _run_rl_stages(run: TrainingRun, config: RoundConfig, base: ModelVersion, be
 
         tasks = [CodeTask(t["task_id"], t["text"], t["tests"], t.get("setup", ""), t.get("source", ""),
                         t.get("reference", ""), t.get("kind", "tests"), t.get("sat", "")) for t in run.dataset["rl_tasks"]]
-        result = train_rl(_start_spec(run, config, base), tasks, round_dir(run), config.rl_config(), verify_on_queue,
-                          config.grounding_config(), progress, beat.cancel, validation=_validation_tasks())
+        trainer = config.rl_config()
+        result = train_rl(_start_spec(run, config, base), tasks, round_dir(run), trainer, verify_on_queue,
+                          config.grounding_config(), progress, beat.cancel,
+                          validation=_validation_tasks(trainer.validate_every))
         if _cancelled(run, beat):
             return
         _update(run, training=result.as_dict())
