@@ -21,7 +21,7 @@ tiny_model, worker_env, seeds_and_roles = sft_rounds.tiny_model, sft_rounds.work
 RL_ROUND = {**TINY_ROUND, "method": "rl", "rl_tasks": 4, "grounding": {"discriminator_weight": 0.1},
             "rl": {"max_steps": 6, "save_steps": 2, "num_generations": 2, "prompts_per_step": 1,
                    "max_completion_length": 12, "device": "cpu", "lora_r": 4,
-                   "validate_every": 4, "patience": 5, "validation_tasks": 3}}
+                   "validate_every": 0}}  # early stopping in a round: its own test below
 
 
 @pytest.mark.timeout(900)  # three worker starts, a kill, a reap and a resumed round: slow on a busy CPU
@@ -56,15 +56,33 @@ def test_an_rl_round_rewarded_in_the_sandbox_survives_a_kill_and_the_gate_decide
     assert run.decision and run.produced_version is not None  # promoted or rejected by the same gate as SFT
     published = Path(worker_env["AUTODIDACT_DATA_DIR"]) / "models" / run.produced_version.checkpoint.removeprefix("store:")
     assert (published / "discriminator.pt").is_file()  # versioned with the model
-    # validated on MBPP validation tasks at the start, every 4 steps and at the end; the resumed round
-    # kept the validations up to its checkpoint and did the later ones again
-    assert [(p["step"], p["tasks"]) for p in run.training["validation"]] == [(0, 3), (4, 3), (6, 3)]
-    assert run.training["best_step"] in (0, 4, 6) and any("validation/reward" in p for p in run.rl_curve)
-    assert "validation (MBPP 511-600, first 3, greedy): kept the model of step" in run.log
     client = Client()
     client.force_login(user_with_roles("tom", "trainer"))
     page = client.get(f"/training/runs/{run.pk}/").content.decode()
     assert 'data-testid="reward-chart"' in page and 'data-testid="kl-chart"' in page
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.django_db(transaction=True)
+def test_an_rl_round_that_no_validation_improves_keeps_its_start_and_ends_unpromoted(worker_env, settings, tmp_path):
+    """Validated on MBPP validation tasks at the start and every 2 steps (rewarded on the verify
+    queue, validated alike): the random policy answers nothing at either point, so patience 1
+    stops it at step 2 with step 0 kept, and the round ends without a version or an evaluation after."""
+    purge_stale_messages()
+    settings.DATA_DIR = tmp_path / "data"
+    verifier, _ = start_worker("verify-rl-stop", "verify", "solo", worker_env)
+    try:
+        config = {**RL_ROUND, "rl": {**RL_ROUND["rl"], "validate_every": 2, "patience": 1, "validation_tasks": 3}}
+        run = rounds.run_round(rounds.start_round(None, config, enqueue=False).pk)
+    finally:
+        stop_worker(verifier)
+    assert run.status == "succeeded", run.error
+    assert [(p["step"], p["tasks"]) for p in run.training["validation"]] == [(0, 3), (2, 3)]
+    assert run.training["steps"] == 2 and run.training["best_step"] == 0 and run.training["stopped_early"]
+    assert [p["step"] for p in run.rl_curve if "validation/reward" in p] == [0, 2]
+    assert "validation (MBPP 511-600, first 3, greedy): kept the model of step 0 (0 solved" in run.log
+    assert run.decision.startswith("not promoted: early stopping kept the starting model")
+    assert run.produced_version is None and not run.eval_after
 
 
 @pytest.mark.django_db

@@ -194,10 +194,9 @@ def test_a_distill_round_learns_kept_traces_through_celery_and_the_gate_decides(
     kept = traced(limit=6).summary["kept"]
     assert kept == 6
     proc, output = start_worker("gpu-distill", "gpu", "solo", worker_env)
-    try:  # early stopping on MBPP validation, its answers checked in the round's sandbox
+    try:
         settings_ = {**TINY_ROUND, "method": "distill", "distill": {"structure_weight": 0.5},
-                     "sft": {**TINY_ROUND["sft"], "block_size": 128, "validate_every": 2, "patience": 5,
-                             "validation_tasks": 2}}
+                     "sft": {**TINY_ROUND["sft"], "block_size": 128}}
         run = rounds.start_round(None, settings_)
         run = wait_for(lambda: finished(run.pk), 500, "the distill round", lambda: round_state(run.pk, output))
     finally:
@@ -208,12 +207,7 @@ def test_a_distill_round_learns_kept_traces_through_celery_and_the_gate_decides(
     parts = run.rl_curve[-1]
     assert {"ce", "structure", "loss"} <= set(parts) and parts["structure"] > 0
     assert run.decision and run.produced_version is not None  # the same gate as every round
-    # validated at the start, every 2 steps and at the end; the model of the best step is the one kept
-    assert [(p["step"], p["tasks"]) for p in run.training["validation"]] == [(0, 2), (2, 2), (4, 2)]
-    assert run.training["best_step"] in (0, 2, 4) and any("validation/pass_rate" in p for p in run.rl_curve)
-    assert "validation (MBPP 511-600, first 2, greedy): kept the model of step" in run.log
     client = Client()
     client.force_login(user_with_roles("tom", "trainer"))
     page = client.get(f"/training/runs/{run.pk}/").content.decode()
     assert 'data-testid="loss-parts-chart"' in page and "Teacher traces" in page
-    assert 'data-testid="validation-chart"' in page and "Kept the model of step" in page

@@ -491,16 +491,38 @@ def _repeats_a_round(run: TrainingRun) -> bool:
     next self-play batch verified nothing new, round 2 retrained round 1's model (its loss curve
     matched step for step) and would have cost as much as round 1."""
     key = _training_key(run)
-    earlier = (TrainingRun.objects.filter(status=TrainingRun.Status.SUCCEEDED, dataset_hash=run.dataset_hash,
-                                          produced_version__isnull=False)
+    earlier = (TrainingRun.objects.filter(status=TrainingRun.Status.SUCCEEDED, dataset_hash=run.dataset_hash)
                .exclude(pk=run.pk).select_related("base_version", "produced_version").order_by("-pk"))
-    same = next((other for other in earlier if _training_key(other) == key), None)
+    trained = (other for other in earlier if other.produced_version is not None or _kept_the_start(other))
+    same = next((other for other in trained if _training_key(other) == key), None)
     if same is None:
         return False
-    outcome = "promoted" if same.produced_version.status != ModelVersion.Status.REJECTED else "rejected"
-    reason = (f"skipped: round {same.pk} trained {same.produced_version.name} from the same start on the same "
-              f"{run.examples} examples with the same settings ({outcome}), so this round would train the same "
-              "model again. New verified data or other training settings (another training seed, say) make a new round.")
+    if same.produced_version is None:
+        made, outcome = "trained", "early stopping kept its starting model"
+    else:
+        made = f"trained {same.produced_version.name}"
+        outcome = "promoted" if same.produced_version.status != ModelVersion.Status.REJECTED else "rejected"
+    reason = (f"skipped: round {same.pk} {made} from the same start on the same {run.examples} examples with the "
+              f"same settings ({outcome}), so this round would train the same model again. New verified data or "
+              "other training settings (another training seed, say) make a new round.")
+    _log(run, reason)
+    _finish(TrainingRun.objects.filter(pk=run.pk), TrainingRun.Status.SUCCEEDED, decision=reason)
+    return True
+
+
+def _kept_the_start(run: TrainingRun) -> bool:
+    """Early stopping kept step 0: no validation beat the model the round started from."""
+    return (run.training or {}).get("best_step") == 0
+
+
+def _nothing_trained(run: TrainingRun) -> bool:
+    """A round whose early stopping kept its starting model ends here, not promoted: its model is
+    that start, weight for weight, so a version, an evaluation (18 minutes on 2 cores) and a gate
+    could only tie. The log and the decision say why."""
+    if not _kept_the_start(run):
+        return False
+    reason = ("not promoted: early stopping kept the starting model (no validation beat step 0), so the round "
+              "made no new model to evaluate or promote")
     _log(run, reason)
     _finish(TrainingRun.objects.filter(pk=run.pk), TrainingRun.Status.SUCCEEDED, decision=reason)
     return True
@@ -580,7 +602,8 @@ def _run_stages(run: TrainingRun, beat: RowHeartbeat) -> None:
         _log(run, f"trained {result.steps} steps ({result.epochs} epochs) in {result.seconds} s, "
                   f"{result.tokens_per_s} tokens/s in {result.precision}, final loss {result.final_loss}")
         _log_validation(run, result)
-    _evaluate_and_decide(run, config, base, beat)
+    if not _nothing_trained(run):
+        _evaluate_and_decide(run, config, base, beat)
 
 
 def _validation_tasks(every: int) -> list[CodeTask]:
@@ -701,7 +724,8 @@ def _run_rl_stages(run: TrainingRun, config: RoundConfig, base: ModelVersion, be
         _log(run, f"RL: {result.steps} steps in {result.seconds} s ({result.steps_per_hour} steps/h, "
                   f"{result.tokens_per_s} sampled tokens/s, {result.precision}, sampled by {result.sampler})")
         _log_validation(run, result)
-    _evaluate_and_decide(run, config, base, beat)
+    if not _nothing_trained(run):
+        _evaluate_and_decide(run, config, base, beat)
 
 
 def verify_here(jobs: list[dict]) -> list:
