@@ -505,9 +505,14 @@ def _repeats_a_round(run: TrainingRun) -> bool:
     reason = (f"skipped: round {same.pk} {made} from the same start on the same {run.examples} examples with the "
               f"same settings ({outcome}), so this round would train the same model again. New verified data or "
               "other training settings (another training seed, say) make a new round.")
+    _end_untrained(run, reason)
+    return True
+
+
+def _end_untrained(run: TrainingRun, reason: str) -> None:
+    """The round ends, succeeded, with no new model: `reason` is its log line and its decision."""
     _log(run, reason)
     _finish(TrainingRun.objects.filter(pk=run.pk), TrainingRun.Status.SUCCEEDED, decision=reason)
-    return True
 
 
 def _kept_the_start(run: TrainingRun) -> bool:
@@ -521,10 +526,8 @@ def _nothing_trained(run: TrainingRun) -> bool:
     could only tie. The log and the decision say why."""
     if not _kept_the_start(run):
         return False
-    reason = ("not promoted: early stopping kept the starting model (no validation beat step 0), so the round "
-              "made no new model to evaluate or promote")
-    _log(run, reason)
-    _finish(TrainingRun.objects.filter(pk=run.pk), TrainingRun.Status.SUCCEEDED, decision=reason)
+    _end_untrained(run, "not promoted: early stopping kept the starting model (no validation beat step 0), so the "
+                        "round made no new model to evaluate or promote")
     return True
 
 
