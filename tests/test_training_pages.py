@@ -133,7 +133,8 @@ def test_the_list_and_the_form_for_a_trainer(trainer):
     assert '<option value="on" selected>' in page and '<option value="off">' in page  # the chat-form code check
     for name, value in (("epochs", "1.0"), ("max_steps", "0"), ("learning_rate", "5e-05"), ("batch_size", "4"),
                         ("block_size", "512"), ("samples", "10"), ("subset", "0"), ("code_problems", "90"),
-                        ("metric_k", "10"), ("margin", "0"), ("sft_validate_every", "0"), ("sft_patience", "2")):
+                        ("metric_k", "10"), ("margin", "0"), ("sft_validate_every", "0"), ("sft_patience", "2"),
+                        ("interpolation", "1")):
         assert f'name="{name}" value="{value}"' in page, name
     assert 'href="/training/models/"' in page
 
@@ -157,6 +158,7 @@ def test_bad_settings_are_refused_with_the_form_again(trainer):
     for change, message in (({"metric_k": "10"}, "Pass@10 needs at least 10 samples per puzzle"),
                             ({"batch_size": "0"}, "Batch size must be at least 1"),
                             ({"sft_patience": "0"}, "Patience must be at least 1"),
+                            ({"interpolation": "1.5"}, "Interpolation (α) must be above 0 and at most 1"),
                             ({"learning_rate": "fast"}, "Learning rate must be a number"),
                             ({"learning_rate": "2"}, "Learning rate must be between 0 and 1"),
                             ({"block_size": "4"}, "Block size must be between 8 and 32768 tokens"),
@@ -181,14 +183,15 @@ def test_bad_settings_are_refused_with_the_form_again(trainer):
 
 def test_a_round_starts_from_the_form_and_a_second_is_refused(trainer, trainer_user):
     response = trainer.post("/training/", {**SMALL, "precision": "bf16", "data": "references", "promote_if": "not-worse",
-                                           "train_from": "origin", "chat_check": "off", "sft_validate_every": "5"})
+                                           "train_from": "origin", "chat_check": "off", "sft_validate_every": "5",
+                                           "interpolation": "0.5"})
     run = TrainingRun.objects.get()
     assert response.status_code == 302 and response["Location"] == f"/training/runs/{run.pk}/"
     assert run.status == "queued" and run.trigger == "form" and run.created_by == trainer_user
     assert run.config["sources"] == ["selfplay", "chat"]
     assert run.config["sft"] == {"method": "full", "epochs": 1.0, "max_steps": 4, "learning_rate": 0.0001,
                                  "batch_size": 2, "gradient_accumulation": 1, "block_size": 64,
-                                 "precision": "bf16", "validate_every": 5}
+                                 "precision": "bf16", "validate_every": 5, "interpolation": 0.5}
     assert run.config["p3_eval"] == {"samples": 2, "temperature": 0.8, "subset": 3}
     assert run.config["code_problems"] == 2 and run.config["metric_k"] == 1 and run.config["margin"] == 0.01
     assert run.config["promote_if"] == "not-worse" and run.config["train_from"] == "origin"

@@ -567,7 +567,7 @@ def test_selfplay_command_runs_the_loop_and_writes_its_report(tmp_path, settings
                  "--attempts", "1", "--generation-tokens", "16", "--solving-tokens", "8", "--context-tokens", "400",
                  "--max-steps", "2",
                  "--batch-size", "2", "--block-size", "64", "--samples", "2", "--subset", "2", "--temperature", "0.8",
-                 "--code-problems", "1", "--k", "1", "--train-seed", "3", "--report", str(out),
+                 "--code-problems", "1", "--k", "1", "--train-seed", "3", "--interpolation", "0.5", "--report", str(out),
                  stdout=open(tmp_path / "o", "w"))
     second = json.loads((out / "report.json").read_text())["rounds"][0]
     assert [run.config["seed"] for run in GenerationRun.objects.order_by("pk")] == [0, 1]
@@ -577,7 +577,10 @@ def test_selfplay_command_runs_the_loop_and_writes_its_report(tmp_path, settings
     markdown = (out / "report.md").read_text()
     assert "| 2 | evaluate before: reused from an earlier round | 0.0 |" in markdown
     assert "| 2 | evaluate after: P3 |" in markdown
-    assert "; training seed 3;" in markdown
+    assert "; training seed 3; published at interpolation 0.5 (start + 0.5 × (trained − start));" in markdown
+    second_run = TrainingRun.objects.order_by("pk").last()
+    assert second_run.config["sft"]["interpolation"] == 0.5
+    assert "published start + 0.5 × (trained − start): weight interpolation" in second_run.log
 
 
 def test_selfplay_progress_bar_starts_over_with_its_stage():

@@ -3,6 +3,7 @@
     python -m engine.training --base "" --data pairs.jsonl --out var/rounds/1 --method lora --epochs 2
     python -m engine.training rl --base "" --out var/rl/1 --limit 100 --max-steps 50   # GRPO on MBPP train
     python -m engine.training distill --data kept.jsonl --out var/distill/1 --structure-weight 0.5
+    python -m engine.training interpolate --base "" --model var/rounds/1/model --alpha 0.5 --out var/wise/0.5
 
 `--data` is JSON lines with "text" (P3 f/g/assert format) or "messages" (chat format) per line.
 Progress is printed as JSON lines on stderr; rerunning the same command resumes from the last
@@ -116,8 +117,30 @@ def _validation(data: str) -> tuple[list, object]:
     return tasks, lambda jobs: verify_many(jobs)
 
 
+def interpolate_main(argv) -> int:
+    """A checkpoint between a starting model and a model trained from it, base + α·(model − base)
+    (engine/training/interpolation.py), with its checked GGUF copy where the base is a GGUF."""
+    from engine.training.interpolation import write_interpolated
+
+    parser = argparse.ArgumentParser(prog="python -m engine.training interpolate", description=interpolate_main.__doc__)
+    parser.add_argument("--base", default="", help="the starting model ('' = packaged default)")
+    parser.add_argument("--model", required=True, help="a checkpoint trained from --base")
+    parser.add_argument("--alpha", type=float, required=True, help="0 < α ≤ 4 (1: --model itself; above 1 extrapolates)")
+    parser.add_argument("--out", required=True, help="an empty or new folder")
+    args = parser.parse_args(argv)
+    try:
+        record = write_interpolated(args.base, args.model, args.alpha, args.out)
+    except (ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(record))
+    return 0
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["interpolate"]:
+        return interpolate_main(argv[1:])
     if argv[:1] == ["rl"]:
         return rl_main(argv[1:])
     if argv[:1] == ["distill"]:

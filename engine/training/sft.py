@@ -59,6 +59,10 @@ class TrainerSettings(StrictConfig):
     validate_every: int = 0
     patience: int = 2
     validation_tasks: int = 30
+    # The model sealed is start + interpolation × (trained − start) (interpolation.py, WiSE-FT):
+    # 1 keeps the trained model; below 1 trades some of what training taught for what the start
+    # could do.
+    interpolation: float = 1.0
 
     def common_problems(self) -> Problems:
         problems = Problems()
@@ -80,6 +84,8 @@ class TrainerSettings(StrictConfig):
                 problems.add(name, f"{name} must be at least 0")
         if self.patience < 1:
             problems.add("patience", "patience must be at least 1")
+        if not 0 < self.interpolation <= 1:
+            problems.add("interpolation", "interpolation must be above 0 and at most 1 (1: the trained model as it is)")
         return problems
 
     def lora(self):
@@ -395,10 +401,14 @@ def _validation_answers(base: str, device: str, folder: Path, config: SFTConfig,
 
 def seal_trained(trained, tokenizer, folders: CheckpointDir, base: str, config: TrainerSettings, record: dict,
                  extra=None) -> Path:
-    """The trained model as a plain checkpoint (LoRA merged), its record (`training.json`), its
+    """The trained model as a plain checkpoint (LoRA merged, moved back towards its start where
+    `config.interpolation` < 1), its record (`training.json`), its
     served GGUF copy and `extra(folder)`'s files, sealed whole into `<out_dir>/model`."""
+    from engine.training.interpolation import interpolate_from_start
+
     if config.method == "lora":
         trained = trained.merge_and_unload()
+    interpolate_from_start(trained, base, config.interpolation)
     final = folders.staging / "final"
     with full_disk_is_clear(folders):
         trained.save_pretrained(final)

@@ -44,6 +44,8 @@ def recipe(round_settings: dict) -> str:
              f"training seed {sft.get('seed', 0)}",
              (f"early stopping on MBPP validation every {sft['validate_every']} steps, patience "
               f"{sft.get('patience', 2)}") if sft.get("validate_every") else "",
+             (f"published at interpolation {sft['interpolation']:g} (start + {sft['interpolation']:g} × "
+              "(trained − start))") if sft.get("interpolation", 1) != 1 else "",
              f"from the {round_settings['train_from']} version" if round_settings.get("train_from") else "",
              "code checked in both forms" if round_settings.get("chat_check") else ""]
     return "Recipe: " + "; ".join(part for part in parts if part) + "."

@@ -605,6 +605,9 @@ def _run_stages(run: TrainingRun, beat: RowHeartbeat) -> None:
         _log(run, f"trained {result.steps} steps ({result.epochs} epochs) in {result.seconds} s, "
                   f"{result.tokens_per_s} tokens/s in {result.precision}, final loss {result.final_loss}")
         _log_validation(run, result)
+        if trainer.interpolation != 1:
+            _log(run, f"published start + {trainer.interpolation:g} × (trained − start): weight interpolation "
+                      "towards the starting model (WiSE-FT)")
     if not _nothing_trained(run):
         _evaluate_and_decide(run, config, base, beat)
 

@@ -71,6 +71,9 @@ class RoundForm(SettingsForm):
                 key="validate_every", optional=True),
         Setting("sft_patience", "Patience", int, "validations in a row without improvement before stopping", low=1,
                 group="sft", key="patience", optional=True),
+        Setting("interpolation", "Interpolation (α)", float, "publish start + α·(trained − start) (WiSE-FT): below 1 "
+                "keeps more of what the starting model could do; 1: the trained model as it is", group="sft",
+                optional=True),
         Setting("round_method", "Trainer", str, "sft: fine-tune on verified data; rl: GRPO on tasks with tests, "
                 "rewarded by the sandbox (the grounding function); distill: learn the teacher's kept traces "
                 "(Traces page) with the structure-aware loss", key="method", optional=True, choices=rounds.METHODS),
@@ -157,7 +160,7 @@ def _defaults() -> dict:
                   margin=_number(config.margin * 100), code_margin=_number(config.code_margin * 100),
                   report_benchmarks=config.report_benchmarks)
     values.update(learning_rate=f"{sft.learning_rate:g}", sft_validate_every=sft.validate_every,
-                  sft_patience=sft.patience)
+                  sft_patience=sft.patience, interpolation=_number(sft.interpolation))
     rl = RLConfig()
     values.update(round_method=config.method, rl_max_steps=rl.max_steps, rl_learning_rate=f"{rl.learning_rate:g}",
                   rl_max_minutes=rl.max_minutes,

@@ -92,6 +92,9 @@ class Command(BaseCommand):
                            help="greedy answers to MBPP validation tasks (511-600) every N steps, checked in the "
                                 "sandbox; training stops when they stop improving and keeps the best model (0: off)")
         group.add_argument("--patience", type=int, default=2, help="validations without improvement before stopping")
+        group.add_argument("--interpolation", type=float, default=1.0,
+                           help="publish start + α·(trained − start), 0 < α ≤ 1 (WiSE-FT: keeps more of what the "
+                                "start could do; 1: the trained model as it is)")
         group.add_argument("--max-example-tokens", type=int, default=256,
                            help="leave out longer examples (0: keep all); a few huge puzzles dominate CPU time")
         group.add_argument("--sources", default="selfplay,chat",
@@ -138,7 +141,8 @@ class Command(BaseCommand):
             "sft": {"method": o["method"], "epochs": o["epochs"], "max_steps": o["max_steps"],
                     "learning_rate": o["learning_rate"], "batch_size": o["batch_size"], "block_size": o["block_size"],
                     "max_example_tokens": o["max_example_tokens"], "precision": o["precision"],
-                    "seed": o["train_seed"], "validate_every": o["validate_every"], "patience": o["patience"]},
+                    "seed": o["train_seed"], "validate_every": o["validate_every"], "patience": o["patience"],
+                    "interpolation": o["interpolation"]},
             "p3_eval": {"samples": o["samples"], "temperature": o["temperature"], "subset": o["subset"],
                         "style": o["eval_style"]},
             "humaneval_problems": o["humaneval_problems"], "code_problems": o["code_problems"],
