@@ -26,6 +26,8 @@ def interpolate_towards(trained, start, alpha: float) -> int:
     import torch
 
     check_alpha(alpha)
+    if alpha == 1.0:
+        return 0
     start_weights = start.state_dict()
     changed, seen = 0, set()
     with torch.no_grad():
@@ -37,7 +39,7 @@ def interpolate_towards(trained, start, alpha: float) -> int:
                 raise ValueError(f"{name}: shape {tuple(weight.shape)} against the start's {tuple(origin.shape)}")
             # Tied weights (embeddings and lm_head) share storage: a second visit would see the
             # moved value and move it again, so each storage is moved once.
-            if not weight.is_floating_point() or alpha == 1.0 or weight.data_ptr() in seen:
+            if not weight.is_floating_point() or weight.data_ptr() in seen:
                 continue
             seen.add(weight.data_ptr())
             moved = origin.to(weight.device, torch.float32).lerp(weight.float(), alpha).to(weight.dtype)
