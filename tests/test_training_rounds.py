@@ -428,6 +428,55 @@ def test_a_round_whose_early_stopping_keeps_its_start_ends_without_a_version(tmp
     assert not again.training
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_rejected_round_tries_its_fallback_interpolations_in_order(tmp_path, settings, tiny_model):
+    """The verified recipe is rejected at α = 1 and 0.5 and passes at 0.25 (docs/experiments.md). A
+    round given fallbacks makes each next point from the same training (no training again), gates
+    it, and keeps what it rejected on the run, the page and the report. The tiny model ties at 0%
+    everywhere, so under the "better" rule every point is rejected and the whole list is walked."""
+    import torch
+    from safetensors.torch import load_file
+
+    from webapp.training import report
+    from webapp.training.selfplay_loop import _round_row
+
+    settings.DATA_DIR = tmp_path / "data"
+    config = {**{k: v for k, v in TINY_ROUND.items() if k != "promote_if"}, "interpolation_fallbacks": "0.5, 0.25"}
+    run = rounds.start_round(None, config, enqueue=False)
+    debris = rounds.round_dir(run) / ".model-alpha-0.5.partial"  # what a write killed midway leaves
+    debris.mkdir(parents=True)
+    (debris / "model.safetensors").write_text("half written")
+    run = rounds.run_round(run.pk)
+    assert run.status == "succeeded", run.error
+    assert run.training["steps"] == 4 and run.log.count("trained 4 steps") == 1  # trained once
+    assert [tried["alpha"] for tried in run.candidates] == [1.0, 0.5]
+    assert all(tried["decision"].startswith("rejected: pass@1 0.0% → 0.0%") for tried in run.candidates)
+    assert run.candidates[0]["eval_after"]["p3_solved"] == 0 and run.eval_after["p3"]["solved"] == 0
+    made = list(ModelVersion.objects.exclude(pk=run.base_version_id).order_by("pk"))
+    assert [version.name.split(" · ", 1)[1] for version in made] == [f"round {run.pk}", f"round {run.pk} · α 0.5",
+                                                                   f"round {run.pk} · α 0.25"]
+    assert all(version.status == "rejected" and version.parent_id == run.base_version_id for version in made)
+    assert run.produced_version.pk == made[-1].pk and versions.active_version().pk == run.base_version_id
+    assert "α 1: rejected: " in run.log and "trying α 0.5: start + 0.5 × (trained − start)" in run.log
+    assert run.decision.startswith("rejected: ") and run.log.rstrip().splitlines()[-1].endswith(
+        "α 0.25: " + run.decision)
+    assert not debris.exists()
+    start, trained = load_file(f"{tiny_model}/model.safetensors"), load_file(rounds.round_dir(run) / "model" / "model.safetensors")
+    for alpha in (0.5, 0.25):
+        point = load_file(rounds.round_dir(run) / f"model-alpha-{alpha:g}" / "model.safetensors")
+        assert all(torch.allclose(point[n], start[n] + alpha * (trained[n] - start[n]), atol=1e-6) for n in start)
+    client = Client()
+    client.force_login(user_with_roles("tom", "trainer"))
+    page = client.get(f"/training/runs/{run.pk}/").content.decode()
+    assert 'data-testid="run-candidates"' in page and "2 interpolation points rejected before it" in page
+    assert f"α 0.5 ({made[1].name}): rejected: " in page
+    markdown = report.markdown({"rounds": [_round_row(1, {}, run)], "settings": {"round": config}})
+    assert f"- round 1, α 1 ({made[0].name}): rejected: pass@1 0.0% → 0.0%" in markdown
+    assert "fallback α 0.5, 0.25 where the gate rejects" in markdown
+    with pytest.raises(ValueError, match="fallback α must each be above 0 and below the one before"):
+        rounds.start_round(None, {**config, "interpolation_fallbacks": "0.25, 0.5"}, enqueue=False)
+
+
 @pytest.mark.django_db
 def test_the_schedule_starts_a_round_only_past_its_threshold():
     entry = PeriodicTask.objects.get(name=schedule.AUTO_ROUND_TASK)  # created by a migration, editable

@@ -66,18 +66,29 @@ def interpolate_from_start(trained, base: str, alpha: float) -> int:
 
 def write_interpolated(base: str, model_dir: str | Path, alpha: float, out_dir: str | Path) -> dict:
     """A checkpoint at start + α·(model − start) in `out_dir`, with its checked GGUF copy where the
-    start came from a GGUF (engine/lm/gguf_export.py), for the command line."""
+    start came from a GGUF (engine/lm/gguf_export.py). It is written beside `out_dir` and sealed
+    into place whole (engine/training/checkpoints.py), so a process killed mid-write leaves no
+    half model where a round would look for one, and the next try starts clean."""
+    import shutil
+
+    from engine.training.checkpoints import seal
     from engine.training.sft import load_for_training, write_served_copy
 
     check_alpha(alpha)
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()):
         raise ValueError(f"{out} is not empty")
+    staging = out.with_name(f".{out.name}.partial")
+    shutil.rmtree(staging, ignore_errors=True)  # debris of a write that was killed
     trained, tokenizer = load_for_training(str(model_dir), "cpu", "fp32")
     changed = interpolate_from_start(trained, base, alpha)
-    trained.save_pretrained(out)
-    tokenizer.save_pretrained(out)
+    trained.save_pretrained(staging)
+    tokenizer.save_pretrained(staging)
+    del trained
     record = {"start": base, "trained": str(model_dir), "interpolation": alpha, "tensors_moved": changed}
-    (out / "interpolation.json").write_text(json.dumps(record, indent=1))
-    copy = write_served_copy(out, base)
+    (staging / "interpolation.json").write_text(json.dumps(record, indent=1))
+    copy = write_served_copy(staging, base)
+    if out.exists():
+        out.rmdir()  # empty (checked above): seal moves the staging folder into its place
+    seal(staging, out)
     return {**record, "out": str(out), "served_copy": copy}

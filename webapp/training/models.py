@@ -39,6 +39,9 @@ class TrainingRun(BackgroundRun):
     eval_before = models.JSONField(default=dict, blank=True)
     eval_after = models.JSONField(default=dict, blank=True)
     training = models.JSONField(default=dict, blank=True)  # engine.training.sft.SFTResult
+    # Candidates the gate rejected before the round's last one, with interpolation fallbacks:
+    # [{alpha, version, name, eval_after (brief), decision}, ...]
+    candidates = models.JSONField(default=list, blank=True)
     decision = models.TextField(blank=True)
     log = models.TextField(blank=True)
 

@@ -46,6 +46,8 @@ def recipe(round_settings: dict) -> str:
               f"{sft.get('patience', 2)}") if sft.get("validate_every") else "",
              (f"published at interpolation {sft['interpolation']:g} (start + {sft['interpolation']:g} × "
               "(trained − start))") if sft.get("interpolation", 1) != 1 else "",
+             (f"fallback α {round_settings['interpolation_fallbacks']} where the gate rejects"
+              if round_settings.get("interpolation_fallbacks") else ""),
              f"from the {round_settings['train_from']} version" if round_settings.get("train_from") else "",
              "code checked in both forms" if round_settings.get("chat_check") else ""]
     return "Recipe: " + "; ".join(part for part in parts if part) + "."
@@ -77,6 +79,11 @@ def markdown(report: dict) -> str:
                      f"{_pass(b, '10')} → {_pass(a, '10')} | {_solved(b)} → {_solved(a)} | {a.get('code_benchmark') or ''} "
                      f"{_pct(b.get('code_pass_at_1'))} → {_pct(a.get('code_pass_at_1'))}{_chat(b, a)} | "
                      f"{row['decision'] or row['error'] or row['status']} |")
+    rejected = [(row["round"], tried) for row in report["rounds"] for tried in row.get("candidates") or []]
+    if rejected:
+        lines += ["", "Rejected first, then the next interpolation point tried (the table shows the last one):", ""]
+        lines += [f"- round {number}, α {tried['alpha']:g} ({tried['name']}): {tried['decision']}"
+                  for number, tried in rejected]
     changes = [(row["round"], row["paired"]) for row in report["rounds"] if row.get("paired")]
     if changes:
         lines += ["", "Puzzle by puzzle (a 95% paired bootstrap interval; the exact sign test on puzzles gained "

@@ -95,6 +95,12 @@ class RoundConfig(StrictConfig):
     # Test benchmarks queued on the Benchmarks page after a promotion (comma-separated; "" = none):
     # reported across versions, never gated on.
     report_benchmarks: str = "humaneval-plus"
+    # Smaller interpolation α to fall back on, in order (comma-separated, e.g. "0.5, 0.25"): when the
+    # gate rejects the model published at the trainer's `interpolation`, the round makes the next
+    # point start + α·(trained − start) from the same training and gates it too, until one passes or
+    # the list ends. Each point costs one evaluation, no training (docs/experiments.md: the verified
+    # recipe is rejected at α = 1 and 0.5 on the chat form and passes at 0.25).
+    interpolation_fallbacks: str = ""
     metric_k: int = 10
     # better: promoted only on a gain (a higher pass@k, or the same pass@k and a higher pass@1);
     # not-worse: also on a tie, or a drop of up to `margin`
@@ -167,7 +173,33 @@ class RoundConfig(StrictConfig):
             problems.add("code_problems", "code_problems must be at least 0 (0 skips the forgetting check)")
         if self.humaneval_problems < 0:
             problems.add("humaneval_problems", "humaneval_problems must be at least 0 (0 skips the HumanEval check)")
+        self._check_fallbacks(problems)
         problems.raise_any()
+
+    def _check_fallbacks(self, problems: Problems) -> None:
+        try:
+            alphas = self.interpolations()
+        except ValueError:
+            problems.add("interpolation_fallbacks", "fallback α must be numbers separated by commas, e.g. 0.5, 0.25")
+            return
+        if alphas[0] is None:  # the trainer's own settings were refused above, with their reason
+            return
+        if any(not 0 < later < earlier for earlier, later in zip(alphas, alphas[1:])):
+            problems.add("interpolation_fallbacks", f"fallback α must each be above 0 and below the one before "
+                         f"(the published model is at α {alphas[0]:g})")
+
+    def interpolations(self) -> list:
+        """The α the round publishes, in the order it tries them: the trainer's `interpolation`, then
+        the fallbacks (None first where the trainer's settings are invalid)."""
+        fallbacks = [float(value) for value in self.interpolation_fallbacks.split(",") if value.strip()]
+        try:
+            first = self.trainer_config().interpolation
+        except ConfigError:
+            first = None
+        return [first] + fallbacks
+
+    def trainer_config(self):
+        return {"rl": self.rl_config, "distill": self.distill_config}.get(self.method, self.sft_config)()
 
     def code_prompts(self) -> list[str]:
         """The prompts the forgetting check runs with, in order: code_prompt, then the chat form where
@@ -654,30 +686,81 @@ def _evaluated_before(run: TrainingRun, config: RoundConfig, base: ModelVersion,
 
 
 def _evaluate_and_decide(run: TrainingRun, config: RoundConfig, base: ModelVersion, beat: RowHeartbeat) -> None:
-    # 4. The new model, measured alike, then the gate.
+    # 4. The new model, measured alike, then the gate; where it rejects and fallback α remain, the
+    # next point towards the start, measured and gated in turn (one version per point).
     version = run.produced_version or _produce_version(run, base)
-    if not run.eval_after:
-        _update(run, stage="eval-after", status=TrainingRun.Status.EVALUATING, progress={})
-        _evaluate_into(run, version, config, beat, "eval_after")
-        if _cancelled(run, beat):
+    while True:
+        if not run.eval_after:
+            _update(run, stage="eval-after", status=TrainingRun.Status.EVALUATING, progress={})
+            _evaluate_into(run, version, config, beat, "eval_after")
+            if _cancelled(run, beat):
+                return
+        _update(run, stage="decide")
+        decision = _gate(run, config, base, beat)
+        if decision is None:  # cancelled while the lineage's first version was measured
             return
-    _update(run, stage="decide")
+        if decision.promote:
+            versions.promote(version, decision.reason)
+            _report(run, version, config)
+            break
+        ModelVersion.objects.filter(pk=version.pk).update(status=ModelVersion.Status.REJECTED, reason=decision.reason)
+        alphas, tried = config.interpolations(), len(run.candidates or [])
+        if tried + 1 >= len(alphas):
+            break
+        _log(run, f"α {alphas[tried]:g}: {decision.reason}")
+        version = _interpolated_candidate(run, config, base, version, decision.reason, alphas[0], alphas[tried],
+                                          alphas[tried + 1])
+    alphas = config.interpolations()
+    _log(run, (f"α {alphas[len(run.candidates or [])]:g}: " if len(alphas) > 1 else "") + decision.reason)
+    _finish(TrainingRun.objects.filter(pk=run.pk), TrainingRun.Status.SUCCEEDED, decision=decision.reason)
+
+
+def _gate(run: TrainingRun, config: RoundConfig, base: ModelVersion, beat: RowHeartbeat):
+    """The gate's decision on the run's `eval_after` against `eval_before` (and, for a promotion, against
+    the lineage's first version too: no drift); None when the round was cancelled meanwhile."""
     gate = partial(decide, run.eval_before["p3"], run.eval_after["p3"], config.metric_k, config.margin,
                    code_results(run.eval_before), code_results(run.eval_after), config.code_margin,
                    require_gain=config.promote_if == "better")
     decision, origin = gate(), lineage_origin(base)
-    if decision.promote and origin != base:  # held to the lineage's first version too: no drift
+    if decision.promote and origin != base:
         measured = _measured(run, origin, config, beat)  # measured in an earlier round, as a rule
         if _cancelled(run, beat):
-            return
+            return None
         decision = gate(origin=Origin(origin.name, measured["p3"], code_results(measured)))
-    if decision.promote:
-        versions.promote(version, decision.reason)
-        _report(run, version, config)
-    else:
-        ModelVersion.objects.filter(pk=version.pk).update(status=ModelVersion.Status.REJECTED, reason=decision.reason)
-    _log(run, decision.reason)
-    _finish(TrainingRun.objects.filter(pk=run.pk), TrainingRun.Status.SUCCEEDED, decision=decision.reason)
+    return decision
+
+
+def _interpolated_candidate(run: TrainingRun, config: RoundConfig, base: ModelVersion, rejected: ModelVersion,
+                            reason: str, published: float, current: float, alpha: float) -> ModelVersion:
+    """The round's next candidate: start + α·(trained − start), made from the model the round sealed
+    (at α = `published`) and its start, sealed and published like it. The rejected candidate is kept
+    in `run.candidates` with its figures; a round killed here makes the point again on resume."""
+    from engine.lm.model_store import spec_of
+    from engine.training.checkpoints import is_complete
+    from engine.training.interpolation import write_interpolated
+
+    key = f"round-{run.pk}/model-alpha-{alpha:g}"
+    folder = round_dir(run) / f"model-alpha-{alpha:g}"
+    if not is_complete(folder):  # made here, never taken from the store: a key there may be stale
+        _log(run, f"trying α {alpha:g}: start + {alpha:g} × (trained − start), from the same training")
+        start = model_store.local_spec(_start_version(base, config.train_from).spec)
+        sealed = model_store.local_spec(spec_of(f"round-{run.pk}/model"))
+        write_interpolated(start, sealed, alpha / published, folder)
+    spec = model_store.publish(folder, key)
+    tried = [*(run.candidates or []), {"alpha": current, "version": rejected.pk, "name": rejected.name,
+                                       "eval_after": _brief(run.eval_after), "decision": reason}]
+    with transaction.atomic():
+        version = ModelVersion.objects.create(name=f"v{ModelVersion.objects.count()} · round {run.pk} · α {alpha:g}",
+                                              parent=base, checkpoint=spec, status=ModelVersion.Status.CANDIDATE)
+        _update(run, produced_version=version, eval_after={}, candidates=tried)
+    return version
+
+
+def _brief(result: dict) -> dict:
+    """A rejected candidate's gate figures, kept on the run (its full results stay on its version)."""
+    code = {found.get("prompt"): found.get("pass_at_1") for found in code_results(result)}
+    return {"p3_pass_at_k": (result.get("p3") or {}).get("pass_at_k"), "p3_solved": (result.get("p3") or {}).get("solved"),
+            "code_pass_at_1": code, "seconds": result.get("seconds")}
 
 
 def lineage_origin(version: ModelVersion) -> ModelVersion:

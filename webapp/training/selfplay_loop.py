@@ -111,7 +111,7 @@ def _round_row(number: int, generation: dict, run: TrainingRun) -> dict:
                                                            if k != "loss_curve"},
             "before": _scores(before), "after": _scores(after), "decision": run.decision, "error": run.error,
             "paired": paired.compare_results(before.get("p3"), after.get("p3"), (run.config or {}).get("metric_k", 10)),
-            "version": version.name if version else None}
+            "version": version.name if version else None, "candidates": list(run.candidates or [])}
 
 
 def _scores(evaluation: dict) -> dict:

@@ -74,6 +74,9 @@ class RoundForm(SettingsForm):
         Setting("interpolation", "Interpolation (α)", float, "publish start + α·(trained − start) (WiSE-FT): below 1 "
                 "keeps more of what the starting model could do; 1: the trained model as it is", group="sft",
                 optional=True),
+        Setting("interpolation_fallbacks", "Fallback α", str, "if the gate rejects the published model, try these "
+                "smaller α in order (comma-separated, e.g. 0.5, 0.25): each point of the same training is evaluated "
+                "and gated, and the first that passes is promoted; empty: none", blank=True),
         Setting("round_method", "Trainer", str, "sft: fine-tune on verified data; rl: GRPO on tasks with tests, "
                 "rewarded by the sandbox (the grounding function); distill: learn the teacher's kept traces "
                 "(Traces page) with the structure-aware loss", key="method", optional=True, choices=rounds.METHODS),
@@ -158,7 +161,8 @@ def _defaults() -> dict:
                   code_problems=config.code_problems, metric_k=config.metric_k, promote_if=config.promote_if,
                   train_from=config.train_from, chat_check="on" if config.chat_check else "off",
                   margin=_number(config.margin * 100), code_margin=_number(config.code_margin * 100),
-                  report_benchmarks=config.report_benchmarks)
+                  report_benchmarks=config.report_benchmarks,
+                  interpolation_fallbacks=config.interpolation_fallbacks)
     values.update(learning_rate=f"{sft.learning_rate:g}", sft_validate_every=sft.validate_every,
                   sft_patience=sft.patience, interpolation=_number(sft.interpolation))
     rl = RLConfig()
@@ -373,6 +377,7 @@ def _panel_context(request, run: TrainingRun) -> dict:
             ("stopped_early", "Stopped early"),
             ("resumed_from", "Resumed from")) if _shown(training.get(key))],
         "version": run.produced_version,
+        "candidates": [{**tried, "alpha": f"{tried['alpha']:g}"} for tried in run.candidates or []],
         "dataset_counts": {"attempts": len(dataset.get("attempts") or []), "traces": len(dataset.get("traces") or []),
                            "failed": len(dataset["failed"]) if "failed" in dataset else None,  # the unverified control
                            "mbpp": len(dataset.get("mbpp") or []), "mbpp_chat": len(dataset.get("mbpp_chat") or []),

@@ -95,6 +95,10 @@ class Command(BaseCommand):
         group.add_argument("--interpolation", type=float, default=1.0,
                            help="publish start + α·(trained − start), 0 < α ≤ 1 (WiSE-FT: keeps more of what the "
                                 "start could do; 1: the trained model as it is)")
+        group.add_argument("--interpolation-fallbacks", default="",
+                           help="smaller α to try in order when the gate rejects the published model, e.g. "
+                                "0.5,0.25: each is made from the same training, evaluated and gated; the first "
+                                "that passes is promoted")
         group.add_argument("--max-example-tokens", type=int, default=256,
                            help="leave out longer examples (0: keep all); a few huge puzzles dominate CPU time")
         group.add_argument("--sources", default="selfplay,chat",
@@ -147,6 +151,7 @@ class Command(BaseCommand):
                         "style": o["eval_style"]},
             "humaneval_problems": o["humaneval_problems"], "code_problems": o["code_problems"],
             "chat_check": not o["no_chat_check"],
+            "interpolation_fallbacks": o["interpolation_fallbacks"],
             "metric_k": o["k"], "promote_if": o["promote_if"], "train_from": o["train_from"], "margin": o["margin"] / 100,
             "eval_quantize": o["eval_quantize"], "eval_backend": o["eval_backend"],
         }
