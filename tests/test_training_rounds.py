@@ -471,7 +471,8 @@ def test_a_rejected_round_tries_its_fallback_interpolations_in_order(tmp_path, s
     assert 'data-testid="run-candidates"' in page and "2 interpolation points rejected before it" in page
     assert f"α 0.5 ({made[1].name}): rejected: " in page
     markdown = report.markdown({"rounds": [_round_row(1, {}, run)], "settings": {"round": config}})
-    assert f"- round 1, α 1 ({made[0].name}): rejected: pass@1 0.0% → 0.0%" in markdown
+    assert f"- round 1, α 1 ({made[0].name}): P3 0/2 solved, pass@10 –; code pass@1 0.0% (paper prompt), 0.0% " \
+        "(instruct prompt); rejected: pass@1 0.0% → 0.0%" in markdown
     assert "fallback α 0.5, 0.25 where the gate rejects" in markdown
     with pytest.raises(ValueError, match="fallback α must each be above 0 and below the one before"):
         rounds.start_round(None, {**config, "interpolation_fallbacks": "0.25, 0.5"}, enqueue=False)

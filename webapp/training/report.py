@@ -18,12 +18,21 @@ def _chat(before: dict, after: dict) -> str:
     return f"; chat form {_pct(before.get('code_chat_pass_at_1'))} → {_pct(after.get('code_chat_pass_at_1'))}"
 
 
-def _pass(scores: dict, k: str) -> str:
-    return _pct((scores.get("pass_at_k") or {}).get(k))
+def _pass(scores: dict, k: str, key: str = "pass_at_k") -> str:
+    return _pct((scores.get(key) or {}).get(k))
 
 
 def _solved(scores: dict) -> str:
     return "–" if scores.get("solved") is None else f"{scores['solved']}/{scores.get('puzzles')}"
+
+
+def _figures(brief: dict) -> str:
+    """A rejected interpolation point's gate figures (rounds._brief), to read beside its reason."""
+    if brief.get("p3_solved") is None:
+        return ""
+    code = ", ".join(f"{_pct(value)} ({prompt} prompt)" for prompt, value in (brief.get("code_pass_at_1") or {}).items())
+    return (f"P3 {brief['p3_solved']}/{brief.get('p3_puzzles') or '?'} solved, pass@10 {_pass(brief, '10', 'p3_pass_at_k')}"
+            + (f"; code pass@1 {code}" if code else "") + "; ")
 
 
 DATA_WORDS = {"all": "everything verified", "own": "puzzles and solutions the models wrote, nothing else",
@@ -82,8 +91,8 @@ def markdown(report: dict) -> str:
     rejected = [(row["round"], tried) for row in report["rounds"] for tried in row.get("candidates") or []]
     if rejected:
         lines += ["", "Rejected first, then the next interpolation point tried (the table shows the last one):", ""]
-        lines += [f"- round {number}, α {tried['alpha']:g} ({tried['name']}): {tried['decision']}"
-                  for number, tried in rejected]
+        lines += [f"- round {number}, α {tried['alpha']:g} ({tried['name']}): {_figures(tried.get('eval_after') or {})}"
+                  f"{tried['decision']}" for number, tried in rejected]
     changes = [(row["round"], row["paired"]) for row in report["rounds"] if row.get("paired")]
     if changes:
         lines += ["", "Puzzle by puzzle (a 95% paired bootstrap interval; the exact sign test on puzzles gained "

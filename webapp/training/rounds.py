@@ -759,7 +759,8 @@ def _interpolated_candidate(run: TrainingRun, config: RoundConfig, base: ModelVe
 def _brief(result: dict) -> dict:
     """A rejected candidate's gate figures, kept on the run (its full results stay on its version)."""
     code = {found.get("prompt"): found.get("pass_at_1") for found in code_results(result)}
-    return {"p3_pass_at_k": (result.get("p3") or {}).get("pass_at_k"), "p3_solved": (result.get("p3") or {}).get("solved"),
+    p3 = result.get("p3") or {}
+    return {"p3_pass_at_k": p3.get("pass_at_k"), "p3_solved": p3.get("solved"), "p3_puzzles": p3.get("puzzles"),
             "code_pass_at_1": code, "seconds": result.get("seconds")}
 
 
