@@ -474,6 +474,7 @@ def test_a_rejected_round_tries_its_fallback_interpolations_in_order(tmp_path, s
     assert f"- round 1, α 1 ({made[0].name}): P3 0/2 solved, pass@10 –; code pass@1 0.0% (paper prompt), 0.0% " \
         "(instruct prompt); rejected: pass@1 0.0% → 0.0%" in markdown
     assert "fallback α 0.5, 0.25 where the gate rejects" in markdown
+    assert f"| 1 | evaluate α 0.5 (rejected) | {run.candidates[1]['eval_after']['seconds']:.1f} | – | – |" in markdown
     with pytest.raises(ValueError, match="fallback α must each be above 0 and below the one before"):
         rounds.start_round(None, {**config, "interpolation_fallbacks": "0.25, 0.5"}, enqueue=False)
 

@@ -139,6 +139,10 @@ def markdown(report: dict) -> str:
             lines.append(f"| {row['round']} | fine-tune ({training.get('steps')} steps, {training.get('epochs')} "
                          f"epochs{details}) | {training.get('seconds', 0) or 0:.1f} | {training.get('tokens', 0)} "
                          f"per epoch | {training.get('tokens_per_s', 0)} |")
+        for tried in row.get("candidates") or []:  # the points the gate rejected before the last
+            seconds = (tried.get("eval_after") or {}).get("seconds")
+            lines.append(f"| {row['round']} | evaluate α {tried['alpha']:g} (rejected) | "
+                         + ("reused | – | – |" if seconds is None else f"{seconds:.1f} | – | – |"))
         for when in ("before", "after"):
             s = row[when]
             if not s.get("model") and not s.get("reused"):  # not evaluated (a skipped round)
