@@ -45,6 +45,7 @@ def test_a_training_round_from_the_form_to_its_result(site, page, output_dir):
     expect(page.get_by_test_id("no-runs")).to_be_visible()
     expect(page.get_by_label("MBPP validation tasks")).to_have_value("90")  # the defaults
     expect(page.get_by_label("k for the gate")).to_have_value("10")
+    expect(page.get_by_label("Fallback α")).to_have_attribute("type", "text")  # a list, left empty: none
 
     for label, value in TINY_FORM.items():
         page.get_by_label(label, exact=True).fill(value)
