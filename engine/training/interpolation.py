@@ -88,7 +88,5 @@ def write_interpolated(base: str, model_dir: str | Path, alpha: float, out_dir: 
     record = {"start": base, "trained": str(model_dir), "interpolation": alpha, "tensors_moved": changed}
     (staging / "interpolation.json").write_text(json.dumps(record, indent=1))
     copy = write_served_copy(staging, base)
-    if out.exists():
-        out.rmdir()  # empty (checked above): seal moves the staging folder into its place
-    seal(staging, out)
+    seal(staging, out)  # an empty `out` (checked above) is replaced
     return {**record, "out": str(out), "served_copy": copy}

@@ -626,7 +626,7 @@ def _run_stages(run: TrainingRun, beat: RowHeartbeat) -> None:
                 fields["rl_curve"] = history[-2000:]
             _update(run, progress=event, loss_curve=curve[-2000:], **fields)
 
-        trainer = config.distill_config() if distill else config.sft_config()
+        trainer = config.trainer_config()
         start, validation = _start_spec(run, config, base), _validation_tasks(trainer.validate_every)
         train = train_distill if distill else train_sft
         result = train(start, examples, round_dir(run), trainer, progress, beat.cancel, validation=validation,
