@@ -162,6 +162,7 @@ def test_bad_settings_are_refused_with_the_form_again(trainer):
                             ({"interpolation_fallbacks": "0.5, 0.7"},
                              "Fallback α must each be above 0 and below the one before (the published model is at α 1)"),
                             ({"interpolation_fallbacks": "half"}, "Fallback α must be numbers separated by commas, e.g. 0.5, 0.25"),
+                            ({"report_limit": "-1"}, "Report tasks must be at least 0"),
                             ({"learning_rate": "fast"}, "Learning rate must be a number"),
                             ({"learning_rate": "2"}, "Learning rate must be between 0 and 1"),
                             ({"block_size": "4"}, "Block size must be between 8 and 32768 tokens"),
@@ -187,7 +188,8 @@ def test_bad_settings_are_refused_with_the_form_again(trainer):
 def test_a_round_starts_from_the_form_and_a_second_is_refused(trainer, trainer_user):
     response = trainer.post("/training/", {**SMALL, "precision": "bf16", "data": "references", "promote_if": "not-worse",
                                            "train_from": "origin", "chat_check": "off", "sft_validate_every": "5",
-                                           "interpolation": "0.5", "interpolation_fallbacks": "0.25"})
+                                           "interpolation": "0.5", "interpolation_fallbacks": "0.25",
+                                           "report_limit": "20"})
     run = TrainingRun.objects.get()
     assert response.status_code == 302 and response["Location"] == f"/training/runs/{run.pk}/"
     assert run.status == "queued" and run.trigger == "form" and run.created_by == trainer_user
@@ -199,6 +201,7 @@ def test_a_round_starts_from_the_form_and_a_second_is_refused(trainer, trainer_u
     assert run.config["code_problems"] == 2 and run.config["metric_k"] == 1 and run.config["margin"] == 0.01
     assert run.config["promote_if"] == "not-worse" and run.config["train_from"] == "origin"
     assert run.config["chat_check"] is False and run.config["interpolation_fallbacks"] == "0.25"
+    assert run.config["report_limit"] == 20  # the report benchmarks' first 20 tasks
     assert run.base_version == versions.active_version() and run.config["data"] == "references"
 
     response = trainer.post("/training/", SMALL)

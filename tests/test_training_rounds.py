@@ -634,6 +634,44 @@ def test_selfplay_command_runs_the_loop_and_writes_its_report(tmp_path, settings
     assert "published start + 0.5 × (trained − start): weight interpolation" in second_run.log
 
 
+@pytest.mark.django_db(transaction=True)
+def test_selfplay_runs_its_report_benchmarks_on_the_promoted_version_beside_its_start(tmp_path, settings):
+    """A promoted round queues its test benchmarks for a worker, but the headless command has none:
+    HumanEval+ on the promoted v3 stayed queued for good. The command runs them itself, runs the
+    start version with the same settings, and the report pairs the two task by task."""
+    import json
+
+    from django.core.management import call_command
+
+    from webapp.evaluation import benchmark_runs
+    from webapp.evaluation.models import BenchmarkRun
+
+    settings.DATA_DIR = tmp_path / "data"
+    out, start = tmp_path / "report", versions.active_version()
+    call_command("selfplay", "--no-bootstrap", "--rounds", "1", "--batches", "0", "--max-steps", "2",
+                 "--batch-size", "2", "--block-size", "64", "--samples", "2", "--subset", "2", "--code-problems", "1",
+                 "--k", "1", "--promote-if", "not-worse", "--report-benchmarks", "humaneval-plus",
+                 "--report-limit", "2", "--report", str(out), stdout=open(tmp_path / "o", "w"))
+    report = json.loads((out / "report.json").read_text())
+    assert report["rounds"][0]["decision"].startswith("promoted"), report["rounds"][0]
+    promoted = versions.active_version()
+    runs = list(BenchmarkRun.objects.order_by("pk"))  # the round's, then the start's
+    assert [(run.version_id, run.benchmark, run.status, run.tasks_done) for run in runs] == [
+        (promoted.pk, "humaneval-plus", "succeeded", 2), (start.pk, "humaneval-plus", "succeeded", 2)]
+    assert runs[0].config == runs[1].config and runs[0].config["limit"] == 2
+    [row] = report["test_benchmarks"]
+    assert (row["after"]["run"], row["before"]["run"], row["before"]["reused"]) == (runs[0].pk, runs[1].pk, False)
+    assert row["paired"]["puzzles"] == 2 and row["paired"]["k"] == 1
+    markdown = (out / "report.md").read_text()
+    assert "## Test benchmarks (each promoted version beside the start" in markdown
+    assert (f"| humaneval-plus ({runs[0].prompt} prompt) | 2 | {start.name}: 0.0% (base tests 0.0%) | "
+            f"{promoted.name}: 0.0% (base tests 0.0%) | pass@1 +0.0 pts") in markdown
+    assert f"| – | test benchmark humaneval-plus on {start.name} (run {runs[1].pk}) | " in markdown
+    # the start's run is reused by the next comparison with the same settings, not run again
+    assert benchmark_runs.like_run("humaneval-plus", start, runs[0].config) == (runs[1], True)
+    assert BenchmarkRun.objects.count() == 2
+
+
 def test_selfplay_progress_bar_starts_over_with_its_stage():
     """Round 2's training reported round 1's elapsed time as its own (134 s a step instead of 21)."""
     import io

@@ -9,6 +9,7 @@ from django.conf import settings
 from django.db import transaction
 
 from engine.config import ConfigError
+from engine.evaluate import paired
 from engine.evaluate.suite.registry import get_benchmark, names
 from engine.evaluate.suite.runner import RunSettings, run_benchmark
 from engine.sandbox.verdict import short
@@ -119,6 +120,33 @@ def execute(run_id: int, model=None) -> BenchmarkRun | None:
                             error=short(f"{type(exc).__name__}: {exc}", 2000))
     run.refresh_from_db()
     return run
+
+
+def run_here(run: BenchmarkRun) -> BenchmarkRun:
+    """A queued run taken and run to its end in this process (a headless command has no worker to
+    take what it queues); where a worker has it already, the run as it stands."""
+    return execute(run.pk) or BenchmarkRun.objects.get(pk=run.pk)
+
+
+def like_run(benchmark: str, version: ModelVersion, config: dict) -> tuple[BenchmarkRun, bool]:
+    """`benchmark` on `version` with a stored run's settings (`config`), so two versions are
+    compared like with like: the last such run that succeeded, reused (True), else a new one run here."""
+    done = BenchmarkRun.objects.filter(benchmark=benchmark, version=version, status=BenchmarkRun.Status.SUCCEEDED)
+    same = next((run for run in done.order_by("-pk") if run.config == config), None)
+    if same is not None:
+        return same, True
+    return run_here(start_run(None, benchmark, version, config, enqueue=False)), False
+
+
+def paired_runs(before: BenchmarkRun, after: BenchmarkRun, k: int = 1) -> dict | None:
+    """Two runs task by task (engine/evaluate/paired.py: tasks gained and lost, a paired bootstrap
+    interval), over the tasks both have; None where they share none or a task has fewer than k samples."""
+    rows = [[{"name": task.task_id, "n": task.n, "c": task.c} for task in run.task_rows.all()]
+            for run in (before, after)]
+    try:
+        return paired.compare(*rows, k)
+    except ValueError:
+        return None
 
 
 def _execute(run: BenchmarkRun, model, beat: RowHeartbeat) -> None:

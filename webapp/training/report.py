@@ -35,6 +35,29 @@ def _figures(brief: dict) -> str:
             + (f"; code pass@1 {code}" if code else "") + "; ")
 
 
+def _run(scores: dict | None) -> str:
+    """One version's figure on a report benchmark: pass@1, each named part's beside it."""
+    if not scores:
+        return "–"
+    if scores.get("status") != "succeeded":
+        return f"{scores['version']}: {scores.get('status')} (run {scores.get('run')})"
+    parts = ", ".join(f"{name} tests {_pct(values.get('1'))}" for name, values in (scores.get("parts") or {}).items())
+    return f"{scores['version']}: {_pct((scores.get('pass_at_k') or {}).get('1'))}" + (f" ({parts})" if parts else "")
+
+
+def _tests(rows: list[dict]) -> list[str]:
+    if not rows:
+        return []
+    lines = ["", "## Test benchmarks (each promoted version beside the start, same settings; reported, never "
+             "selected on)", "", "| benchmark | tasks | start pass@1 | promoted pass@1 | task by task |",
+             "|---|---|---|---|---|"]
+    for row in rows:
+        change = paired.summary(row["paired"], "tasks") if row.get("paired") else "–"
+        lines.append(f"| {row['benchmark']} ({row['prompt']} prompt) | {row['tasks']} | {_run(row.get('before'))} | "
+                     f"{_run(row['after'])} | {change} |")
+    return lines
+
+
 DATA_WORDS = {"all": "everything verified", "own": "puzzles and solutions the models wrote, nothing else",
               "references": "a control: P3's reference solutions alone",
               "unverified": "a control: as many puzzle pairs as verified data gives, failed attempts kept"}
@@ -98,6 +121,7 @@ def markdown(report: dict) -> str:
         lines += ["", "Puzzle by puzzle (a 95% paired bootstrap interval; the exact sign test on puzzles gained "
                   "vs lost):", ""]
         lines += [f"- round {number}: {paired.summary(change)}" for number, change in changes]
+    lines += _tests(report.get("test_benchmarks") or [])
     settings = report.get("settings") or {}
     generation, round_settings = settings.get("generation") or {}, settings.get("round") or {}
     data_kind = round_settings.get("data") or "all"
@@ -158,6 +182,12 @@ def markdown(report: dict) -> str:
             if s.get("code_chat_seconds") is not None:
                 lines.append(f"| {row['round']} | evaluate {when}: {s.get('code_benchmark')}, chat form | "
                              f"{s['code_chat_seconds']:.1f} | – | {s.get('code_chat_tokens_per_s') or 0} |")
+    for row in report.get("test_benchmarks") or []:
+        for scores in (row.get("before"), row["after"]):
+            if scores and scores.get("seconds") is not None:
+                spent = "reused" if scores.get("reused") else f"{scores['seconds']:.1f}"
+                lines.append(f"| – | test benchmark {row['benchmark']} on {scores['version']} (run {scores['run']}) | "
+                             f"{spent} | – | – |")
     return "\n".join(lines) + "\n"
 
 

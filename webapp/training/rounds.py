@@ -95,6 +95,7 @@ class RoundConfig(StrictConfig):
     # Test benchmarks queued on the Benchmarks page after a promotion (comma-separated; "" = none):
     # reported across versions, never gated on.
     report_benchmarks: str = "humaneval-plus"
+    report_limit: int = 0  # only the first N tasks of each report benchmark (0: all)
     # Smaller interpolation α to fall back on, in order (comma-separated, e.g. "0.5, 0.25"): when the
     # gate rejects the model published at the trainer's `interpolation`, the round makes the next
     # point start + α·(trained − start) from the same training and gates it too, until one passes or
@@ -169,6 +170,8 @@ class RoundConfig(StrictConfig):
         tests = [n for n in suite_names() if get_benchmark_class(n).split == "test"]
         if any(name not in tests for name in self.report_list()):
             problems.add("report_benchmarks", "report_benchmarks must be test benchmarks among " + ", ".join(tests))
+        if self.report_limit < 0:
+            problems.add("report_limit", "report_limit must be at least 0 (0: every task)")
         if self.code_problems < 0:
             problems.add("code_problems", "code_problems must be at least 0 (0 skips the forgetting check)")
         if self.humaneval_problems < 0:
@@ -846,7 +849,7 @@ def _report(run: TrainingRun, version: ModelVersion, config: RoundConfig) -> Non
 
     for name in config.report_list():
         try:
-            queued = start_run(None, name, version)
+            queued = start_run(None, name, version, {"limit": config.report_limit})
             _log(run, f"queued benchmark run {queued.pk} ({name}) on {version.name}")
         except Exception as exc:  # noqa: BLE001 - a report is not worth failing a promoted round for
             _log(run, f"could not queue {name}: {exc}")

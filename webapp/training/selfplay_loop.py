@@ -2,7 +2,8 @@
 (bootstrap: import P3, verify its train-split reference solutions, and optionally add verified new
 instances of those puzzles) → per round: self-play
 generation run (generate → filter → solve → verify) → training round (fine-tune → evaluate before
-and after → promote if better). Returns the report's data; `report.py` writes it out."""
+and after → promote if better) → the report benchmarks (test sets) on each promoted version and its
+start. Returns the report's data; `report.py` writes it out."""
 from __future__ import annotations
 
 import threading
@@ -13,13 +14,17 @@ from django.conf import settings
 
 from engine.evaluate import paired
 from engine.lm.throughput import tokens_per_s
+from webapp.evaluation import benchmark_runs
+from webapp.evaluation.models import BenchmarkRun
 from webapp.puzzles.catalogue import add_search_solutions, add_variants, import_p3, verify_references
 from webapp.puzzles.generation_runs import run_inline, start_run
 from webapp.puzzles.models import GenerationRun
 from webapp.serving import versions
 from webapp.serving.model_runtime import Served, close_model
+from webapp.serving.models import ModelVersion
 from webapp.training import rounds, training_data
 from webapp.training.models import TrainingRun, code_result
+from webapp.training.rounds import RoundConfig
 
 Event = Callable[[str, int, int], None]  # (stage, done, total) for progress bars
 
@@ -126,6 +131,34 @@ def _scores(evaluation: dict) -> dict:
             "seconds": evaluation.get("seconds"), "reused": bool(evaluation.get("reused"))}
 
 
+def _test_reports(runs: list[TrainingRun], start: ModelVersion) -> list[dict]:
+    """The report benchmarks (test sets: reported, never selected on) on each version the loop
+    promoted, beside its start version under the same settings, paired task by task. A promoted
+    round queues them, but a headless command has no worker to take them, so they run here; one a
+    worker took already stays with it, and its row says how far it is."""
+    rows = []
+    for run in runs:
+        version = ModelVersion.objects.filter(pk=run.produced_version_id).first()  # as the round left it
+        if version is None or version.promoted_at is None:
+            continue
+        names = RoundConfig.from_dict(run.config).report_list()
+        for queued in BenchmarkRun.objects.filter(version=version, benchmark__in=names).order_by("pk"):
+            done = benchmark_runs.run_here(queued) if queued.status == BenchmarkRun.Status.QUEUED else queued
+            finished = done.status == BenchmarkRun.Status.SUCCEEDED
+            before, reused = benchmark_runs.like_run(done.benchmark, start, done.config) if finished else (None, False)
+            rows.append({"benchmark": done.benchmark, "prompt": done.prompt, "tasks": done.tasks_done,
+                         "after": _run_scores(done), "before": {**_run_scores(before), "reused": reused} if before else None,
+                         "paired": benchmark_runs.paired_runs(before, done) if before else None})
+    return rows
+
+
+def _run_scores(run: BenchmarkRun) -> dict:
+    summary = run.summary or {}
+    return {"version": run.version.name if run.version else "", "run": run.pk, "status": run.status,
+            "pass_at_k": summary.get("pass_at_k", {}), "parts": summary.get("parts", {}),
+            "seconds": summary.get("seconds")}
+
+
 def run_loop(round_count: int, generation_config: dict, round_config: dict, with_bootstrap: bool = True,
              backend: str = "auto", on_event: Event = lambda stage, done, total: None, variants: int = 0,
              search: bool = False) -> dict:
@@ -138,6 +171,7 @@ def run_loop(round_count: int, generation_config: dict, round_config: dict, with
         report["bootstrap"] = bootstrap(variants, search)
         on_event("bootstrap", 1, 1)
     report["start_version"] = versions.active_version().name
+    start, runs = versions.active_version(), []
     get_model = _ActiveModel(backend)
     for _ in range(round_count):
         try:
@@ -147,9 +181,11 @@ def run_loop(round_count: int, generation_config: dict, round_config: dict, with
         report["examples_available"] = len(training_data.collect(
             tuple(round_config.get("sources", training_data.DEFAULT_SOURCES)), round_config.get("data", "all"))[0])
         run = _training(round_config, on_event)
+        runs.append(run)
         report["rounds"].append(_round_row(_round_number(run), generation, run))
         if run.status != TrainingRun.Status.SUCCEEDED:
             break
     report["end_version"] = versions.active_version().name
+    report["test_benchmarks"] = _test_reports(runs, start)
     report["wall_s"] = round(time.perf_counter() - started, 1)
     return report

@@ -129,6 +129,8 @@ class RoundForm(SettingsForm):
         Setting("report_benchmarks", "Report after promotion", str,
                 "test benchmarks queued on the Benchmarks page for a promoted model (comma-separated; empty: none)",
                 blank=True),
+        Setting("report_limit", "Report tasks", int, "only the first N tasks of each report benchmark; 0: all",
+                low=0, optional=True),
     )
     sources = forms.MultipleChoiceField(choices=[(s, s) for s in SOURCES], error_messages={
         "required": "Choose at least one data source",
@@ -161,7 +163,7 @@ def _defaults() -> dict:
                   code_problems=config.code_problems, metric_k=config.metric_k, promote_if=config.promote_if,
                   train_from=config.train_from, chat_check="on" if config.chat_check else "off",
                   margin=_number(config.margin * 100), code_margin=_number(config.code_margin * 100),
-                  report_benchmarks=config.report_benchmarks,
+                  report_benchmarks=config.report_benchmarks, report_limit=config.report_limit,
                   interpolation_fallbacks=config.interpolation_fallbacks)
     values.update(learning_rate=f"{sft.learning_rate:g}", sft_validate_every=sft.validate_every,
                   sft_patience=sft.patience, interpolation=_number(sft.interpolation))

@@ -46,7 +46,7 @@ class Command(BaseCommand):
         if o["model_version"] is not None:
             version = ModelVersion.objects.filter(pk=o["model_version"]).first()
             if version is None:
-                raise CommandError(f"no model version {o['version']}")
+                raise CommandError(f"no model version {o['model_version']}")
         settings_ = {"prompt": o["prompt"], "n": o["n"], "ks": o["k"], "temperature": o["temperature"],
                      "top_k": o["top_k"], "top_p": o["top_p"], "max_tokens": o["max_tokens"], "seed": o["seed"],
                      "limit": o["limit"]}

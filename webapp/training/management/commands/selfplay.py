@@ -117,6 +117,11 @@ class Command(BaseCommand):
         group.add_argument("--humaneval-problems", type=int, default=0,
                            help="also report HumanEval (a test set: never gated on) on the first N problems")
         group.add_argument("--k", type=int, default=10, help="the promotion gate's pass@k")
+        group.add_argument("--report-benchmarks", default=RoundConfig.report_benchmarks,
+                           help="test benchmarks run on each promoted version and on the start version, for the "
+                                "report (comma-separated; \"\" for none); never selected on")
+        group.add_argument("--report-limit", type=int, default=0,
+                           help="only the first N tasks of each report benchmark (0: all)")
         group.add_argument("--eval-backend", choices=["auto", "llama.cpp", "transformers"], default="auto",
                            help="auto: llama.cpp at f16 on a CPU where installed, else transformers (full precision)")
         group.add_argument("--eval-quantize", choices=["none", "int8"], default="none",
@@ -152,6 +157,7 @@ class Command(BaseCommand):
             "humaneval_problems": o["humaneval_problems"], "code_problems": o["code_problems"],
             "chat_check": not o["no_chat_check"],
             "interpolation_fallbacks": o["interpolation_fallbacks"],
+            "report_benchmarks": o["report_benchmarks"], "report_limit": o["report_limit"],
             "metric_k": o["k"], "promote_if": o["promote_if"], "train_from": o["train_from"], "margin": o["margin"] / 100,
             "eval_quantize": o["eval_quantize"], "eval_backend": o["eval_backend"],
         }
