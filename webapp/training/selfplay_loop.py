@@ -170,8 +170,8 @@ def run_loop(round_count: int, generation_config: dict, round_config: dict, with
         on_event("bootstrap", 0, 1)
         report["bootstrap"] = bootstrap(variants, search)
         on_event("bootstrap", 1, 1)
-    report["start_version"] = versions.active_version().name
     start, runs = versions.active_version(), []
+    report["start_version"] = start.name
     get_model = _ActiveModel(backend)
     for _ in range(round_count):
         try:
