@@ -63,3 +63,14 @@ def test_a_round_asked_to_cancel_stops_at_its_next_status_change():
         rounds._update(run, stage="eval-before", status=TrainingRun.Status.EVALUATING)
     run.refresh_from_db()
     assert (run.status, run.stage) == ("cancelled", "")
+
+
+def test_every_kind_of_run_is_sent_again_when_the_embedded_job_starts():
+    """A new kind of run without an entry would stay queued for good after an embedded restart."""
+    from django.apps import apps
+
+    from webapp.core.requeue import KINDS, _attribute
+    from webapp.core.runs import BackgroundRun
+
+    kinds = {model for model in apps.get_models() if issubclass(model, BackgroundRun)}
+    assert {_attribute(model) for model, _ in KINDS} == kinds

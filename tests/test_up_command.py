@@ -3,8 +3,10 @@ import http.cookiejar
 import json
 import os
 import re
+import sqlite3
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -96,6 +98,34 @@ def test_second_start_keeps_data_and_creates_no_second_admin(tmp_path):
         finally:
             assert site.interrupt(timeout=30) == 0
         assert " INFO " not in site.output.text()  # a newcomer's terminal: warnings only
+
+
+def test_a_run_queued_while_the_main_job_was_down_is_taken_when_it_starts(tmp_path):
+    """Embedded mode's broker is memory: a run queued with no worker up (here by a command) has no
+    message left once that process exits. The next start sends it to the workers again."""
+    env = embedded_env(tmp_path / "data")
+    queued = subprocess.run([sys.executable, "manage.py", "benchmark", "humaneval", "--queue", "--limit", "1",
+                             "--n", "1", "--k", "1", "--max-tokens", "8", "--temperature", "0"],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert queued.returncode == 0, queued.stderr[-2000:]
+    assert "queued benchmark run 1 (embedded mode" in queued.stdout
+    database = tmp_path / "data" / "autodidact.sqlite3"
+
+    def status() -> str:
+        with sqlite3.connect(database) as db:
+            return db.execute("SELECT status, error FROM evaluation_benchmarkrun WHERE id = 1").fetchone()
+
+    assert status()[0] == "queued"
+    site = SiteProcess(env)
+    try:
+        site.wait_until_up()
+        assert "sent to the workers again: 1 BenchmarkRun" in site.output.text()
+        deadline = time.monotonic() + 180
+        while status()[0] in ("queued", "running", "evaluating") and time.monotonic() < deadline:
+            time.sleep(1)
+        assert status() == ("succeeded", "")
+    finally:
+        assert site.interrupt(timeout=30) == 0
 
 
 def test_busy_port_is_a_clear_error(embedded_site, tmp_path):

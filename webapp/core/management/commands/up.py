@@ -77,11 +77,16 @@ class Command(BaseCommand):
 
         from webapp.asgi import application
         from webapp.core.embedded import EmbeddedWorkers
+        from webapp.core.requeue import requeue_left_runs
 
         workers = EmbeddedWorkers(with_beat=with_beat)
         workers.start()
         self.stdout.write("Embedded mode: SQLite, in-memory channel layer, in-process Celery workers "
                           f"({', '.join(spec.name for spec in workers.specs)}) and beat. Set REDIS_URL for server mode.")
+        left = requeue_left_runs()
+        if left:
+            self.stdout.write("Queued before this start, sent to the workers again: "
+                              + ", ".join(f"{count} {kind}" for kind, count in left.items()))
         server = Server(
             application=application,
             endpoints=[f"tcp:port={port}:interface={host}"],

@@ -9,6 +9,7 @@ import sys
 from django.core.management.base import BaseCommand, CommandError
 
 from engine.evaluate.suite.registry import benchmark_class, names
+from webapp.core.requeue import queued_for_whom
 
 
 class Command(BaseCommand):
@@ -55,7 +56,7 @@ class Command(BaseCommand):
         except Refused as exc:
             raise CommandError(exc.reason) from None
         if o["queue"]:
-            self.stdout.write(f"queued benchmark run {run.pk}")
+            self.stdout.write(f"queued benchmark run {run.pk}{queued_for_whom()}")
             return
         print(f"benchmark run {run.pk}: {run.benchmark} on {run.version.name}, {run.tasks_total} tasks", file=sys.stderr)
         run = benchmark_runs.execute(run.pk)

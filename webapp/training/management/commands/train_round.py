@@ -7,6 +7,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
+from webapp.core.requeue import queued_for_whom
 from webapp.refusals import Refused
 from webapp.training import rounds
 from webapp.training.models import TrainingRun
@@ -64,7 +65,7 @@ class Command(BaseCommand):
         except (ValueError, Refused, TrainingRun.DoesNotExist) as exc:
             raise CommandError(str(exc)) from exc
         if not options["inline"]:
-            self.stdout.write(f"queued training round {run.pk}")
+            self.stdout.write(f"queued training round {run.pk}{queued_for_whom()}")
             return
         run = rounds.run_round(run.pk)
         self.stdout.write(f"round {run.pk}: {run.status}. {run.decision or run.error}")
