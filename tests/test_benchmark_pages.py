@@ -59,6 +59,21 @@ def test_who_may_start_and_bad_settings(trainer_user):
     assert not BenchmarkRun.objects.exists()
 
 
+def test_the_start_form_sets_every_sampling_setting_it_records(trainer_user):
+    client = _client(trainer_user)
+    form = {"benchmark": "p3-validation", "n": "4", "temperature": "0.6", "top_k": "0", "top_p": "0.9",
+            "max_tokens": "64", "seed": "7", "ks": "1, 2", "limit": "3"}
+    assert client.get("/benchmarks/").content.decode().count('name="top_k"') == 1
+    assert client.post("/benchmarks/", form).status_code == 302
+    config = BenchmarkRun.objects.get().config
+    assert {key: config[key] for key in ("n", "temperature", "top_k", "top_p", "max_tokens", "seed", "ks", "limit")} \
+        == {"n": 4, "temperature": 0.6, "top_k": 0, "top_p": 0.9, "max_tokens": 64, "seed": 7, "ks": [1, 2], "limit": 3}
+    for ks, message in (("1, ten", "k must be whole numbers"), ("0", "every k of pass@k must be at least 1")):
+        page = client.post("/benchmarks/", {**form, "ks": ks})
+        assert page.status_code == 400 and message in page.content.decode().lower()
+    assert BenchmarkRun.objects.count() == 1
+
+
 def test_a_run_is_stored_shown_exported_and_escaped(trainer_user):
     run = benchmark_runs.start_run(trainer_user, "humaneval", settings_={"limit": 3}, enqueue=False)
     assert run.tasks_total == 3 and run.version == versions.active_version()

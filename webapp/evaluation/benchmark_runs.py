@@ -61,6 +61,12 @@ def form_settings(post) -> dict:
     values = form_numbers(post, FORM_NUMBERS)
     if (post.get("prompt") or "").strip():
         values["prompt"] = post["prompt"].strip()
+    ks = (post.get("ks") or "").replace(",", " ").split()
+    if ks:
+        try:
+            values["ks"] = [int(k) for k in ks]
+        except ValueError:
+            raise Invalid("k must be whole numbers, e.g. 1, 10", fields={"ks": "must be whole numbers"}) from None
     return values
 
 

@@ -73,6 +73,8 @@ class RunSettings(StrictConfig):
             problems.add("timeout_s", "timeout_s must be above 0")
         if self.limit < 0:
             problems.add("limit", "limit must be at least 0")
+        if not self.ks or min(self.ks) < 1:
+            problems.add("ks", "every k of pass@k must be at least 1")
         check_sampling(problems, self.top_k, self.top_p)
         problems.raise_any()
 
