@@ -278,6 +278,9 @@ def test_the_code_check_holds_in_both_forms():
     assert rounds.RoundConfig(code_benchmark="mbpp-execution-validation").code_prompts() == ["code"]  # no chat form
     with pytest.raises(ValueError, match="chat_check must be true or false"):
         rounds.RoundConfig.from_dict({"chat_check": "yes"})
+    # the gate decides on its figures, so they are never measured in int8 (not equal to fp32 here)
+    with pytest.raises(ValueError, match="a round evaluates at full precision only"):
+        rounds.RoundConfig.from_dict({"eval_quantize": "int8"})
 
 
 @pytest.mark.django_db(transaction=True)

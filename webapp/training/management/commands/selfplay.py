@@ -124,8 +124,6 @@ class Command(BaseCommand):
                            help="only the first N tasks of each report benchmark (0: all)")
         group.add_argument("--eval-backend", choices=["auto", "llama.cpp", "transformers"], default="auto",
                            help="auto: llama.cpp at f16 on a CPU where installed, else transformers (full precision)")
-        group.add_argument("--eval-quantize", choices=["none", "int8"], default="none",
-                           help="int8 (transformers only): faster on CPU but it damages this model; results say so")
         group.add_argument("--promote-if", choices=PROMOTE_IF, default=RoundConfig.promote_if,
                            help="better: a version is promoted only on a gain (pass@k, or pass@1 at the same "
                                 "pass@k); not-worse: also on a tie or a drop within --margin")
@@ -159,7 +157,7 @@ class Command(BaseCommand):
             "interpolation_fallbacks": o["interpolation_fallbacks"],
             "report_benchmarks": o["report_benchmarks"], "report_limit": o["report_limit"],
             "metric_k": o["k"], "promote_if": o["promote_if"], "train_from": o["train_from"], "margin": o["margin"] / 100,
-            "eval_quantize": o["eval_quantize"], "eval_backend": o["eval_backend"],
+            "eval_backend": o["eval_backend"],
         }
         bars = StageBars()
         try:
