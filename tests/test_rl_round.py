@@ -60,6 +60,7 @@ def test_an_rl_round_rewarded_in_the_sandbox_survives_a_kill_and_the_gate_decide
     client.force_login(user_with_roles("tom", "trainer"))
     page = client.get(f"/training/runs/{run.pk}/").content.decode()
     assert 'data-testid="reward-chart"' in page and 'data-testid="kl-chart"' in page
+    assert "reward part: execution level (mean)" in page and "reward part: discriminator score (mean)" in page
 
 
 @pytest.mark.timeout(600)
@@ -99,3 +100,23 @@ def test_rl_tasks_come_from_mbpp_train_and_verified_puzzles_never_test_items():
     assert all(t["sat"].lstrip().startswith("def sat") and t["reference"] for t in puzzles)
     with pytest.raises(Invalid, match="RL task sources must be among mbpp, p3, chat"):
         rounds.start_round(None, {**RL_ROUND, "rl_sources": ["mbpp-test"]}, enqueue=False)
+
+
+@pytest.mark.django_db
+def test_rl_tasks_take_verified_chat_repairs_and_never_a_pasted_test_task():
+    from django.contrib.auth.models import User
+
+    from engine.datasets.mbpp import load_mbpp
+    from tests.support import BENCHMARK_DATA
+    from tests.test_training_ledger import repaired_conversation
+    from webapp.chat.models import Conversation
+    from webapp.training import training_data
+
+    ada = User.objects.create_user("ada")
+    kept = repaired_conversation(ada, "user")
+    pasted = repaired_conversation(ada, "user")  # labelled the user's own, but its text is MBPP test task 11
+    task = load_mbpp(BENCHMARK_DATA)[11]
+    Conversation.objects.filter(pk=pasted.conversation_id).update(problem=task.text, tests=task.tests)
+    assert training_data.rl_tasks(("chat",)) == [
+        {"task_id": f"chat:{kept.conversation_id}", "text": "Add two numbers.", "tests": ["assert add(1, 2) == 3"],
+         "setup": "", "source": "user", "reference": "def add(a, b):\n    return a + b\n"}]

@@ -313,8 +313,10 @@ def _loss_chart(run: TrainingRun):
                       title=f"Training loss of round {run.pk}")
 
 
-RL_SERIES = (("reward", "reward (mean)"), ("grounding/pass_rate", "passes all tests"),
-             ("grounding/run_rate", "runs without error"), ("grounding/parse_rate", "parses"),
+RL_SERIES = (("reward", "reward (mean)"), ("grounding/execution", "reward part: execution level (mean)"),
+             ("discriminator/score", "reward part: discriminator score (mean)"),
+             ("grounding/pass_rate", "passes all tests"), ("grounding/run_rate", "runs without error"),
+             ("grounding/parse_rate", "parses"), ("grounding/static_clean_rate", "parses, no static errors"),
              ("discriminator/accuracy", "discriminator accuracy"),
              ("validation/pass_rate", "validation: passes all tests (greedy)"),
              ("validation/reward", "validation: mean reward (greedy)"))
