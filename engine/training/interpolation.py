@@ -10,7 +10,6 @@ rounding (an α above 1 extrapolates).
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 
@@ -72,7 +71,7 @@ def write_interpolated(base: str, model_dir: str | Path, alpha: float, out_dir: 
     import shutil
 
     from engine.training.checkpoints import seal
-    from engine.training.sft import load_for_training, write_served_copy
+    from engine.training.sft import load_for_training, write_servable
 
     check_alpha(alpha)
     out = Path(out_dir)
@@ -81,12 +80,8 @@ def write_interpolated(base: str, model_dir: str | Path, alpha: float, out_dir: 
     staging = out.with_name(f".{out.name}.partial")
     shutil.rmtree(staging, ignore_errors=True)  # debris of a write that was killed
     trained, tokenizer = load_for_training(str(model_dir), "cpu", "fp32")
-    changed = interpolate_from_start(trained, base, alpha)
-    trained.save_pretrained(staging)
-    tokenizer.save_pretrained(staging)
-    del trained
-    record = {"start": base, "trained": str(model_dir), "interpolation": alpha, "tensors_moved": changed}
-    (staging / "interpolation.json").write_text(json.dumps(record, indent=1))
-    copy = write_served_copy(staging, base)
+    record = {"start": base, "trained": str(model_dir), "interpolation": alpha,
+              "tensors_moved": interpolate_from_start(trained, base, alpha)}
+    copy = write_servable(trained, tokenizer, staging, base, {"interpolation.json": record})
     seal(staging, out)  # an empty `out` (checked above) is replaced
     return {**record, "out": str(out), "served_copy": copy}

@@ -411,14 +411,22 @@ def seal_trained(trained, tokenizer, folders: CheckpointDir, base: str, config: 
     interpolate_from_start(trained, base, config.interpolation)
     final = folders.staging / "final"
     with full_disk_is_clear(folders):
-        trained.save_pretrained(final)
-        tokenizer.save_pretrained(final)
-        if extra is not None:
-            extra(final)
-        (final / "training.json").write_text(json.dumps({"base": base, "config": config.as_dict(), **record}, indent=1))
-        write_served_copy(final, base)
+        write_servable(trained, tokenizer, final, base, {"training.json": {"base": base, "config": config.as_dict(),
+                                                                           **record}}, extra)
         seal(final, folders.model)
     return folders.model
+
+
+def write_servable(model, tokenizer, folder: Path, base: str, records: dict[str, dict], extra=None) -> dict | None:
+    """`model` as a checkpoint in `folder` with its records ({file name: JSON}), `extra(folder)`'s
+    files and its served GGUF copy, ready to be sealed into place; the copy's report."""
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    if extra is not None:
+        extra(folder)
+    for name, record in records.items():
+        (folder / name).write_text(json.dumps(record, indent=1))
+    return write_served_copy(folder, base)
 
 
 def write_served_copy(checkpoint: Path, base: str) -> dict | None:
