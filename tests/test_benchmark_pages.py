@@ -4,10 +4,12 @@ benchmarks table with its interval and chart, the drill-down to a task's samples
 model text escaped, and JSON/JSONL export. Runs execute in the test process (`execute`) with a
 model that replays known answers, so verdicts are known; the real model path is covered by
 tests/test_benchmark_suite.py's command-line test."""
+import io
 import json
+import re
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 
 from engine.evaluate.suite.runner import TASKS_PER_REQUEST
 from tests.support import signed_in_client as _client
@@ -72,6 +74,37 @@ def test_the_start_form_sets_every_sampling_setting_it_records(trainer_user):
         page = client.post("/benchmarks/", {**form, "ks": ks})
         assert page.status_code == 400 and message in page.content.decode().lower()
     assert BenchmarkRun.objects.count() == 1
+
+
+def test_a_packaged_model_runs_beside_the_versions_and_gets_its_own_row(trainer_user):
+    """A larger packaged model (fetched by `make install`) evaluated to compare the versions against."""
+    qwen = "qwen2.5-coder-0.5b-instruct"
+    with pytest.raises(Invalid, match="not both"):
+        benchmark_runs.start_run(trainer_user, "humaneval", versions.active_version(), packaged=qwen, enqueue=False)
+    with pytest.raises(Invalid, match="unknown packaged model 'gpt-9'"):
+        benchmark_runs.start_run(trainer_user, "humaneval", packaged="gpt-9", enqueue=False)
+    client = _client(trainer_user)
+    form = client.get("/benchmarks/").content.decode()
+    assert f'value="packaged:{qwen}"' in form and "Qwen2.5-Coder-0.5B-Instruct (Q4_K_M GGUF)" in form
+    assert client.post("/benchmarks/", {"benchmark": "humaneval", "version": f"packaged:{qwen}", "limit": "3"}) \
+        .status_code == 302
+    packaged = BenchmarkRun.objects.get()
+    assert packaged.packaged == qwen and packaged.version is None
+    ours = benchmark_runs.start_run(trainer_user, "humaneval", settings_={"limit": 3}, enqueue=False)
+    benchmark_runs.execute(packaged.pk, model=_replay(packaged, correct=3))
+    benchmark_runs.execute(ours.pk, model=_replay(ours, correct=1))
+    packaged.refresh_from_db()
+    assert packaged.model_info["packaged"] == qwen and packaged.summary["solved"] == 3
+
+    index = client.get("/benchmarks/").content.decode()
+    labels = re.findall(r'<th scope="row" class="break">([^<]+)</th>', index)
+    assert labels == [ours.version.name, "Qwen2.5-Coder-0.5B-Instruct (Q4_K_M GGUF) (packaged)"]
+    assert "100.0%" in index and "33.3%" in index
+    page = client.get(f"/benchmarks/runs/{packaged.pk}/").content.decode()
+    assert "Qwen2.5-Coder-0.5B-Instruct (Q4_K_M GGUF) (packaged)" in page
+    out = io.StringIO()
+    with pytest.raises(CommandError, match="Unknown packaged model"):
+        call_command("benchmark", "humaneval", "--packaged", "gpt-9", stdout=out)
 
 
 def test_a_run_is_stored_shown_exported_and_escaped(trainer_user):

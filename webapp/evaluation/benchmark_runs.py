@@ -27,11 +27,14 @@ HEARTBEAT_S = 5.0
 
 
 def start_run(user, benchmark: str, version: ModelVersion | None = None, settings_: dict | None = None,
-              enqueue: bool = True) -> BenchmarkRun:
-    """Queue a run of `benchmark` on `version` (default: the active one). Trainers only; raises
-    NotAllowed or Invalid (an unknown benchmark, bad settings, missing data)."""
+              enqueue: bool = True, packaged: str = "") -> BenchmarkRun:
+    """Queue a run of `benchmark` on `version` (default: the active one), or on the `packaged`
+    model of that name. Trainers only; raises NotAllowed or Invalid (an unknown benchmark or model,
+    bad settings, missing data)."""
     if user is not None and not is_trainer(user):
         raise NotAllowed("only trainers can start benchmark runs")
+    if packaged:
+        _check_packaged(packaged, version)
     if benchmark not in names():
         raise Invalid(f"unknown benchmark {benchmark!r}; choose one of {', '.join(names())}",
                       fields={"benchmark": "unknown benchmark"})
@@ -44,12 +47,33 @@ def start_run(user, benchmark: str, version: ModelVersion | None = None, setting
         raise Invalid(str(exc), fields=exc.errors) from None
     except (ValueError, FileNotFoundError) as exc:
         raise Invalid(str(exc)) from None
-    version = version or versions.active_version()
-    run = BenchmarkRun.objects.create(created_by=user, benchmark=benchmark, version=version,
+    if not packaged:
+        version = version or versions.active_version()
+    run = BenchmarkRun.objects.create(created_by=user, benchmark=benchmark, version=version, packaged=packaged,
                                       config=_stored(config), tasks_total=total)
     if enqueue:
         _enqueue(run)
     return run
+
+
+def _check_packaged(name: str, version: ModelVersion | None) -> None:
+    from engine.lm.packaged_models import PACKAGED, installed
+
+    if version is not None:
+        raise Invalid("choose a model version or a packaged model, not both", fields={"version": "one model"})
+    if name not in PACKAGED:
+        raise Invalid(f"unknown packaged model {name!r}; choose one of {', '.join(PACKAGED)}",
+                      fields={"version": "unknown model"})
+    if installed(name) is None:
+        raise Invalid(f"{name} is not fetched here: `python -m engine.lm.packaged_models fetch {name}`",
+                      fields={"version": "not fetched"})
+
+
+def fetched_packaged() -> list[tuple[str, str]]:
+    """(name, display name) of the packaged models fetched here, for the start form."""
+    from engine.lm.packaged_models import PACKAGED, installed
+
+    return [(name, model.display_name) for name, model in PACKAGED.items() if installed(name) is not None]
 
 
 FORM_NUMBERS = {"n": int, "temperature": float, "top_k": int, "top_p": float, "max_tokens": int, "seed": int,
@@ -108,7 +132,7 @@ def after_resume(run: BenchmarkRun) -> None:
 def load_model_for(run: BenchmarkRun):
     from webapp.serving.model_store import load_full_precision_version
 
-    return load_full_precision_version(run.version.spec if run.version else settings.AUTODIDACT_MODEL)
+    return load_full_precision_version(run.packaged or (run.version.spec if run.version else settings.AUTODIDACT_MODEL))
 
 
 def execute(run_id: int, model=None) -> BenchmarkRun | None:
@@ -162,7 +186,7 @@ def _execute(run: BenchmarkRun, model, beat: RowHeartbeat) -> None:
     BenchmarkRun.objects.filter(pk=run.pk).update(stage="loading model")
     model = model or load_model_for(run)
     info = {"name": model.name, "backend": model.backend, "quantization": model.quantization,
-            "device": getattr(model, "device", ""), "version": run.version.name if run.version else ""}
+            "device": getattr(model, "device", ""), "version": run.version.name if run.version else "", "packaged": run.packaged}
     BenchmarkRun.objects.filter(pk=run.pk).update(model_info=info, stage="sampling")
     done = {row.task_id: row.as_row() for row in run.task_rows.all()}
 
@@ -189,11 +213,11 @@ def export_rows(run: BenchmarkRun):
 
 
 def latest_results() -> list[BenchmarkRun]:
-    """The last successful run of each (version, benchmark, prompt), newest first."""
+    """The last successful run of each (version or packaged model, benchmark, prompt), newest first."""
     seen, latest = set(), []
     for run in BenchmarkRun.objects.filter(status=BenchmarkRun.Status.SUCCEEDED).select_related("version") \
             .order_by("-finished_at", "-id")[:500]:
-        key = (run.version_id, run.benchmark, run.prompt)
+        key = (run.version_id, run.packaged, run.benchmark, run.prompt)
         if key not in seen:
             seen.add(key)
             latest.append(run)

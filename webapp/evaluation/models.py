@@ -13,6 +13,9 @@ class BenchmarkRun(BackgroundRun):
     benchmark = models.CharField(max_length=40)  # a name in engine.evaluate.suite.registry
     version = models.ForeignKey("serving.ModelVersion", null=True, blank=True, on_delete=models.SET_NULL,
                                 related_name="benchmark_runs")
+    # A packaged model (engine/lm/packaged_models.py) evaluated beside the versions, such as a larger
+    # Qwen2.5-Coder to compare the students against; "" for a model version.
+    packaged = models.CharField(max_length=80, blank=True)
     model_info = models.JSONField(default=dict, blank=True)  # name, backend, quantization, spec
     tasks_total = models.PositiveIntegerField(default=0)
     tasks_done = models.PositiveIntegerField(default=0)
@@ -26,6 +29,16 @@ class BenchmarkRun(BackgroundRun):
         if self.status == self.Status.SUCCEEDED:
             return 1.0
         return self.tasks_done / self.tasks_total if self.tasks_total else 0.0
+
+    @property
+    def model_label(self) -> str:
+        """What the run evaluated, as its pages name it."""
+        if self.packaged:
+            from engine.lm.packaged_models import PACKAGED
+
+            known = PACKAGED.get(self.packaged)
+            return f"{known.display_name if known else self.packaged} (packaged)"
+        return self.version.name if self.version else "a deleted version"
 
     @property
     def prompt(self) -> str:

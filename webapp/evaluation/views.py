@@ -41,11 +41,14 @@ def results_table(latest: list[BenchmarkRun]) -> tuple[list[tuple[str, str]], li
     """Columns (benchmark, prompt) and one row per version with a cell per column."""
     columns = sorted({(run.benchmark, run.prompt) for run in latest},
                      key=lambda c: (names().index(c[0]) if c[0] in names() else 99, c[1]))
-    by_version: dict[int | None, dict] = {}
+    by_model: dict[tuple, dict] = {}
     for run in latest:
-        row = by_version.setdefault(run.version_id, {"version": run.version, "cells": {}})
+        row = by_model.setdefault((run.version_id, run.packaged), {"version": run.version, "packaged": run.packaged,
+                                                                  "label": run.model_label, "cells": {}})
         row["cells"][(run.benchmark, run.prompt)] = _cell(run)
-    rows = sorted(by_version.values(), key=lambda r: r["version"].pk if r["version"] else 0)
+    # the versions in order, then the packaged models beside them
+    rows = sorted(by_model.values(), key=lambda r: (bool(r["packaged"]), r["version"].pk if r["version"] else 0,
+                                                    r["packaged"]))
     for row in rows:
         row["cells"] = [row["cells"].get(column) for column in columns]
     return columns, rows
@@ -54,8 +57,8 @@ def results_table(latest: list[BenchmarkRun]) -> tuple[list[tuple[str, str]], li
 def _chart(columns, rows):
     series = []
     for index, (benchmark, prompt) in enumerate(columns):
-        points = [(row["version"].pk if row["version"] else 0, float(cell["pass1"]) / 100)
-                  for row in rows if (cell := row["cells"][index]) and cell["pass1"] != "—"]
+        points = [(row["version"].pk if row["version"] else 0, float(cell["pass1"]) / 100)  # versions only
+                  for row in rows if not row["packaged"] and (cell := row["cells"][index]) and cell["pass1"] != "—"]
         if points:
             series.append({"name": f"{benchmark} ({prompt})", "points": points})
     if not series:
@@ -69,10 +72,11 @@ def index(request):
     error, status = "", 200
     if request.method == "POST":
         try:
-            version_id = (request.POST.get("version") or "").strip()
-            version = ModelVersion.objects.filter(pk=version_id).first() if version_id.isdigit() else None
+            chosen = (request.POST.get("version") or "").strip()  # a version's id, or "packaged:NAME"
+            version = ModelVersion.objects.filter(pk=chosen).first() if chosen.isdigit() else None
             run = benchmark_runs.start_run(request.user, request.POST.get("benchmark", ""), version,
-                                           benchmark_runs.form_settings(request.POST))
+                                           benchmark_runs.form_settings(request.POST),
+                                           packaged=chosen.removeprefix("packaged:") if chosen.startswith("packaged:") else "")
             return redirect("evaluation:run", run.pk)
         except Refused as exc:
             error, status = exc.reason, exc.status
@@ -81,6 +85,7 @@ def index(request):
                "recent": BenchmarkRun.objects.select_related("version", "created_by")[:20],
                "benchmarks": [(name, benchmark_class(name)) for name in names()],
                "versions": ModelVersion.objects.order_by("-pk")[:50], "can_start": is_trainer(request.user),
+               "packaged": benchmark_runs.fetched_packaged(),
                "error": error, "posted": request.POST if request.method == "POST" else {}}
     return render(request, "evaluation/index.html", context, status=status)
 
@@ -131,7 +136,7 @@ def export(request, run_id: int, fmt: str):
     if fmt != "json":
         raise Http404("export as json or jsonl")
     document = {"run": run.pk, "benchmark": run.benchmark, "status": run.status, "settings": run.config,
-                "model": run.model_info, "version": run.version.name if run.version else None,
+                "model": run.model_info, "version": run.version.name if run.version else None, "packaged": run.packaged or None,
                 "summary": run.summary, "rows": list(benchmark_runs.export_rows(run))}
     response = HttpResponse(json.dumps(document), content_type="application/json")
     response["Content-Disposition"] = f'attachment; filename="{name}.json"'

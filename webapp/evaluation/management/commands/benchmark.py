@@ -1,4 +1,4 @@
-"""`python manage.py benchmark NAME [--model-version ID] [--n N] [--k K …]`: run one benchmark on a model
+"""`python manage.py benchmark NAME [--model-version ID | --packaged NAME] [--n N] [--k K …]`: run one benchmark on a model
 version in this process (or queue it with --queue), store it like a run started from the page, and
 print the summary. `--list` shows the benchmarks."""
 from __future__ import annotations
@@ -19,6 +19,8 @@ class Command(BaseCommand):
         parser.add_argument("benchmark", nargs="?", help=f"one of: {', '.join(names())}")
         parser.add_argument("--list", action="store_true", help="list the benchmarks and stop")
         parser.add_argument("--model-version", type=int, help="model version id (default: the active one; Django keeps --version)")
+        parser.add_argument("--packaged", default="", help="a packaged model instead of a version "
+                            "(e.g. qwen2.5-coder-0.5b-instruct), evaluated to compare the versions against")
         parser.add_argument("--prompt", default="")
         parser.add_argument("--n", type=int, default=0, help="samples per task (default: the benchmark's)")
         parser.add_argument("--k", type=int, nargs="+", default=[1, 10, 100], help="pass@k to report")
@@ -52,13 +54,14 @@ class Command(BaseCommand):
                      "top_k": o["top_k"], "top_p": o["top_p"], "max_tokens": o["max_tokens"], "seed": o["seed"],
                      "limit": o["limit"]}
         try:
-            run = benchmark_runs.start_run(None, o["benchmark"], version, settings_, enqueue=o["queue"])
+            run = benchmark_runs.start_run(None, o["benchmark"], version, settings_, enqueue=o["queue"],
+                                           packaged=o["packaged"])
         except Refused as exc:
             raise CommandError(exc.reason) from None
         if o["queue"]:
             self.stdout.write(f"queued benchmark run {run.pk}{queued_for_whom()}")
             return
-        print(f"benchmark run {run.pk}: {run.benchmark} on {run.version.name}, {run.tasks_total} tasks", file=sys.stderr)
+        print(f"benchmark run {run.pk}: {run.benchmark} on {run.model_label}, {run.tasks_total} tasks", file=sys.stderr)
         run = benchmark_runs.execute(run.pk)
         if run.status == run.Status.FAILED:
             raise CommandError(f"benchmark run {run.pk} failed: {run.error}")
