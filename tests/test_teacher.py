@@ -188,3 +188,36 @@ def running(pid: int) -> bool:
             return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+@pytest.mark.django_db
+def test_the_local_teacher_is_a_packaged_model_a_trained_version_or_a_file(settings, tmp_path):
+    """AUTODIDACT_TEACHER_LOCAL names what the local server serves; a choice not available here is
+    refused with what to do, before any server starts."""
+    from engine.lm.gguf_export import report_name
+    from engine.lm.model_source import ModelNotFound
+    from webapp.serving.models import ModelVersion
+    from webapp.serving.teacher import default_teacher_file, teacher_file
+
+    def chosen(value):
+        settings.AUTODIDACT_TEACHER_LOCAL = value
+        return teacher_file()
+
+    assert chosen("") == default_teacher_file()
+    assert chosen("packaged:qwen2.5-coder-0.5b-instruct") == installed("qwen2.5-coder-0.5b-instruct")
+    smollm = resolve_model_source("").llama_file
+    assert str(chosen(smollm)) == smollm
+    # a trained version: its checked GGUF copy (chosen by its check's report; no server starts here)
+    trained = tmp_path / "round-1" / "model"
+    trained.mkdir(parents=True)
+    (trained / "config.json").write_text("{}")
+    (trained / "model-f16.gguf").write_bytes(b"GGUF")
+    (trained / report_name("f16")).write_text(json.dumps({"file": "model-f16.gguf", "passed": True}))
+    version = ModelVersion.objects.create(name="v1 · round 1", checkpoint=str(trained))
+    assert chosen(f"version:{version.pk}") == trained / "model-f16.gguf"
+    (trained / report_name("f16")).write_text(json.dumps({"file": "model-f16.gguf", "passed": False}))
+    for value, reason in ((f"version:{version.pk}", "has no checked GGUF copy to serve"),
+                          ("version:999999", "no such model version"), ("packaged:gpt-9", "not a fetched packaged model"),
+                          (str(tmp_path / "missing.gguf"), "give packaged:NAME, version:ID or an existing .gguf")):
+        with pytest.raises(ModelNotFound, match=reason):
+            chosen(value)

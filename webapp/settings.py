@@ -52,6 +52,9 @@ AUTODIDACT_TEACHER_URL = os.environ.get("AUTODIDACT_TEACHER_URL", "").strip()
 AUTODIDACT_TEACHER_MODEL = os.environ.get("AUTODIDACT_TEACHER_MODEL", "").strip()
 AUTODIDACT_TEACHER_KEY = os.environ.get("AUTODIDACT_TEACHER_KEY", "").strip()
 AUTODIDACT_TEACHER_PARALLEL = env_int("AUTODIDACT_TEACHER_PARALLEL", 4)
+# With no URL: what the local llama.cpp server serves as teacher, "packaged:NAME", "version:ID" (a
+# trained version's checked GGUF copy) or a .gguf path; empty = the packaged Qwen2.5-Coder above.
+AUTODIDACT_TEACHER_LOCAL = os.environ.get("AUTODIDACT_TEACHER_LOCAL", "").strip()
 # Which runtime serves it: auto (llama.cpp for GGUF files on a CPU when installed), transformers, llama.cpp.
 AUTODIDACT_BACKEND = os.environ.get("AUTODIDACT_BACKEND", "auto").strip()
 # Which checked copy of a quantised GGUF writes and solves puzzles: auto (bf16 where llama.cpp was built
