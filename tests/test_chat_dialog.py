@@ -312,6 +312,12 @@ def test_export_as_jsonl_download_and_command(client, ada, tmp_path):
     assert response["Content-Type"] == "application/x-ndjson" and "attachment" in response["Content-Disposition"]
     lines = b"".join(response.streaming_content).decode().splitlines()
     assert len(lines) == 1
+    # ?all=1 is for staff: anyone else still gets only their own conversations
+    everyone = b"".join(client.get("/chat/export.jsonl?all=1").streaming_content).decode().splitlines()
+    assert [json.loads(line)["id"] for line in everyone] == [conversation.pk]
+    User.objects.filter(pk=ada.pk).update(is_staff=True)
+    everyone = b"".join(client.get("/chat/export.jsonl?all=1").streaming_content).decode().splitlines()
+    assert len(everyone) == 2
     record = json.loads(lines[0])
     assert record["format"] == "autodidact.chat/1" and record["solved"] and record["first_success_turn"] == 2
     kinds = [(m["role"], m["kind"]) for m in record["messages"]]
