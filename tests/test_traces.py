@@ -211,3 +211,40 @@ def test_a_distill_round_learns_kept_traces_through_celery_and_the_gate_decides(
     client.force_login(user_with_roles("tom", "trainer"))
     page = client.get(f"/training/runs/{run.pk}/").content.decode()
     assert 'data-testid="loss-parts-chart"' in page and "Teacher traces" in page
+
+
+class AddingTeacher:
+    """Answers every task with a right `add` (the chat task below) behind a line of reasoning."""
+
+    name = "adding teacher"
+
+    def sample_many(self, prompts, n, params, cancel=None):
+        reply = "Reasoning: add the two numbers.\n\n```python\ndef add(a, b):\n    return a + b\n```"
+        return [[Completion(reply, 30, "eos") for _ in range(n)] for _ in prompts]
+
+
+@pytest.mark.django_db
+def test_verified_chat_tasks_are_traced_and_a_resume_keeps_the_tasks_it_started_with():
+    from django.contrib.auth.models import User
+
+    from engine.datasets.mbpp import load_mbpp
+    from tests.support import BENCHMARK_DATA
+    from tests.test_training_ledger import repaired_conversation
+    from webapp.chat.models import Conversation
+    from webapp.refusals import Invalid
+
+    with pytest.raises(Invalid, match="nothing to trace"):
+        trace_runs.start_trace_run(None, {}, ["chat"], enqueue=False)
+    ada = User.objects.create_user("ada")
+    chat = repaired_conversation(ada, "user").conversation_id
+    pasted = repaired_conversation(ada, "user").conversation_id  # its text is MBPP test task 11: never traced
+    task = load_mbpp(BENCHMARK_DATA)[11]
+    Conversation.objects.filter(pk=pasted).update(problem=task.text, tests=task.tests)
+    run = trace_runs.start_trace_run(None, {"samples": 1, "batch_tasks": 2}, ["chat"], enqueue=False)
+    assert run.tasks_total == 1 and run.config["chat_tasks"] == [f"chat:{chat}"]
+    repaired_conversation(ada, "user")  # verified after the run started: not in this run
+    run = trace_runs.execute(run.pk, teacher=AddingTeacher())
+    assert run.status == "succeeded", run.error
+    [trace] = Trace.objects.filter(run=run)
+    assert (trace.task_id, trace.source, trace.kept) == (f"chat:{chat}", "user", True)
+    assert "add the two numbers" in trace.reasoning

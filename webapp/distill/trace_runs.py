@@ -23,12 +23,26 @@ from webapp.refusals import Conflict, Invalid, NotAllowed, config_from
 
 log = logging.getLogger(__name__)
 HEARTBEAT_S = 5.0
-SOURCES = ("mbpp", "p3")
+SOURCES = ("mbpp", "p3", "chat")
+
+
+def run_tasks(sources, limit: int = 0, chat_ids: list[str] | None = None) -> list[CodeTask]:
+    """What a run traces: MBPP train tasks and P3 train puzzles from the data folder, then the chat
+    tasks with tests whose answer the sandbox verified (never one whose text is a test item), or,
+    for a run already started, exactly the chat tasks it took then (`chat_ids`)."""
+    from webapp.training.training_data import rl_tasks
+
+    tasks = trace_tasks(settings.AUTODIDACT_BENCHMARK_DATA, [s for s in sources if s != "chat"])
+    if "chat" in sources:
+        chats = [CodeTask(t["task_id"], t["text"], t["tests"], t["setup"], t["source"], t["reference"])
+                 for t in rl_tasks(("chat",))]
+        tasks += [t for t in chats if chat_ids is None or t.task_id in chat_ids]
+    return tasks[:limit or None]
 
 
 def start_trace_run(user, settings_: dict | None = None, sources=("mbpp",), limit: int = 0,
                     enqueue: bool = True) -> TraceRun:
-    """Queue a trace run over MBPP train tasks and/or P3 train puzzles. Trainers only."""
+    """Queue a trace run over MBPP train tasks, P3 train puzzles and/or verified chat tasks. Trainers only."""
     if user is not None and not is_trainer(user):
         raise NotAllowed("only trainers can start trace runs")
     config = config_from(TraceConfig, settings_ or {})
@@ -42,11 +56,15 @@ def start_trace_run(user, settings_: dict | None = None, sources=("mbpp",), limi
     if limit < 0:
         raise Invalid("limit must be at least 0", fields={"limit": "must be at least 0"})
     try:
-        total = len(trace_tasks(settings.AUTODIDACT_BENCHMARK_DATA, sources, limit))
+        tasks = run_tasks(sources, limit)
     except FileNotFoundError as exc:
         raise Invalid(str(exc)) from None
-    run = TraceRun.objects.create(created_by=user, tasks_total=total,
-                                  config={**config.as_dict(), "sources": list(sources), "limit": limit})
+    if not tasks:
+        raise Invalid("nothing to trace from these sources (chat: no chat task with tests has a verified answer yet)")
+    chat_ids = [t.task_id for t in tasks if t.task_id.startswith("chat:")]  # a resume traces the same ones
+    run = TraceRun.objects.create(created_by=user, tasks_total=len(tasks),
+                                  config={**config.as_dict(), "sources": list(sources), "limit": limit,
+                                          **({"chat_tasks": chat_ids} if "chat" in sources else {})})
     if enqueue:
         _enqueue(run)
     return run
@@ -131,8 +149,7 @@ def _execute(run: TraceRun, teacher, beat: RowHeartbeat) -> None:
     from engine.distill.request_cache import CachedSampler
 
     config = TraceConfig.from_known(run.config).check()
-    tasks: list[CodeTask] = trace_tasks(settings.AUTODIDACT_BENCHMARK_DATA, run.config.get("sources", ["mbpp"]),
-                                        int(run.config.get("limit", 0)))
+    tasks = run_tasks(run.config.get("sources", ["mbpp"]), int(run.config.get("limit", 0)), run.config.get("chat_tasks"))
     # Tasks the teacher did not answer (a failed request, a cancel) are asked again: their stored
     # traces go, and the cache answers the samples it already has.
     unanswered = run.traces.filter(status__in=UNANSWERED).values_list("task_id", flat=True)
