@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import psutil
@@ -164,6 +165,40 @@ def start_worker(name: str, queues: str, pool: str, extra_env: dict | None = Non
         stop_worker(proc)
         raise
     return proc, reader
+
+
+SLOW_JOB = "def f(x):\n    import time\n    time.sleep(1.5)\n    return x + 1"
+
+
+def slow_jobs(count: int = 6) -> list[dict]:
+    """Sandbox jobs of 1.5 s each; the odd ones pass, the even ones fail."""
+    return [{"id": f"job{i}", "kind": "tests", "code": SLOW_JOB, "tests": [f"assert f({i}) == {i + 1 if i % 2 else i}"]}
+            for i in range(count)]
+
+
+def batch_after_a_kill(jobs: list[dict], delay_s: float) -> list[dict]:
+    """`jobs` as one verify batch on a queue of its own, whose worker is killed (-9) `delay_s` after
+    the batch started; the verdicts the next worker returns (the batch is redelivered to it)."""
+    from webapp.core.tasks import verify_batch
+
+    queue = f"verify-redelivery-{uuid.uuid4().hex[:8]}"
+    env = {"CELERY_VISIBILITY_TIMEOUT": "3"}
+    first, _ = start_worker("verify-doomed", queue, "prefork", env)
+    result = verify_batch.apply_async((jobs,), queue=queue)
+    try:
+        deadline = time.monotonic() + 30
+        while result.state != "STARTED":
+            if time.monotonic() > deadline:
+                raise TimeoutError("the batch never started")
+            time.sleep(0.1)
+        time.sleep(delay_s)
+    finally:
+        stop_worker(first, signal.SIGKILL)
+    second, _ = start_worker("verify-rescuer", queue, "prefork", env)
+    try:
+        return result.get(timeout=120)
+    finally:
+        stop_worker(second)
 
 
 def stop_worker(proc: subprocess.Popen, sig=signal.SIGTERM) -> None:

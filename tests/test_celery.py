@@ -9,7 +9,7 @@ import redis
 from celery.exceptions import TimeoutError as CeleryTimeout
 from kombu.exceptions import EncodeError
 
-from tests.support import start_worker, stop_worker
+from tests.support import batch_after_a_kill, slow_jobs, start_worker, stop_worker
 from webapp.core.tasks import echo, gpu_echo, verify_batch, verify_echo
 
 
@@ -94,28 +94,9 @@ def test_a_killed_workers_task_is_redelivered_not_lost(redis_url):
 
 
 def test_a_verify_worker_killed_mid_batch_loses_no_verdict(redis_url):
-    """kill -9 of a verify worker while its sandbox runs a batch: the batch goes to the next worker,
-    which returns every verdict, right, once."""
-    queue = f"verify-redelivery-{uuid.uuid4().hex[:8]}"
-    env = {"CELERY_VISIBILITY_TIMEOUT": "3"}
-    slow = "def f(x):\n    import time\n    time.sleep(1.5)\n    return x + 1"
-    jobs = [{"id": f"job{i}", "kind": "tests", "code": slow, "tests": [f"assert f({i}) == {i + 1 if i % 2 else i}"]}
-            for i in range(6)]
-    first, _ = start_worker("verify-doomed", queue, "prefork", env)
-    result = verify_batch.apply_async((jobs,), queue=queue)
-    try:
-        deadline = time.monotonic() + 30
-        while result.state != "STARTED":
-            assert time.monotonic() < deadline, "the batch never started"
-            time.sleep(0.1)
-        time.sleep(1.0)  # inside the batch: its sandbox runs are under way
-    finally:
-        stop_worker(first, signal.SIGKILL)
-    second, _ = start_worker("verify-rescuer", queue, "prefork", env)
-    try:
-        verdicts = result.get(timeout=120)
-    finally:
-        stop_worker(second)
+    """kill -9 of a verify worker while its sandbox runs a batch (1 s in: its sandbox runs are under
+    way): the batch goes to the next worker, which returns every verdict, right, once."""
+    verdicts = batch_after_a_kill(slow_jobs(6), 1.0)
     assert sorted((v["id"], v["status"]) for v in verdicts) == [(f"job{i}", "passed" if i % 2 else "failed")
                                                                 for i in range(6)]
 

@@ -228,6 +228,73 @@ def test_a_dead_worker_gives_interrupted_not_an_endless_spinner(conversation):
     assert status_event is None or "stopped answering" in status_event["detail"]
 
 
+def test_a_model_worker_killed_mid_reply_leaves_what_it_streamed_marked_interrupted(conversation, tiny_dir,
+                                                                                    monkeypatch):
+    """kill -9 of a real worker process while it streams (the test above backdates a heartbeat
+    instead): every chunk the browser saw was stored before it was sent, and the reply, with no
+    worker left to end it, is marked interrupted once its heartbeat is stale."""
+    import signal
+
+    from tests.support import start_worker, stop_worker
+
+    worker, output = start_worker("gpu-chat-kill", "gpu", "solo", {
+        "AUTODIDACT_MODEL": tiny_dir, "DATABASE_URL": _test_database_url(), "AUTODIDACT_PRELOAD_MODEL": "1",
+        "AUTODIDACT_CHAT_MAX_TOKENS": "3500"})  # a reply that cannot end before the kill
+    cookie = session_cookie(conversation.owner)
+
+    async def until_streaming():
+        comm, _ = await opened(conversation, cookie)
+        await comm.send_json_to({"type": "send", "content": "Write hello world in Python."})
+        await comm.receive_json_from(timeout=10)  # the user's message
+        reply_id = (await comm.receive_json_from(timeout=10))["message"]["id"]
+        seen = []
+        while len(seen) < 3:
+            event = await comm.receive_json_from(timeout=60)
+            if event["type"] == "chunk" and event.get("message") == reply_id:
+                seen.append(event)
+        await comm.disconnect()
+        return reply_id, seen
+
+    try:
+        reply_id, seen = async_to_sync(until_streaming)()
+    except BaseException:
+        print(output.text()[-6000:])
+        raise
+    finally:
+        stop_worker(worker, signal.SIGKILL)
+    assert not any(event["done"] for event in seen)
+    left = Message.objects.get(pk=reply_id)
+    assert left.status == "streaming" and left.content.startswith("".join(event["text"] for event in seen))
+    monkeypatch.setattr(model_replies, "STALE_AFTER_S", 1.0)
+    time.sleep(1.5)  # the last chunk wrote the last heartbeat
+
+    async def reopened():
+        comm = socket_for(conversation, cookie)
+        assert (await comm.connect())[0]  # connecting reaps stale replies first
+        history = None
+        while history is None:
+            event = await comm.receive_json_from(timeout=10)
+            history = event if event["type"] == "history" else None
+        await comm.disconnect()
+        return history
+
+    history = async_to_sync(reopened)()
+    saved = Message.objects.get(pk=reply_id)
+    assert saved.status == "interrupted" and saved.finish_reason == "worker lost"
+    assert saved.content == left.content and saved.chunks >= len(seen)
+    assert next(m for m in history["messages"] if m["id"] == reply_id)["status"] == "interrupted"
+
+
+def _test_database_url() -> str:
+    """The worker must use pytest's test database, not the configured one."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.fail("this test needs PostgreSQL (run it with `make test`)")
+    db = connection.settings_dict
+    return f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+
+
 def test_other_users_cannot_open_or_stop_a_conversation(conversation):
     stranger = Conversation.objects.create(owner=User.objects.create_user("mallory", password="x"))
 
@@ -244,16 +311,10 @@ def test_other_users_cannot_open_or_stop_a_conversation(conversation):
 
 def test_send_through_a_real_model_worker_streams_a_reply(conversation, tiny_dir, redis_url):
     """The whole path: websocket -> database -> Celery (Redis) -> gpu worker -> channel layer."""
-    from django.db import connection
-
     from tests.support import start_worker, stop_worker
 
-    db = connection.settings_dict  # the worker must use pytest's test database, not the configured one
-    database_url = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
-    if connection.vendor != "postgresql":
-        pytest.fail("this test needs PostgreSQL (run it with `make test`)")
     worker, output = start_worker("gpu-chat", "gpu", "solo", {"AUTODIDACT_MODEL": tiny_dir,
-                                                               "DATABASE_URL": database_url,
+                                                               "DATABASE_URL": _test_database_url(),
                                                                "AUTODIDACT_PRELOAD_MODEL": "1"})
     try:
         cookie = session_cookie(conversation.owner)

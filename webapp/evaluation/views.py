@@ -38,7 +38,7 @@ def _cell(run: BenchmarkRun) -> dict:
 
 
 def results_table(latest: list[BenchmarkRun]) -> tuple[list[tuple[str, str]], list[dict]]:
-    """Columns (benchmark, prompt) and one row per version with a cell per column."""
+    """Columns (benchmark, prompt) and one row per version (or packaged model) with a cell per column."""
     columns = sorted({(run.benchmark, run.prompt) for run in latest},
                      key=lambda c: (names().index(c[0]) if c[0] in names() else 99, c[1]))
     by_model: dict[tuple, dict] = {}
