@@ -30,12 +30,12 @@ def run_tasks(sources, limit: int = 0, chat_ids: list[str] | None = None) -> lis
     """What a run traces: MBPP train tasks and P3 train puzzles from the data folder, then the chat
     tasks with tests whose answer the sandbox verified (never one whose text is a test item), or,
     for a run already started, exactly the chat tasks it took then (`chat_ids`)."""
-    from webapp.training.training_data import rl_tasks
+    from webapp.datasets.chat_tasks import verified_chat_tasks
 
     tasks = trace_tasks(settings.AUTODIDACT_BENCHMARK_DATA, [s for s in sources if s != "chat"])
     if "chat" in sources:
         chats = [CodeTask(t["task_id"], t["text"], t["tests"], t["setup"], t["source"], t["reference"])
-                 for t in rl_tasks(("chat",))]
+                 for t in verified_chat_tasks()]
         tasks += [t for t in chats if chat_ids is None or t.task_id in chat_ids]
     return tasks[:limit or None]
 

@@ -11,6 +11,7 @@ from django.db.models import Q
 
 from engine.selfplay.training_text import training_example
 from engine.training.packing import TrainingText
+from webapp.datasets.chat_tasks import verified_chat_tasks
 from webapp.datasets.held_out import held_out
 from webapp.datasets.models import TrainingExample
 from webapp.puzzles.models import TRAINABLE_PUZZLES, Attempt, Puzzle
@@ -173,19 +174,8 @@ def rl_tasks(sources=RL_SOURCES, limit: int = 0) -> list[dict]:
             tasks.append({"task_id": f"puzzle:{attempt.puzzle_id}", "kind": "puzzle", "sat": attempt.puzzle.sat,
                           "text": "", "tests": [], "setup": "", "source": f"puzzle:{attempt.puzzle_id}",
                           "reference": attempt.code})
-    seen = set()
     if "chat" in sources:
-        index = held_out()
-        for row in ledger_rows().select_related("source_message__conversation"):
-            conversation = row.source_message.conversation if row.source_message_id else None
-            if conversation is None or not conversation.tests or conversation.pk in seen:
-                continue
-            seen.add(conversation.pk)
-            if index.match("\n\n".join([conversation.problem, *conversation.tests])):
-                continue
-            tasks.append({"task_id": f"chat:{conversation.pk}", "text": conversation.problem,
-                          "tests": list(conversation.tests), "setup": conversation.setup,
-                          "source": conversation.source or "user", "reference": row.code})
+        tasks += verified_chat_tasks()
     return tasks[:limit or None]
 
 
