@@ -105,7 +105,7 @@ def route_names(patterns=None, namespace="") -> list[str]:
     for entry in patterns if patterns is not None else get_resolver().url_patterns:
         if isinstance(entry, URLResolver):
             if entry.namespace == "admin":
-                continue  # Django's admin: staff only, by Django
+                continue  # Django's admin: its own table below (test_every_admin_page_for_every_role)
             names += route_names(entry.url_patterns, namespace + (f"{entry.namespace}:" if entry.namespace else ""))
         elif isinstance(entry, URLPattern):
             names.append(namespace + (entry.name or str(entry.pattern).rstrip("/")))
@@ -200,6 +200,76 @@ def test_every_route_for_every_role(world):
                     wrong.append(f"{verb.upper()} {url} as {role}: {got} ({response.status_code}), expected {wanted[role]}")
     assert not wrong, "\n".join(wrong)
     assert len(seen) == 5 * (len(MATRIX) + len(PAGES))
+
+
+def admin_pages() -> list[tuple[str, str]]:
+    """Every page Django's admin serves for the models registered here, as (kind, URL): the index,
+    each app's list, and each model's list and add form and its first object's change, history and
+    delete pages (the world fixture makes one of every object)."""
+    from django.contrib import admin
+    from django.urls import reverse
+
+    pages = [("index", reverse("admin:index"))]
+    for label in sorted({model._meta.app_label for model in admin.site._registry}):
+        pages.append(("app", reverse("admin:app_list", args=[label])))
+    for model in admin.site._registry:
+        route = f"admin:{model._meta.app_label}_{model._meta.model_name}"
+        pages += [("model", reverse(f"{route}_changelist")), ("model", reverse(f"{route}_add"))]
+        first = model._default_manager.order_by("pk").first()
+        if first is not None:
+            pages += [("model", reverse(f"{route}_{page}", args=[first.pk])) for page in ("change", "history", "delete")]
+    return pages
+
+
+# Django's admin, by kind of page: whoever is not staff is sent to sign in (the site's page or the
+# admin's own); staff without model permissions see the index and nothing else (an app they may not
+# see is a 404, a model page a 403); a superuser (the account `up` creates) sees every page.
+NOT_STAFF = {"anon": "login", "user": "login", "reviewer": "login", "trainer": "login"}
+ADMIN_PAGES = {
+    "index": {**NOT_STAFF, "admin": "ok", "superuser": "ok"},
+    "app": {**NOT_STAFF, "admin": "hidden", "superuser": "ok"},
+    "model": {**NOT_STAFF, "admin": "denied", "superuser": "ok"},
+}
+
+
+def test_every_admin_page_for_every_role(world):
+    from django.contrib import admin
+
+    users = {**people(), "superuser": User.objects.create_superuser("the-superuser", password="x")}
+    pages = admin_pages()
+    assert len(admin.site._registry) >= 15 and sum(kind == "model" for kind, _ in pages) >= 4 * len(admin.site._registry)
+    wrong = []
+    for kind, url in pages:
+        for role, user in users.items():
+            browser = Client()
+            if user is not None:
+                browser.force_login(user)
+            response = browser.get(url)
+            assert response.status_code != 500, f"GET {url} as {role}: a server error"
+            got = ("login" if response.status_code == 302 and response["Location"].startswith("/admin/login/")
+                   else outcome(response))
+            if got != ADMIN_PAGES[kind][role]:
+                wrong.append(f"GET {url} as {role}: {got} ({response.status_code}), expected {ADMIN_PAGES[kind][role]}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_what_users_write_is_escaped_in_the_admin(world):
+    """The admin shows conversations and puzzles verbatim: markup a user or the model wrote is text there."""
+    from django.urls import reverse
+
+    from webapp.chat.models import Message
+
+    hostile = '<script>alert("x")</script><img src=x onerror=alert(1)>'
+    message = Message.objects.get(pk=world["message"])
+    message.content = hostile
+    message.save(update_fields=["content"])
+    browser = Client()
+    browser.force_login(User.objects.create_superuser("the-superuser", password="x"))
+    for name, args in (("admin:chat_message_changelist", []), ("admin:chat_message_change", [message.pk]),
+                       ("admin:chat_conversation_change", [world["conversation"]])):
+        body = browser.get(reverse(name, args=args)).content.decode()
+        assert "<script>alert" not in body and "<img src=x" not in body, name
+    assert "&lt;script&gt;alert" in body
 
 
 def test_the_owner_reaches_their_own_conversation(world):

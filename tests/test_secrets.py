@@ -14,6 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from django.conf import settings as django_settings
+from django.db import connections
 from django.test import Client
 from django.urls import reverse
 
@@ -22,6 +23,7 @@ from tests.test_permission_matrix import MATRIX, PAGES, world  # noqa: F401 - th
 TEACHER_KEY = "sk-sweep-5b1e0c"
 URL_PASSWORD = "pw-in-url-77c1"
 ADMIN_PASSWORD = "admin-pw-9d2f4e"
+DATABASE_PASSWORD = "db-pw-3a8c51"
 
 
 class EchoingTeacher(BaseHTTPRequestHandler):
@@ -73,10 +75,14 @@ def test_no_page_export_or_log_line_shows_a_secret(world, settings, teacher_url,
 
     settings.AUTODIDACT_TEACHER_URL, settings.AUTODIDACT_TEACHER_MODEL = teacher_url, "teacher-x"
     settings.AUTODIDACT_TEACHER_KEY = TEACHER_KEY
+    if not django_settings.DATABASES["default"].get("PASSWORD"):
+        # A URL without one (trust auth, as in CI): give the settings one, which trust auth ignores,
+        # so the sweep below always has a database password to look for.
+        monkeypatch.setitem(django_settings.DATABASES["default"], "PASSWORD", DATABASE_PASSWORD)
+        monkeypatch.setitem(connections["default"].settings_dict, "PASSWORD", DATABASE_PASSWORD)
     secrets = {"teacher key": TEACHER_KEY, "password in the teacher URL": URL_PASSWORD,
-               "admin password": ADMIN_PASSWORD, "SECRET_KEY": django_settings.SECRET_KEY}
-    if django_settings.DATABASES["default"].get("PASSWORD"):
-        secrets["database password"] = django_settings.DATABASES["default"]["PASSWORD"]
+               "admin password": ADMIN_PASSWORD, "SECRET_KEY": django_settings.SECRET_KEY,
+               "database password": django_settings.DATABASES["default"]["PASSWORD"]}
 
     root = logging.getLogger()
     handler, level = Everything(), root.level

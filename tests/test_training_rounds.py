@@ -175,6 +175,19 @@ def test_only_trainers_start_rounds_and_bad_settings_are_refused():
     assert not TrainingRun.objects.exists()
 
 
+@pytest.mark.django_db
+def test_a_round_whose_settings_are_no_longer_accepted_is_refused_at_resume():
+    """A round recorded before int8 evaluation was refused: resuming it says why, and takes no lock."""
+    run = rounds.start_round(None, TINY_ROUND, enqueue=False)
+    TrainingRun.objects.filter(pk=run.pk).update(status=TrainingRun.Status.FAILED, lock_slot=None,
+                                                 config={**run.config, "eval_quantize": "int8"})
+    with pytest.raises(rounds.RoundRefused, match="cannot be resumed: its settings are no longer accepted.*full precision"):
+        rounds.resume_round(None, run, enqueue=False)
+    run.refresh_from_db()
+    assert run.status == TrainingRun.Status.FAILED and run.lock_slot is None
+    assert rounds.start_round(None, TINY_ROUND, enqueue=False).status == TrainingRun.Status.QUEUED  # no lock was kept
+
+
 def _p3(pass_at_k, dataset="p3-test-228", samples=10):
     return {"dataset": dataset, "pass_at_k": pass_at_k, "config": {"samples": samples, "temperature": 0.8}}
 

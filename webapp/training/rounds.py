@@ -306,6 +306,11 @@ def resume_round(user, run: TrainingRun, enqueue: bool = True) -> TrainingRun:
     run.refresh_from_db()
     if run.status not in (TrainingRun.Status.FAILED, TrainingRun.Status.CANCELLED):
         raise RoundRefused(f"round {run.pk} is {run.status}; only failed or cancelled rounds can be resumed")
+    try:  # settings a later release refuses (e.g. int8 evaluation) stop here, not in the worker
+        RoundConfig.from_dict(run.config)
+    except ConfigError as exc:
+        raise RoundRefused(f"round {run.pk} cannot be resumed: its settings are no longer accepted ({exc}). "
+                           "Start a new round; its checkpoints stay where they are.") from None
     _claim_lock(run)
     if not TrainingRun.reopen(run.pk):
         raise RoundRefused(f"round {run.pk} changed meanwhile; reload the page")
