@@ -1,7 +1,9 @@
-"""An RL training round on real parts: a Celery model worker (tiny random model) runs GRPO whose
-reward is computed by a verify worker in the sandbox, one batch per step; the worker is SIGKILLed
-after a sealed checkpoint, the round is reaped and resumes from it, and the gate decides. The run
-page charts the reward, its parts and the KL."""
+"""An RL training round on real parts: a Celery model worker serving the packaged model (SmolLM2,
+LoRA, sampled by llama.cpp from the policy's GGUF copy) runs GRPO whose reward is computed by a
+verify worker in the sandbox, one batch per step; the worker is SIGKILLed after a sealed
+checkpoint, the round is reaped and resumes from it, and the gate decides on the packaged model's
+evaluations. The run page charts the reward, its parts and the KL. Early stopping runs on a tiny
+random model: it is about the rule, not the model."""
 import signal
 import time
 from pathlib import Path
@@ -9,10 +11,12 @@ from pathlib import Path
 import pytest
 from django.test import Client
 
+from engine.lm import llama_cpp_backend
 from tests import test_training_rounds as sft_rounds
 from tests.support import start_worker, stop_worker, user_with_roles
 from tests.test_training_rounds import TINY_ROUND, finished, purge_stale_messages, round_state, trained_past, wait_for
 from webapp.refusals import Invalid
+from webapp.serving import versions
 from webapp.training import rounds
 from webapp.training.models import TrainingRun
 
@@ -24,12 +28,23 @@ RL_ROUND = {**TINY_ROUND, "method": "rl", "rl_tasks": 4, "grounding": {"discrimi
                    "validate_every": 0}}  # early stopping in a round: its own test below
 
 
-@pytest.mark.timeout(900)  # three worker starts, a kill, a reap and a resumed round: slow on a busy CPU
+@pytest.fixture
+def packaged_env(worker_env, settings):
+    """The workers and this process serve the packaged default (AUTODIDACT_MODEL empty), and chat
+    follows it: the round's v0 is the packaged model."""
+    settings.AUTODIDACT_MODEL = ""
+    versions.forget_active()
+    return {**worker_env, "AUTODIDACT_MODEL": "", "AUTODIDACT_CHAT_MODEL": ""}
+
+
+@pytest.mark.timeout(1200)  # three worker starts, a kill, a reap, a resumed round, two gate evaluations
 @pytest.mark.django_db(transaction=True)
-def test_an_rl_round_rewarded_in_the_sandbox_survives_a_kill_and_the_gate_decides(worker_env, monkeypatch):
+def test_an_rl_round_on_the_packaged_model_survives_a_kill_and_the_gate_decides(packaged_env, monkeypatch):
+    if not llama_cpp_backend.available():
+        pytest.fail("llama-cpp-python is not installed: `make install` builds it (see requirements-llama.txt)")
     purge_stale_messages()
-    verifier, _ = start_worker("verify-rl", "verify", "solo", worker_env)
-    gpu, output = start_worker("gpu-rl", "gpu", "solo", worker_env)
+    verifier, _ = start_worker("verify-rl", "verify", "solo", packaged_env)
+    gpu, output = start_worker("gpu-rl", "gpu", "solo", packaged_env)
     run = rounds.start_round(None, RL_ROUND)
     try:
         try:  # past the first sealed checkpoint (step 2)
@@ -46,15 +61,18 @@ def test_an_rl_round_rewarded_in_the_sandbox_survives_a_kill_and_the_gate_decide
         assert rounds.reap_stalled() == 1
         monkeypatch.setattr(TrainingRun, "STALLED_AFTER_S", 90.0)
         rounds.resume_round(None, TrainingRun.objects.get(pk=run.pk))
-        gpu, output = start_worker("gpu-rl-resume", "gpu", "solo", worker_env)
+        gpu, output = start_worker("gpu-rl-resume", "gpu", "solo", packaged_env)
         run = wait_for(lambda: finished(run.pk), 400, "the resumed round", lambda: round_state(run.pk, output))
     finally:
         stop_worker(gpu)
         stop_worker(verifier)
     assert run.status == "succeeded", run.error
     assert run.training["steps"] == 6 and "checkpoint-" in run.training["resumed_from"]
+    assert run.training["sampler"] == "llama.cpp" and run.training["completion_tokens"] > 0
+    assert "SmolLM2-135M-Instruct" in run.base_version.name
+    assert run.eval_before["backend"] == run.eval_after["backend"] == "llama.cpp"
     assert run.decision and run.produced_version is not None  # promoted or rejected by the same gate as SFT
-    published = Path(worker_env["AUTODIDACT_DATA_DIR"]) / "models" / run.produced_version.checkpoint.removeprefix("store:")
+    published = Path(packaged_env["AUTODIDACT_DATA_DIR"]) / "models" / run.produced_version.checkpoint.removeprefix("store:")
     assert (published / "discriminator.pt").is_file()  # versioned with the model
     client = Client()
     client.force_login(user_with_roles("tom", "trainer"))
