@@ -14,6 +14,7 @@ import uuid
 from pathlib import Path
 
 import psutil
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUT_DIR = Path(os.environ.get("TEST_OUTPUT_DIR", ROOT / "test-output"))
@@ -255,3 +256,11 @@ def signed_in_client(user):
     client = Client()
     client.force_login(user)
     return client
+
+
+def require_llama_cpp() -> None:
+    """Fail (not skip) where llama.cpp is missing: `make install` builds it, so its absence is a broken install."""
+    from engine.lm import llama_cpp_backend
+
+    if not llama_cpp_backend.available():
+        pytest.fail("llama-cpp-python is not installed: `make install` builds it (see requirements-llama.txt)")

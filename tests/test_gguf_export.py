@@ -22,14 +22,14 @@ from engine.lm.model_source import resolve_model_source
 from engine.lm.prompt_tokens import encode_prompt
 from engine.lm.tiny import build_tiny_model
 from engine.training.sft import load_for_training
+from tests.support import require_llama_cpp
 
 pytestmark = pytest.mark.timeout(600)  # each check loads the model in both backends: minutes on a busy CPU
 
 
 @pytest.fixture(scope="module")
 def f16_copy(tmp_path_factory):
-    if not llama_cpp_backend.available():
-        pytest.fail("llama-cpp-python is not installed: `make install` builds it (see requirements-llama.txt)")
+    require_llama_cpp()
     return full_precision_copy("", tmp_path_factory.mktemp("copies"))
 
 

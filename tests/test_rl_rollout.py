@@ -15,6 +15,7 @@ from engine.training.rl import RLConfig, train_rl
 from engine.training.rl_rollout import POLICY_FILE, choose_sampler, policy_weights, rollout_like
 from engine.training.sft import load_for_training
 from engine.training.tasks import CodeTask
+from tests.support import require_llama_cpp
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -53,8 +54,7 @@ def test_the_written_policy_is_the_merged_lora_model(tmp_path):
 
 
 def test_llama_cpp_serves_the_policy_not_its_base(tmp_path):
-    if not llama_cpp_backend.available():
-        pytest.fail("llama-cpp-python is not installed: `make install` builds it (see requirements-llama.txt)")
+    require_llama_cpp()
     like = rollout_like("")
     model, tokenizer = load_for_training("", "cpu")
     policy = lora_policy(model)
@@ -84,8 +84,7 @@ def test_the_llama_cpp_sampler_needs_a_gguf_policy(tmp_path):
 
 
 def test_a_round_on_the_packaged_model_samples_with_llama_cpp(tmp_path):
-    if not llama_cpp_backend.available():
-        pytest.fail("llama-cpp-python is not installed: `make install` builds it (see requirements-llama.txt)")
+    require_llama_cpp()
     tasks = [CodeTask("601", "Write a function to add two numbers.", ["assert add(1, 2) == 3"],
                       reference="def add(a, b):\n    return a + b"),
              CodeTask("602", "Write a function to double a number.", ["assert double(2) == 4"],

@@ -11,9 +11,8 @@ from pathlib import Path
 import pytest
 from django.test import Client
 
-from engine.lm import llama_cpp_backend
 from tests import test_training_rounds as sft_rounds
-from tests.support import start_worker, stop_worker, user_with_roles
+from tests.support import require_llama_cpp, start_worker, stop_worker, user_with_roles
 from tests.test_training_rounds import TINY_ROUND, finished, purge_stale_messages, round_state, trained_past, wait_for
 from webapp.refusals import Invalid
 from webapp.serving import versions
@@ -40,8 +39,7 @@ def packaged_env(worker_env, settings):
 @pytest.mark.timeout(1200)  # three worker starts, a kill, a reap, a resumed round, two gate evaluations
 @pytest.mark.django_db(transaction=True)
 def test_an_rl_round_on_the_packaged_model_survives_a_kill_and_the_gate_decides(packaged_env, monkeypatch):
-    if not llama_cpp_backend.available():
-        pytest.fail("llama-cpp-python is not installed: `make install` builds it (see requirements-llama.txt)")
+    require_llama_cpp()
     purge_stale_messages()
     verifier, _ = start_worker("verify-rl", "verify", "solo", packaged_env)
     gpu, output = start_worker("gpu-rl", "gpu", "solo", packaged_env)

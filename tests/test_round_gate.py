@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from engine.evaluate.promotion import decide
-from engine.lm import llama_cpp_backend
 from engine.lm.gguf_export import export_checked
 from engine.lm.model_source import resolve_model_source
 from engine.training.sft import load_for_training
+from tests.support import require_llama_cpp
 from webapp.training.rounds import RoundConfig, evaluate_version
 
 # The first six MBPP validation tasks: greedy SmolLM2 (f16, instruct prompt) solves 514 and 516.
@@ -19,8 +19,7 @@ CONFIG = RoundConfig(p3_eval={"samples": 1, "subset": 1, "max_tokens": 8, "tempe
 
 @pytest.mark.timeout(900)
 def test_a_damaged_checkpoint_is_rejected_on_the_code_check(tmp_path, settings):
-    if not llama_cpp_backend.available():
-        pytest.fail("llama-cpp-python is not installed: `make install` builds it")
+    require_llama_cpp()
     settings.DATA_DIR = tmp_path / "data"
     base = evaluate_version("", CONFIG)
     assert base["backend"] == "llama.cpp" and base["quantization"] == "f16"  # never the Q4_1 file
