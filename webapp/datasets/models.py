@@ -34,6 +34,8 @@ class TrainingExampleQuerySet(models.QuerySet):
 class TrainingExample(models.Model):
     class Provenance(models.TextChoices):
         HUMAN_FEEDBACK_REPAIR = "human-feedback repair"
+        # the model's own chat-form answer to an MBPP train task, passing its asserts (engine.datasets.own_replies)
+        OWN_REPLY = "own verified reply"
 
     provenance = models.CharField(max_length=40, choices=Provenance.choices)
     # Chat format: the messages the model was given, and the reply the sandbox verified.

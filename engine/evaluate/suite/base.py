@@ -44,7 +44,7 @@ class Benchmark:
 
     name: ClassVar[str]  # the registry key, e.g. "humaneval"
     title: ClassVar[str]  # what pages show, e.g. "HumanEval"
-    split: ClassVar[str] = "test"  # "test" (reported only) or "validation" (what gates select on)
+    split: ClassVar[str] = "test"  # "test" (reported only), "validation" (what gates select on) or "train"
     prompts: ClassVar[tuple[str, ...]] = ("default",)  # the first is the default
     defaults: ClassVar[Defaults] = Defaults()
     parts: ClassVar[tuple[str, ...]] = ()  # named checks reported separately besides the whole (e.g. "base")

@@ -3,6 +3,8 @@ benchmarks, each result naming its prompt:
 
 - `mbpp`: the 500 test tasks (ids 11-510) of `mbpp.jsonl`; `mbpp-validation`: its 90 validation
   tasks (511-600), what gates may select on;
+- `mbpp-train`: the train tasks a round may learn from (601-974 less those MBPP+ holds), never
+  reported: a model's own passing answers to them become rehearsal data (`engine.datasets.own_replies`);
 - `mbpp-sanitized`: the hand-verified subset's test tasks (`sanitized-mbpp.json`, ids in 11-510
   as the official split: 257), whose text field is `prompt` and whose asserts may need
   `test_imports`.
@@ -21,6 +23,7 @@ import json
 from pathlib import Path
 
 from engine.codechat.checks import called_names
+from engine.datasets.held_out import trainable_mbpp
 from engine.datasets.mbpp import load_mbpp, split_of
 from engine.evaluate.suite.base import Benchmark, Defaults, Task
 from engine.lm.code_extraction import extract_code, sanitize
@@ -131,6 +134,16 @@ class MbppValidation(Mbpp):
     name = "mbpp-validation"
     title = "MBPP (validation)"
     split = "validation"
+
+
+class MbppTrain(Mbpp):
+    name = "mbpp-train"
+    title = "MBPP (train)"
+    split = "train"
+
+    def load(self) -> list[Task]:
+        trainable = {task.task_id for task in trainable_mbpp(self.data_dir)}
+        return [task for task in self.all_tasks() if int(task.task_id) in trainable]
 
 
 class SanitizedMbpp(Mbpp):

@@ -13,6 +13,7 @@ BENCHMARKS = {
     "humaneval-plus": "engine.evaluate.suite.evalplus:HumanEvalPlus",
     "mbpp": "engine.evaluate.suite.mbpp:Mbpp",
     "mbpp-validation": "engine.evaluate.suite.mbpp:MbppValidation",
+    "mbpp-train": "engine.evaluate.suite.mbpp:MbppTrain",
     "mbpp-sanitized": "engine.evaluate.suite.mbpp:SanitizedMbpp",
     "mbpp-plus": "engine.evaluate.suite.evalplus:MbppPlus",
     "mbpp-execution": "engine.evaluate.suite.execution:ExecutionPrediction",
