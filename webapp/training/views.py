@@ -38,7 +38,8 @@ from webapp.training.training_data import DATA, SOURCES
 
 RUNS_SHOWN = 50
 VERSIONS_SHOWN = 100
-SOURCE_LABELS = {"selfplay": "Self-play puzzle pairs (verified)", "chat": "Chat repairs that passed their tests",
+SOURCE_LABELS = {"selfplay": "Self-play puzzle pairs (verified)",
+                 "chat": "The ledger: chat repairs and own answers that passed their tests",
                  "mbpp": "MBPP train tasks (rehearsed, so code answers are not forgotten)",
                  "mbpp-chat": "The same MBPP train tasks in the chat form (so chat answers keep their code block)"}
 STAGE_LABELS = dict(TrainingRun.STAGES)
